@@ -1,0 +1,70 @@
+"""The ``cw_grpo`` options as a verl ``PolicyLossConfig`` subclass, validated where verl builds the config.
+
+verl instantiates ``actor_rollout_ref.actor.policy_loss`` through its ``_target_`` in the driver
+(``validate_config``) and in every worker, so a bad value fails at start-up with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from verl.workers.config import PolicyLossConfig
+
+from cwgrpo_verl.core import LOGP_CENTERS, NORMALIZERS
+
+KEY = "actor_rollout_ref.actor.policy_loss"
+SCOPES = ("micro_batch", "group", "batch")
+# Set by the recipe entry point (and forwarded to every Ray process): the recipe trainer computes
+# group/batch-scope weights before the update. Plain main_ppo does not, so those scopes are refused there.
+RECIPE_ENV = "CWGRPO_RECIPE_TRAINER"
+
+
+@dataclass
+class CWGRPOPolicyLossConfig(PolicyLossConfig):
+    """verl's policy-loss config plus the CW-GRPO options (defaults = the authors' released code).
+
+    Args:
+        cw_logp_center: "sequence" (per-response mean log-prob) or "batch" (mean over all valid tokens).
+        cw_normalizer: "padded" (N = rows x longest response) or "valid_tokens" (mean weight 1 over tokens).
+        cw_detach_weights: False lets the gradient flow through the weights (authors' code).
+        cw_bandwidth_scale: Gaussian bandwidth = this x std of the covariances (1.0: hyperparameter-free).
+        cw_scope: "micro_batch" (weights in the loss), "group" or "batch" (weights in the recipe trainer).
+    """
+
+    cw_logp_center: str = "sequence"
+    cw_normalizer: str = "padded"
+    cw_detach_weights: bool = False
+    cw_bandwidth_scale: float = 1.0
+    cw_scope: str = "micro_batch"
+
+    def __post_init__(self):
+        _check_choice("cw_logp_center", self.cw_logp_center, LOGP_CENTERS)
+        _check_choice("cw_normalizer", self.cw_normalizer, NORMALIZERS)
+        _check_choice("cw_scope", self.cw_scope, SCOPES)
+        if not isinstance(self.cw_detach_weights, bool):
+            raise ValueError(f"{KEY}.cw_detach_weights must be true or false, got {self.cw_detach_weights!r}")
+        scale = self.cw_bandwidth_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 or scale == float("inf"):
+            raise ValueError(f"{KEY}.cw_bandwidth_scale must be a finite float > 0, got {scale!r}")
+        if self.cw_scope != "micro_batch" and os.environ.get(RECIPE_ENV) != "1":
+            raise ValueError(
+                f"{KEY}.cw_scope={self.cw_scope} computes the weights before the update, which only the CW-GRPO "
+                "recipe trainer does: run `python -m recipe.cwgrpo.main_cwgrpo ...` instead of "
+                "`verl.trainer.main_ppo`, or use cw_scope=micro_batch."
+            )
+
+
+def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{KEY}.{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def cw_options(policy_loss_config) -> CWGRPOPolicyLossConfig:
+    """The CW options of an actor's ``policy_loss``; a plain ``PolicyLossConfig`` gets the defaults."""
+    if isinstance(policy_loss_config, CWGRPOPolicyLossConfig):
+        return policy_loss_config
+    return _DEFAULTS
+
+
+_DEFAULTS = CWGRPOPolicyLossConfig(loss_mode="cw_grpo")

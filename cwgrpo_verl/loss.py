@@ -1,0 +1,97 @@
+"""verl policy loss ``cw_grpo``: PPO clip with covariance-weighted advantages (thin adapter over ``core``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+import torch
+from verl.trainer.ppo.core_algos import agg_loss, register_policy_loss
+
+from cwgrpo_verl.config import cw_options
+from cwgrpo_verl.core import cw_weights, ppo_clip_token_losses
+from cwgrpo_verl.metrics import to_host, weight_stats
+from cwgrpo_verl.scope import SCOPE_CODES
+
+LOSS_NAME = "cw_grpo"
+METRIC_PREFIX = "actor/cw/"
+logger = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message)
+
+
+@register_policy_loss(LOSS_NAME)
+def compute_policy_loss_cw_grpo(
+    old_log_prob: torch.Tensor,
+    log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    response_mask: torch.Tensor,
+    loss_agg_mode: str = "token-mean",
+    config: Optional[Any] = None,
+    rollout_is_weights: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """verl's ``vanilla`` PPO objective with A replaced by w~ * A (``cw_scope=micro_batch``).
+
+    In ``group``/``batch`` scope the recipe trainer has already multiplied the weights into the advantages,
+    so this is the plain clipped objective: weighting here again would apply them twice.
+    """
+    assert config is not None, "cw_grpo needs the actor config"
+    opts = cw_options(config.policy_loss)
+    clip_low = config.clip_ratio_low if config.clip_ratio_low is not None else config.clip_ratio
+    clip_high = config.clip_ratio_high if config.clip_ratio_high is not None else config.clip_ratio
+    clip_c = config.get("clip_ratio_c", 3.0)
+
+    stats: dict[str, torch.Tensor] = {}
+    if opts.cw_scope == "micro_batch":
+        cw = cw_weights(
+            log_prob,
+            advantages,
+            response_mask,
+            logp_center=opts.cw_logp_center,
+            normalizer=opts.cw_normalizer,
+            bandwidth_scale=opts.cw_bandwidth_scale,
+            detach=opts.cw_detach_weights,
+        )
+        advantages = cw.weights.to(advantages.dtype) * advantages
+        stats.update({f"cw/{k}": v for k, v in weight_stats(cw.weights, cw.cov, response_mask).items()})
+
+    loss_mat, pg_stats = ppo_clip_token_losses(
+        old_log_prob, log_prob, advantages, response_mask, clip_low, clip_high, clip_c
+    )
+    if rollout_is_weights is not None:
+        loss_mat = loss_mat * rollout_is_weights
+    pg_loss = agg_loss(
+        loss_mat=loss_mat, loss_mask=response_mask, loss_agg_mode=loss_agg_mode, **config.global_batch_info
+    )
+
+    stats.update(pg_stats)
+    metrics = to_host(stats, prefix="actor/")  # the one device-to-host transfer of this call
+    metrics[f"{METRIC_PREFIX}scope"] = float(SCOPE_CODES[opts.cw_scope])
+    if opts.cw_scope == "micro_batch":
+        _check_statistics_scope(metrics, config)
+    return pg_loss, metrics
+
+
+def _check_statistics_scope(metrics: dict[str, float], config) -> None:
+    """Warn once when micro-batch statistics cannot mean what the paper means."""
+    responses = metrics[f"{METRIC_PREFIX}num_responses"]
+    group_size = config.get("rollout_n", None)
+    if responses < 2:
+        _warn_once(
+            "single",
+            "cw_grpo: a micro-batch held a single response, so its centred advantage is 0 and every weight is 1 "
+            "(CW-GRPO silently equals GRPO). Raise actor.ppo_micro_batch_size_per_gpu to at least rollout.n, "
+            "or use the recipe with policy_loss.cw_scope=group.",
+        )
+    elif isinstance(group_size, int) and responses < group_size:
+        _warn_once(
+            "small",
+            f"cw_grpo: a micro-batch held {int(responses)} responses, fewer than one group (rollout.n={group_size}); "
+            "the covariance statistics cover less than a group. Use ppo_micro_batch_size_per_gpu >= rollout.n "
+            "(ideally a multiple of it) or the recipe with policy_loss.cw_scope=group.",
+        )

@@ -1,0 +1,97 @@
+"""Weight and covariance statistics for logging, computed on device and moved to the host in one transfer.
+
+The covariance tail follows Table 1 of the paper: ``cov_pos_top{q}`` is the mean of the largest q-fraction
+of the token covariances, ``cov_neg_top{q}`` the mean of the smallest (most negative) q-fraction, for
+q in 0.01%, 1%, 20%, 40%, 100% (at 100% both are the plain mean).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+TAIL_FRACTIONS = {"0.01pct": 1e-4, "1pct": 1e-2, "20pct": 0.2, "40pct": 0.4, "100pct": 1.0}
+
+WEIGHT_KEYS = (
+    "weight_mean",
+    "weight_std",
+    "weight_min",
+    "weight_max",
+    "weight_frac_lt_0.5",
+    "weight_frac_gt_2",
+    "weight_ess_frac",
+    "cov_mean",
+    "cov_std",
+    *(f"cov_pos_top_{k}" for k in TAIL_FRACTIONS),
+    *(f"cov_neg_top_{k}" for k in TAIL_FRACTIONS),
+    "num_tokens",
+    "num_responses",
+)
+
+# What an empty input reports: weights of 1 and no covariance.
+_EMPTY = {"weight_mean": 1.0, "weight_min": 1.0, "weight_max": 1.0, "weight_ess_frac": 1.0}
+
+
+@torch.no_grad()
+def weight_stats(weights: torch.Tensor, cov: torch.Tensor, response_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """0-d device tensors for every key of ``WEIGHT_KEYS`` (no host sync)."""
+    if response_mask.numel() == 0:
+        zero = weights.new_zeros((), dtype=torch.float32)
+        return {k: zero for k in WEIGHT_KEYS}
+    mask = response_mask.bool()
+    maskf = mask.float()
+    w = weights.detach().float()
+    c = cov.detach().float()
+    n = maskf.sum()
+    n_safe = n.clamp_min(1.0)
+    w_sum = (w * maskf).sum()
+    w_sq = (w.square() * maskf).sum()
+    w_mean = w_sum / n_safe
+    c_mean = (c * maskf).sum() / n_safe
+    stats = {
+        "weight_mean": w_mean,
+        "weight_std": (((w - w_mean).square() * maskf).sum() / n_safe).sqrt(),
+        "weight_min": torch.where(mask, w, math.inf).amin(),
+        "weight_max": torch.where(mask, w, -math.inf).amax(),
+        "weight_frac_lt_0.5": ((w < 0.5).float() * maskf).sum() / n_safe,
+        "weight_frac_gt_2": ((w > 2.0).float() * maskf).sum() / n_safe,
+        "weight_ess_frac": w_sum.square() / w_sq.clamp_min(1e-30) / n_safe,
+        "cov_mean": c_mean,
+        "cov_std": (((c - c_mean).square() * maskf).sum() / n_safe).sqrt(),
+    }
+    stats.update(_cov_tail(c, mask, n))
+    empty = n == 0  # no valid token: report weights of 1 and no covariance, never inf/NaN
+    stats = {k: torch.where(empty, _EMPTY.get(k, 0.0), v.float()) for k, v in stats.items()}
+    stats["num_tokens"] = n
+    stats["num_responses"] = (maskf.sum(-1) > 0).float().sum()
+    return stats
+
+
+def _cov_tail(cov: torch.Tensor, mask: torch.Tensor, n: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Top/bottom q-fraction means from one sort and a prefix sum, indexed on device (no nonzero/boolean index)."""
+    flat = torch.where(mask, cov, math.inf).flatten()
+    ascending = flat.sort().values.double()  # valid values first, +inf padding last
+    prefix = torch.cat([ascending.new_zeros(1), ascending.cumsum(0)])  # prefix[k] = sum of the k smallest
+    n_long = n.long()
+    total = prefix.gather(0, n_long.reshape(1)).squeeze(0)
+    out = {}
+    for name, q in TAIL_FRACTIONS.items():
+        k = torch.ceil(n * q).long().clamp(min=1)
+        k = torch.minimum(k, n_long.clamp(min=1))
+        lower = prefix.gather(0, k.reshape(1)).squeeze(0)
+        rest = prefix.gather(0, (n_long - k).clamp(min=0).reshape(1)).squeeze(0)
+        kf = k.double()
+        empty = n_long == 0
+        out[f"cov_pos_top_{name}"] = torch.where(empty, 0.0, (total - rest) / kf)
+        out[f"cov_neg_top_{name}"] = torch.where(empty, 0.0, lower / kf)
+    return out
+
+
+def to_host(stats: dict[str, torch.Tensor], prefix: str = "") -> dict[str, float]:
+    """Move all statistics to Python floats with a single device-to-host copy."""
+    if not stats:
+        return {}
+    keys = list(stats)
+    values = torch.stack([stats[k].detach().float().reshape(()) for k in keys]).cpu().tolist()
+    return {f"{prefix}{k}": v for k, v in zip(keys, values)}

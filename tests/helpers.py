@@ -1,0 +1,48 @@
+"""Shared builders for the CPU tests: verl actor configs and random padded micro-batches."""
+
+import itertools
+import os
+from pathlib import Path
+
+import torch
+from verl.workers.config import ActorConfig, PolicyLossConfig
+
+from cwgrpo_verl.config import CWGRPOPolicyLossConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CWGRPO_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+OPTION_GRID = [
+    dict(cw_logp_center=c, cw_normalizer=n, cw_detach_weights=d)
+    for c, n, d in itertools.product(("sequence", "batch"), ("padded", "valid_tokens"), (False, True))
+]
+AGG_MODES = ["token-mean", "token-sum", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
+
+
+def actor_config(loss_mode="cw_grpo", loss_agg_mode="token-mean", rollout_n=4, **policy_loss):
+    """An actor config as verl's own CPU loss tests build it."""
+    cls = CWGRPOPolicyLossConfig if loss_mode == "cw_grpo" or policy_loss else PolicyLossConfig
+    return ActorConfig(
+        strategy="fsdp",
+        rollout_n=rollout_n,
+        ppo_micro_batch_size_per_gpu=1,
+        loss_agg_mode=loss_agg_mode,
+        policy_loss=cls(loss_mode=loss_mode, **policy_loss),
+    )
+
+
+def random_batch(seed, batch=6, length=9, dtype=torch.float64, group_size=None, off_policy=True):
+    """Padded micro-batch with ragged responses, GRPO-like advantages and (optionally) a ratio away from 1."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, length + 1, (batch,), generator=g)
+    mask = torch.arange(length).unsqueeze(0) < lengths.unsqueeze(1)
+    log_prob = -torch.rand(batch, length, generator=g, dtype=dtype) * 3.0
+    old = log_prob + (torch.randn(batch, length, generator=g, dtype=dtype) * 0.3 if off_policy else 0.0)
+    rewards = torch.randint(0, 2, (batch,), generator=g).to(dtype) + torch.rand(batch, generator=g, dtype=dtype) * 0.1
+    group_size = group_size or batch
+    adv_rows = torch.empty(batch, dtype=dtype)
+    for start in range(0, batch, group_size):
+        r = rewards[start : start + group_size]
+        adv_rows[start : start + group_size] = (r - r.mean()) / (r.std() + 1e-4) if len(r) > 1 else 0.0
+    advantages = adv_rows.unsqueeze(1) * mask
+    return old, log_prob, advantages, mask
