@@ -4,13 +4,18 @@ It is loaded in every process by verl's ``verl.plugins`` entry point (``import v
 raised while loading plugins, so entry points call :func:`check_registered` to fail loudly instead.
 """
 
-from cwgrpo_verl import advantage, loss  # noqa: F401  (registration side effects)
-from cwgrpo_verl.advantage import ESTIMATOR_NAME
-from cwgrpo_verl.config import CWGRPOPolicyLossConfig
-from cwgrpo_verl.loss import LOSS_NAME
-
+LOSS_NAME = "cw_grpo"
+ESTIMATOR_NAME = "cw_grpo"
 __version__ = "0.1.0"
-__all__ = ["CWGRPOPolicyLossConfig", "check_registered", "LOSS_NAME", "ESTIMATOR_NAME"]
+__all__ = ["check_registered", "LOSS_NAME", "ESTIMATOR_NAME"]
+
+try:
+    import verl  # noqa: F401
+except ModuleNotFoundError as error:  # torch-only machine: `cwgrpo_verl.core` still works, nothing registers
+    if error.name != "verl":
+        raise
+else:
+    from cwgrpo_verl import advantage, loss  # noqa: F401  (registration side effects)
 
 
 def check_registered() -> None:

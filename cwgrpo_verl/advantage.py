@@ -18,7 +18,8 @@ from verl.trainer.ppo.core_algos import (
     register_adv_est,
 )
 
-ESTIMATOR_NAME = "cw_grpo"
+from cwgrpo_verl import ESTIMATOR_NAME
+
 DEFAULT_EPSILON = 1e-4
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from verl.trainer.config import AlgoConfig
 from verl.workers.config import PolicyLossConfig
 
 from cwgrpo_verl.core import LOGP_CENTERS, NORMALIZERS
@@ -53,6 +54,18 @@ class CWGRPOPolicyLossConfig(PolicyLossConfig):
                 "recipe trainer does: run `python -m recipe.cwgrpo.main_cwgrpo ...` instead of "
                 "`verl.trainer.main_ppo`, or use cw_scope=micro_batch."
             )
+
+
+@dataclass
+class CWAlgoConfig(AlgoConfig):
+    """verl's ``algorithm`` config plus the ``cw_grpo`` estimator's epsilon (authors: 1e-4; verl's grpo: 1e-6)."""
+
+    cw_adv_epsilon: float = 1e-4
+
+    def __post_init__(self):
+        eps = self.cw_adv_epsilon
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):
+            raise ValueError(f"algorithm.cw_adv_epsilon must be a finite float >= 0, got {eps!r}")
 
 
 def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:

@@ -88,8 +88,7 @@ def cw_weights(
     mask = response_mask.bool()
     maskf = mask.to(dtype)
     logp = log_prob.detach() if detach else log_prob
-    logp = torch.where(mask, logp.to(dtype).clamp_min(LOGP_FLOOR), 0.0)
-    adv = torch.where(mask, advantages.detach().to(dtype), 0.0)
+    logp = torch.where(mask, logp.to(dtype), 0.0).clamp_min(LOGP_FLOOR)
 
     row_tokens = maskf.sum(-1)  # (B,)
     row_valid = (row_tokens > 0).to(dtype)
@@ -103,21 +102,22 @@ def cw_weights(
     else:
         mu_logp = _per_row(_segment_sum(row_logp_sum, segment_ids, num_segments) / seg_tokens_safe, segment_ids)
 
-    row_adv = adv.sum(-1) / row_tokens_safe
-    seg_rows = _segment_sum(row_valid, segment_ids, num_segments)
-    mu_adv = _per_row(_segment_sum(row_adv * row_valid, segment_ids, num_segments) / seg_rows.clamp_min(1.0), segment_ids)
+    with torch.no_grad():  # the advantage is data: no gradient, and these passes stay out of the backward
+        adv = torch.where(mask, advantages.to(dtype), 0.0)
+        row_adv = adv.sum(-1) / row_tokens_safe
+        seg_rows = _segment_sum(row_valid, segment_ids, num_segments).clamp_min(1.0)
+        mu_adv = _per_row(_segment_sum(row_adv * row_valid, segment_ids, num_segments) / seg_rows, segment_ids)
+        adv_centred = torch.where(mask, adv - mu_adv, 0.0)
 
-    cov = torch.where(mask, (logp - mu_logp) * (adv - mu_adv), 0.0)
-
+    cov = (logp - mu_logp) * adv_centred  # 0 on padding, where adv_centred is 0
+    cov_sq = cov.square()
     cov_mean = _segment_sum(cov.sum(-1), segment_ids, num_segments) / seg_tokens_safe
-    centred = torch.where(mask, cov - _per_row(cov_mean, segment_ids), 0.0)
-    var = _segment_sum(centred.square().sum(-1), segment_ids, num_segments) / seg_tokens_safe
+    var = _segment_sum(cov_sq.sum(-1), segment_ids, num_segments) / seg_tokens_safe - cov_mean.square()
     # clamp before sqrt: d sqrt(x)/dx is infinite at 0 (all-equal rewards) and would poison the gradient
     sigma = var.clamp_min(1e-30).sqrt()
     bandwidth = bandwidth_scale * (sigma + SIGMA_EPS)
 
-    kernel = torch.exp(-cov.square() / (2.0 * _per_row(bandwidth, segment_ids).square()))
-    kernel = torch.where(mask, kernel, 0.0)
+    kernel = torch.exp(cov_sq * _per_row(-0.5 / bandwidth.square(), segment_ids)) * maskf
 
     if normalizer == "padded":
         if segment_ids is None:

@@ -8,12 +8,12 @@ from typing import Any, Optional
 import torch
 from verl.trainer.ppo.core_algos import agg_loss, register_policy_loss
 
+from cwgrpo_verl import LOSS_NAME
 from cwgrpo_verl.config import cw_options
 from cwgrpo_verl.core import cw_weights, ppo_clip_token_losses
 from cwgrpo_verl.metrics import to_host, weight_stats
 from cwgrpo_verl.scope import SCOPE_CODES
 
-LOSS_NAME = "cw_grpo"
 METRIC_PREFIX = "actor/cw/"
 logger = logging.getLogger(__name__)
 _warned: set[str] = set()

@@ -46,3 +46,39 @@ def random_batch(seed, batch=6, length=9, dtype=torch.float64, group_size=None, 
         adv_rows[start : start + group_size] = (r - r.mean()) / (r.std() + 1e-4) if len(r) > 1 else 0.0
     advantages = adv_rows.unsqueeze(1) * mask
     return old, log_prob, advantages, mask
+
+
+BASE_OVERRIDES = [  # what every run sets anyway: a model path and batch sizes that divide
+    "actor_rollout_ref.model.path=/models/any",
+    "data.train_batch_size=12",
+    "actor_rollout_ref.rollout.n=12",
+    "actor_rollout_ref.actor.ppo_mini_batch_size=12",
+    "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=12",
+    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=12",
+    "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=12",
+    "trainer.n_gpus_per_node=1",
+    "actor_rollout_ref.rollout.name=vllm",
+    "algorithm.adv_estimator=grpo",
+]
+
+
+def compose(overrides, config_name="ppo_trainer", config_module="verl.trainer.config"):
+    """Compose a verl config exactly as a `python -m ... key=value` command line would."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module(config_module, version_base=None):
+        return hydra_compose(config_name, overrides=list(overrides))
+
+
+def validate(cfg):
+    """What the driver does before any GPU work: verl's validate_config plus the dataclasses workers build."""
+    from verl.trainer.config import AlgoConfig  # noqa: F401
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import omega_conf_to_dataclass, validate_config
+
+    validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    actor = omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
+    rollout = omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout)
+    algorithm = omega_conf_to_dataclass(cfg.algorithm)
+    return actor, rollout, algorithm

@@ -1,0 +1,64 @@
+"""cw_grpo reaches verl's registries through the `verl.plugins` entry point: in a fresh process and in a Ray worker."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+PROBE = (
+    "import verl\n"
+    "from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY\n"
+    "print('cw_grpo' in POLICY_LOSS_REGISTRY, 'cw_grpo' in ADV_ESTIMATOR_REGISTRY)\n"
+)
+
+
+def _fresh_python(env_extra):
+    env = {**os.environ, **env_extra}
+    env.pop("PYTHONPATH", None)  # the installed package only, not this checkout on sys.path
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, cwd="/", capture_output=True, text=True, timeout=300, check=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_plain_import_verl_registers_the_plugin():
+    assert _fresh_python({}) == "True True"
+
+
+def test_registration_comes_from_the_entry_point():
+    """With verl's plugin discovery off, nothing registers it: the entry point is what does."""
+    assert _fresh_python({"VERL_USE_EXTERNAL_PLUGINS": "none"}) == "False False"
+    assert _fresh_python({"VERL_USE_EXTERNAL_PLUGINS": "cwgrpo_verl"}) == "True True"
+
+
+@pytest.mark.slow
+def test_registered_inside_a_ray_worker():
+    ray = pytest.importorskip("ray")
+
+    @ray.remote(num_cpus=1)
+    def probe():
+        import os as _os
+
+        import verl  # noqa: F401  (the worker's own import, as verl's workers do)
+        from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY
+
+        return _os.getpid(), "cw_grpo" in POLICY_LOSS_REGISTRY, "cw_grpo" in ADV_ESTIMATOR_REGISTRY
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        pid, loss, estimator = ray.get(probe.remote(), timeout=240)
+    finally:
+        ray.shutdown()
+    assert pid != os.getpid()
+    assert loss and estimator
+
+
+def test_check_registered_is_loud_when_the_registry_lacks_the_loss(monkeypatch):
+    import cwgrpo_verl
+    from verl.trainer.ppo import core_algos
+
+    cwgrpo_verl.check_registered()
+    monkeypatch.delitem(core_algos.POLICY_LOSS_REGISTRY, "cw_grpo")
+    with pytest.raises(RuntimeError, match="policy loss 'cw_grpo'"):
+        cwgrpo_verl.check_registered()
