@@ -56,7 +56,7 @@ def scoped_weights(
             segment_ids=segment_ids,
             num_segments=num_segments,
         )
-        weighted = (cw.weights * advantages.float()).to(advantages.dtype)
+        weighted = (cw.weights * advantages).to(advantages.dtype)
         stats = weight_stats(cw.weights, cw.cov, response_mask)
     metrics = to_host(stats, prefix="cw/")
     groups = len(set(uids))
