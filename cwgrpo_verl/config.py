@@ -16,8 +16,8 @@ from cwgrpo_verl.core import LOGP_CENTERS, NORMALIZERS
 
 KEY = "actor_rollout_ref.actor.policy_loss"
 SCOPES = ("micro_batch", "group", "batch")
-# Set by the recipe entry point (and forwarded to every Ray process): the recipe trainer computes
-# group/batch-scope weights before the update. Plain main_ppo does not, so those scopes are refused there.
+# Set by the recipe entry point in its driver: the recipe trainer computes group/batch-scope weights before the
+# update. Plain main_ppo does not, so its driver (which validates the config before Ray starts) refuses them.
 RECIPE_ENV = "CWGRPO_RECIPE_TRAINER"
 
 
@@ -48,7 +48,7 @@ class CWGRPOPolicyLossConfig(PolicyLossConfig):
         scale = self.cw_bandwidth_scale
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 or scale == float("inf"):
             raise ValueError(f"{KEY}.cw_bandwidth_scale must be a finite float > 0, got {scale!r}")
-        if self.cw_scope != "micro_batch" and os.environ.get(RECIPE_ENV) != "1":
+        if self.cw_scope != "micro_batch" and os.environ.get(RECIPE_ENV) != "1" and not _inside_ray():
             raise ValueError(
                 f"{KEY}.cw_scope={self.cw_scope} computes the weights before the update, which only the CW-GRPO "
                 "recipe trainer does: run `python -m recipe.cwgrpo.main_cwgrpo ...` instead of "
@@ -66,6 +66,13 @@ class CWAlgoConfig(AlgoConfig):
         eps = self.cw_adv_epsilon
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):
             raise ValueError(f"algorithm.cw_adv_epsilon must be a finite float >= 0, got {eps!r}")
+
+
+def _inside_ray() -> bool:
+    """Ray workers rebuild the config after the driver checked it; only drivers (before ray.init) decide."""
+    import ray
+
+    return ray.is_initialized()
 
 
 def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:

@@ -43,6 +43,11 @@ def test_registered_inside_a_ray_worker():
         import verl  # noqa: F401  (the worker's own import, as verl's workers do)
         from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY
 
+        from cwgrpo_verl.config import RECIPE_ENV, CWGRPOPolicyLossConfig
+
+        # workers rebuild the config the recipe driver already checked: no refusal of trainer scopes here
+        assert _os.environ.get(RECIPE_ENV) is None
+        CWGRPOPolicyLossConfig(loss_mode="cw_grpo", cw_scope="group")
         return _os.getpid(), "cw_grpo" in POLICY_LOSS_REGISTRY, "cw_grpo" in ADV_ESTIMATOR_REGISTRY
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)

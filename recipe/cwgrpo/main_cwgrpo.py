@@ -12,7 +12,7 @@ import os
 
 import hydra
 import ray
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
 from verl.trainer.ppo.utils import need_critic, need_reference_policy
 from verl.utils.config import omega_conf_to_dataclass, validate_config
@@ -68,8 +68,6 @@ def prepare(config: DictConfig) -> DictConfig:
     check_recipe_config(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     omega_conf_to_dataclass(config.algorithm)  # CWAlgoConfig checks its keys (verl keeps algorithm a dict)
-    # every Ray process (workers included) needs the same switch
-    OmegaConf.update(config, f"ray_kwargs.ray_init.runtime_env.env_vars.{RECIPE_ENV}", "1", force_add=True)
     return config
 
 
