@@ -45,13 +45,14 @@ def vanilla_step(old, lp, adv, mask):
     return to_host(stats)
 
 
-def cw_step(old, lp, adv, mask, detach, sync_check=False):
+def cw_step(old, lp, adv, mask, detach, sync_check=False, metrics=True):
     if sync_check:
         torch.cuda.set_sync_debug_mode("error")
     try:
         cw = cw_weights(lp, adv, mask, detach=detach)
         loss_mat, stats = ppo_clip_token_losses(old, lp, cw.weights * adv, mask, 0.2, 0.28, 3.0)
-        stats.update(weight_stats(cw.weights, cw.cov, mask))
+        if metrics:
+            stats.update(weight_stats(cw.weights, cw.cov, mask))
         loss = token_mean(loss_mat, mask)
         loss.backward()
     finally:
@@ -123,6 +124,7 @@ def main(argv=None):
     rows += [
         ("cw_grpo detached weights", lambda *x: cw_step(*x, detach=True)),
         ("cw_grpo authors' (non-detached)", lambda *x: cw_step(*x, detach=False)),
+        ("  same, without the weight metrics", lambda *x: cw_step(*x, detach=False, metrics=False)),
     ]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; torch {torch.__version__}; {args.batch} x {args.length} tokens; median of {args.iters}")
