@@ -340,27 +340,6 @@ def strip_dollars(s: str) -> str:
 # Output schema
 # --------------------------------------------------------------------------------------
 
-#: extra_info keys; every value is a string except ``index`` (int64).  Missing -> "".
-EXTRA_INFO_KEYS: tuple[str, ...] = (
-    "split",
-    "index",
-    "dataset",
-    "problem",
-    "answer",
-    "gold_field",
-    "id",
-    "unique_id",
-    "level",
-    "subject",
-    "type",
-    "subfield",
-    "answer_type",
-    "unit",
-    "is_multiple_answer",
-    "url",
-    "year",
-    "source",
-)
 #: source columns copied (as strings) into extra_info when present
 META_COLUMNS: tuple[str, ...] = (
     "id",
@@ -375,6 +354,17 @@ META_COLUMNS: tuple[str, ...] = (
     "url",
     "year",
     "source",
+)
+
+#: extra_info keys; every value is a string except ``index`` (int64).  Missing -> "".
+EXTRA_INFO_KEYS: tuple[str, ...] = (
+    "split",
+    "index",
+    "dataset",
+    "problem",
+    "answer",
+    "gold_field",
+    *META_COLUMNS,
 )
 
 PARQUET_SCHEMA = pa.schema(

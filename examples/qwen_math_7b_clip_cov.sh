@@ -1,10 +1,3 @@
 #!/usr/bin/env bash
-# Paper row: Qwen2.5-Math-7B-Instruct + clip_cov on Open-RS (150 steps, accuracy-only reward, 4 GPUs).
-set -euo pipefail
-export METHOD=clip_cov
-export MODEL_PATH=${MODEL_PATH:-Qwen/Qwen2.5-Math-7B-Instruct}
-export TOTAL_STEPS=${TOTAL_STEPS:-150}
-export FORMAT_WEIGHT=${FORMAT_WEIGHT:-0.0}
-export MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-3584}   # 512 + 3584 = the 4096-token context of Qwen2.5-Math-7B
-export ROLLOUT_TP=${ROLLOUT_TP:-1}
-exec bash "$(dirname "${BASH_SOURCE[0]}")/train.sh" "$@"
+# Paper row: Qwen2.5-Math-7B-Instruct + clip_cov on Open-RS. Settings: examples/train.sh (env vars override, args are Hydra overrides).
+PRESET=qwen_math_7b METHOD=clip_cov exec bash "$(dirname "${BASH_SOURCE[0]}")/train.sh" "$@"

@@ -1,8 +1,3 @@
 #!/usr/bin/env bash
-# Paper row: DeepSeek-R1-Distill-Qwen-1.5B + clip_cov on Open-RS (100 steps, accuracy + format reward, 4 GPUs).
-set -euo pipefail
-export METHOD=clip_cov
-export MODEL_PATH=${MODEL_PATH:-deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B}
-export TOTAL_STEPS=${TOTAL_STEPS:-100}
-export FORMAT_WEIGHT=${FORMAT_WEIGHT:-1.0}
-exec bash "$(dirname "${BASH_SOURCE[0]}")/train.sh" "$@"
+# Paper row: DeepSeek-R1-Distill-Qwen-1.5B + clip_cov on Open-RS. Settings: examples/train.sh (env vars override, args are Hydra overrides).
+PRESET=r1_distill_1.5b METHOD=clip_cov exec bash "$(dirname "${BASH_SOURCE[0]}")/train.sh" "$@"

@@ -6,11 +6,19 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/_lib.sh"
 
 METHOD=${METHOD:-cwgrpo}                      # cwgrpo | grpo | clip_cov | kl_cov
-MODEL_PATH=${MODEL_PATH:-deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B}
+PRESET=${PRESET:-r1_distill_1.5b}             # the paper's two models: r1_distill_1.5b | qwen_math_7b
+case "$PRESET" in  # paper: 1.5B 100 steps, accuracy + format; 7B 150 steps, accuracy only
+    r1_distill_1.5b) DEFAULT_MODEL=deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B DEFAULT_STEPS=100 DEFAULT_FORMAT=1.0
+                     DEFAULT_RESPONSE=4096 ;;
+    qwen_math_7b)    DEFAULT_MODEL=Qwen/Qwen2.5-Math-7B-Instruct DEFAULT_STEPS=150 DEFAULT_FORMAT=0.0
+                     DEFAULT_RESPONSE=3584 ;;  # 512 + 3584 = the 4096-token context of Qwen2.5-Math-7B
+    *) echo "unknown PRESET=$PRESET (r1_distill_1.5b, qwen_math_7b)" >&2; exit 2 ;;
+esac
+MODEL_PATH=${MODEL_PATH:-$DEFAULT_MODEL}
 DATA_DIR=${DATA_DIR:-$PWD/data}               # written by examples/prepare_data.sh
 NNODES=${NNODES:-1}
 N_GPUS_PER_NODE=${N_GPUS_PER_NODE:-4}
-TOTAL_STEPS=${TOTAL_STEPS:-100}
+TOTAL_STEPS=${TOTAL_STEPS:-$DEFAULT_STEPS}
 SAVE_FREQ=${SAVE_FREQ:-50}
 TEST_FREQ=${TEST_FREQ:-50}
 PROMPTS_PER_STEP=${PROMPTS_PER_STEP:-12}
@@ -19,8 +27,8 @@ LR=${LR:-1e-6}
 KL_COEF=${KL_COEF:-0.04}
 TEMPERATURE=${TEMPERATURE:-0.7}
 MAX_PROMPT_LENGTH=${MAX_PROMPT_LENGTH:-512}
-MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-4096}
-FORMAT_WEIGHT=${FORMAT_WEIGHT:-1.0}           # 0 for the accuracy-only reward of the 7B runs
+MAX_RESPONSE_LENGTH=${MAX_RESPONSE_LENGTH:-$DEFAULT_RESPONSE}
+FORMAT_WEIGHT=${FORMAT_WEIGHT:-$DEFAULT_FORMAT}  # 0: accuracy-only reward
 CW_SCOPE=${CW_SCOPE:-group}                   # micro_batch | group | batch
 ROLLOUT_TP=${ROLLOUT_TP:-1}
 GPU_MEMORY_UTILIZATION=${GPU_MEMORY_UTILIZATION:-0.6}
