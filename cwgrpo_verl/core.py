@@ -33,8 +33,6 @@ class CWWeights(NamedTuple):
 
     weights: torch.Tensor  # (B, T) float32 (float64 for float64 input), carries grad unless detached
     cov: torch.Tensor  # (B, T), same dtype
-    sigma: torch.Tensor  # (S,) per-segment std of cov, without the epsilon
-    num_segments: int
 
 
 def _segment_sum(values: torch.Tensor, segment_ids: Optional[torch.Tensor], num_segments: int) -> torch.Tensor:
@@ -133,7 +131,7 @@ def cw_weights(
     kernel_sum = _segment_sum(kernel.sum(-1), segment_ids, num_segments)
     scale = torch.where(kernel_sum > 0, total / kernel_sum.clamp_min(1e-30), torch.ones_like(kernel_sum))
     weights = kernel * _per_row(scale, segment_ids)
-    return CWWeights(weights=weights, cov=cov, sigma=sigma.detach(), num_segments=num_segments)
+    return CWWeights(weights=weights, cov=cov)
 
 
 def ppo_clip_token_losses(

@@ -265,3 +265,14 @@ def test_warns_when_micro_batch_is_smaller_than_a_group(caplog):
         cfg = build_actor_config("cw_grpo", rollout_n=8)
         CW(old_log_prob=old, log_prob=lp, advantages=adv, response_mask=mask, loss_agg_mode="token-mean", config=cfg)
     assert any("fewer than one group" in r.getMessage() for r in caplog.records)
+
+
+def test_loss_benchmark_runs_and_reports_ratios():
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_loss.py"), "--batch", "4", "--length", "64",
+                          "--iters", "2"], capture_output=True, text=True, check=True, timeout=300).stdout
+    assert "cw_grpo authors' (non-detached)" in out and "ratio" in out and "verl vanilla" in out
