@@ -43,21 +43,6 @@ def _cpu_ticks(pid: int) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie still answers kill(0); treat it as dead
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def make_mix(rows: list[dict], n: int, group: int = 1, seed: int = 0) -> list[tuple[str, str, str, bool]]:
     """(response, our ground truth, verl ground truth, expected correct) tuples; ``group`` responses per problem."""
     rng = random.Random(seed)
@@ -136,7 +121,7 @@ def bench_adversarial(timeout_s: float) -> tuple[list[tuple[str, str, float, str
             killed_gone = True
             if res["reason"] in ("timeout", "crash"):
                 killed = R.worker_pids()["last_killed"]
-                killed_gone = killed is not None and not _alive(killed)
+                killed_gone = killed is not None and not R.process_alive(killed)
             within = dt <= timeout_s + 1.0
             ok &= within and killed_gone
             rows.append((mode, name, dt, res["reason"], killed_gone))

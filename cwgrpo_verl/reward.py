@@ -81,6 +81,7 @@ __all__ = [
     "format_reward",
     "gold_from_row",
     "answer_from_row",
+    "process_alive",
     "resolve_data_source",
     "shutdown",
     "worker_pids",
@@ -251,14 +252,19 @@ _BOOTSTRAP = (
 )
 
 
-def _pid_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a killed child waiting to be reaped (a zombie) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 class _Zygote:
@@ -371,7 +377,7 @@ class _Worker:
         except (ProcessLookupError, PermissionError):
             return
         end = time.monotonic() + 2.0
-        while _pid_alive(self.pid) and time.monotonic() < end:
+        while process_alive(self.pid) and time.monotonic() < end:
             time.sleep(0.002)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cwgrpo_verl import reward as R
-from cwgrpo_verl.reward import DATA_SOURCES, compute_score
+from cwgrpo_verl.reward import DATA_SOURCES, compute_score, process_alive
 
 TOWER = "The answer is $\\boxed{10^{10^{10^{10}}}}$"
 KEYS_TYPES = {"score": float, "acc": float, "format": float, "pred": str, "reason": str, "timed_out": float}
@@ -27,18 +27,6 @@ OPEN_RS = DATA_SOURCES["open_rs"]
 def _resp(answer: str, think: bool = True) -> str:
     head = "<think>\nWe compute carefully.\n</think>\n" if think else ""
     return head + f"Therefore, the final answer is: $\\boxed{{{answer}}}$. I hope it is correct."
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _check_shape(res: dict) -> None:
@@ -167,7 +155,7 @@ def test_data_sources_and_gold_from_row():
 def test_timeout_kills_worker_and_recovers():
     compute_score(MATH, _resp("1"), "$1$")  # warm
     before = R.worker_pids()["worker"]
-    assert before is not None and _alive(before)
+    assert before is not None and process_alive(before)
     t0 = time.monotonic()
     res = compute_score(MATH, TOWER, "$3$", timeout_s=1.0)
     dt = time.monotonic() - t0
@@ -175,11 +163,11 @@ def test_timeout_kills_worker_and_recovers():
     assert res["reason"] == "timeout" and res["score"] == 0.0 and res["acc"] == 0.0 and res["timed_out"] == 1.0
     _check_shape(res)
     assert R.worker_pids()["last_killed"] == before
-    assert not _alive(before)  # nothing keeps computing
+    assert not process_alive(before)  # nothing keeps computing
     ok = compute_score(MATH, _resp("3"), "$3$")
     assert ok["acc"] == 1.0
     after = R.worker_pids()["worker"]
-    assert after is not None and after != before and _alive(after)
+    assert after is not None and after != before and process_alive(after)
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
@@ -290,7 +278,7 @@ def test_fork_safety():
     assert os.WEXITSTATUS(status) == 0
     child = json.loads(data)
     assert child["acc"] == 1.0 and child["worker"] != parent_worker
-    assert _alive(parent_worker)
+    assert process_alive(parent_worker)
     assert compute_score(MATH, _resp("1"), "$1$")["acc"] == 1.0
 
 
