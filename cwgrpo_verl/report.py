@@ -22,6 +22,8 @@ import re
 import sys
 from pathlib import Path
 
+from cwgrpo_verl.metrics import TAIL_FRACTIONS
+
 DISPLAY_NAMES = {
     "cwgrpo/aime24": "AIME24",
     "cwgrpo/math500": "MATH-500",
@@ -30,8 +32,7 @@ DISPLAY_NAMES = {
     "cwgrpo/olympiadbench": "OlympiadBench",
 }
 VAL_PATTERN = r"^val-core/(?P<ds>.+)/(?P<var>[^/]+)/mean@(?P<n>\d+)$"
-TAIL_FRACTIONS = {"0.01pct": "top 0.01%", "1pct": "top 1%", "20pct": "top 20%", "40pct": "top 40%",
-                  "100pct": "top 100%"}
+TAIL_LABELS = {name: f"top {q * 100:g}%" for name, q in TAIL_FRACTIONS.items()}  # as the loss logs them
 CW_PREFIXES = ("actor/cw/", "cw/")
 ENTROPY_KEY = "actor/entropy"
 DASH = "—"
@@ -226,7 +227,7 @@ def tail_table(runs: dict, tail_steps: int | None = None):
         if prefix is None:
             continue
         cells = {}
-        for frac in TAIL_FRACTIONS:
+        for frac in TAIL_LABELS:
             means = []
             for sign in ("pos", "neg"):
                 key = f"{prefix}cov_{sign}_top_{frac}"
@@ -269,14 +270,14 @@ def write_table1(tails, tail_steps, out: Path) -> str:
 
     header = ["Tokens"] + [f"{run} {sign}" for run in tails for sign in ("positive", "negative")]
     body = [[label, *(_fmt(v, ".3f") for run in tails for v in tails[run][frac])]
-            for frac, label in TAIL_FRACTIONS.items()]
+            for frac, label in TAIL_LABELS.items()]
     scope = f"first {tail_steps} logged steps" if tail_steps else "all logged steps"
     text = _markdown(header, body)
     text += f"\nMean covariance of the top-q tokens (cov_pos_top_* / cov_neg_top_*) over the {scope}.\n"
     (out / "table1.md").write_text(text, encoding="utf-8")
     signs = ("positive", "negative")
     csv = [{"tokens": label, **{f"{run} {s}": tails[run][frac][i] for run in tails for i, s in enumerate(signs)}}
-           for frac, label in TAIL_FRACTIONS.items()]
+           for frac, label in TAIL_LABELS.items()]
     pd.DataFrame(csv).to_csv(out / "table1.csv", index=False, float_format="%.6g")
     return text
 
