@@ -29,6 +29,8 @@ class CWGRPOTrainer(PPOTrainerSync):
         opts = self.config.actor_rollout_ref.actor.policy_loss
         if opts.get("cw_scope", "micro_batch") == "micro_batch":
             return batch
+        # read back what verl's own advantage step just stored: one small extra round trip of (B, T) tensors,
+        # rather than a copy of verl's whole _compute_advantage with the weighting spliced in
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=_FIELDS)
         response_mask = data["response_mask"]
         proto = DataProto(batch=data.to_padded_tensor())
