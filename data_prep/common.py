@@ -1,36 +1,26 @@
-"""Shared helpers for the data preparation scripts.
+"""What a row means: set names, prompts, gold answers, validation and the verl row schema.
 
-Everything that turns a source row (Hugging Face hub, local jsonl/json/parquet file or a
-``Dataset.save_to_disk`` folder) into a verl RL parquet row lives here:
+Everything that turns ONE source row into ONE verl RL parquet row lives here, with no I/O:
 
-* loading (:func:`iter_source_rows`), keeping the source order and the source's own value types;
 * per-set prompt field and gold answer (:func:`problem_for`, :func:`ground_truth_for`);
 * prompts (the paper's training system prompt, the lighteval evaluation prompt);
-* row validation with ``FILE:row N: field 'X': problem`` messages (N is 1-based: the line of a jsonl file);
-* atomic, deterministic parquet / jsonl / csv writing.
+* row validation that raises :class:`RowError` naming the field (the caller adds file and row).
 
-Output rows share ONE fixed parquet schema (:data:`PARQUET_SCHEMA`) for every set, so verl can
-concatenate several validation files (``data.val_files=[...]``) into one ``RLHFDataset``.
+Reading sources is :mod:`data_prep.sources`, writing files :mod:`data_prep.output`, the pass from one to the
+other :mod:`data_prep.convert`.  Output rows share ONE fixed parquet schema (:data:`PARQUET_SCHEMA`) for every
+set, so verl can concatenate several validation files (``data.val_files=[...]``) into one ``RLHFDataset``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
-import os
 import re
-import sys
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 logger = logging.getLogger("data_prep")
 
@@ -74,11 +64,12 @@ LOCAL_FILE_STEMS: dict[str, str] = {
 # Prompts
 # --------------------------------------------------------------------------------------
 
-#: The paper's training system prompt (authors' recipes), verbatim.
+#: The paper's training system prompt as the authors' model saw it (recipes/gaussian_1.5b.yaml at 4259d83):
+#: its "boxed" instruction has doubled braces that no ``.format`` ever undoes, so the model saw them as written.
 SYSTEM_PROMPT = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
     "The assistant first thinks about the reasoning process in the mind and then provides the user with the "
-    "answer, and put your final answer within \\boxed{} . The reasoning process and answer are enclosed within "
+    "answer, and put your final answer within \\boxed{{}} . The reasoning process and answer are enclosed within "
     "<think> </think> and <answer> </answer> tags, respectively, i.e., <think> reasoning process here </think> "
     "<answer> answer here </answer>. Note that respond by English, NOT use other languages."
 )
@@ -180,6 +171,14 @@ def normalise_integer_string(s: str) -> str:
 # --------------------------------------------------------------------------------------
 
 
+class DataPrepError(RuntimeError):
+    """A failure the user can fix, as one line; ``details`` are further one-line messages (e.g. row errors)."""
+
+    def __init__(self, message: str, details: list[str] | None = None):
+        super().__init__(message)
+        self.details = list(details or [])
+
+
 class RowError(Exception):
     """A problem with one field of one source row."""
 
@@ -187,6 +186,15 @@ class RowError(Exception):
         super().__init__(f"field '{fieldname}': {problem}")
         self.field = fieldname
         self.problem = problem
+
+
+def check_text(fieldname: str, text: str) -> str:
+    """``text`` unchanged if parquet can store it; a JSON ``"\\ud800"`` escape gives a lone surrogate, which it cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RowError(fieldname, f"not valid Unicode (lone surrogate {text[e.start]!r} at character {e.start})") from None
+    return text
 
 
 def _require_str(row: Mapping[str, Any], key: str) -> str:
@@ -394,17 +402,19 @@ def build_row(
     """Validate one source row and build the verl row.  Raises RowError."""
     if not isinstance(row, Mapping):
         raise RowError("*", f"row is not an object (got {type(row).__name__})")
-    problem, _ = problem_for(set_name, row)
+    problem, problem_field = problem_for(set_name, row)
+    check_text(problem_field, problem)
     gt, answer, gold_field = ground_truth_for(set_name, row)
     if not gt.strip():
         raise RowError(gold_field, "empty ground truth")
+    check_text(gold_field, gt)
+    check_text(gold_field, answer)
     extra = {k: "" for k in EXTRA_INFO_KEYS}
     for k in META_COLUMNS:
         if k in row:
-            v = row[k]
-            extra[k] = _opt_str(v)
+            extra[k] = _meta_str(k, row[k])
     if "idx" in row and not extra["id"]:
-        extra["id"] = _opt_str(row["idx"])
+        extra["id"] = _meta_str("idx", row["idx"])
     extra.update(
         split=split,
         index=int(index),
@@ -422,277 +432,8 @@ def build_row(
     }
 
 
-# --------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class SourceRow:
-    """One source row, or the reason it could not even be read (bad JSON line)."""
-
-    rownum: int  # 1-based
-    data: dict[str, Any] | None
-    error: RowError | None = None
-
-
-def _is_local(source: str | os.PathLike) -> bool:
-    return Path(source).exists()
-
-
-def describe_source(source: str | os.PathLike) -> str:
-    return str(source)
-
-
-def iter_source_rows(source: str | os.PathLike, split: str | None = None) -> Iterator[SourceRow]:
-    """Rows of a local jsonl/json/parquet file, a ``save_to_disk`` folder, or a hub dataset id.
-
-    Local jsonl is read line by line with ``json`` so a malformed line becomes a reported row error
-    (``datasets`` would abort the whole load) and values keep their JSON types.
-    """
-    p = Path(source)
-    if p.is_file():
-        suffix = p.suffix.lower()
-        if suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _looks_like_jsonl(p)):
-            with p.open("r", encoding="utf-8") as f:
-                n = 0
-                for line in f:
-                    n += 1
-                    if not line.strip():
-                        yield SourceRow(n, None, RowError("*", "empty line"))
-                        continue
-                    try:
-                        obj = json.loads(line.rstrip("\r\n"))
-                    except json.JSONDecodeError as e:
-                        yield SourceRow(n, None, RowError("*", f"invalid JSON ({e.msg} at column {e.colno})"))
-                        continue
-                    if not isinstance(obj, dict):
-                        yield SourceRow(n, None, RowError("*", f"row is not an object (got {type(obj).__name__})"))
-                        continue
-                    yield SourceRow(n, obj)
-            return
-        if suffix == ".json":
-            obj = json.loads(p.read_text(encoding="utf-8"))
-            if isinstance(obj, dict):  # {"data": [...]} / column-oriented are not supported
-                for key in ("data", "rows", split or "train"):
-                    if isinstance(obj.get(key), list):
-                        obj = obj[key]
-                        break
-            if not isinstance(obj, list):
-                raise ValueError(f"{p}: expected a JSON list of objects or JSON lines")
-            for i, r in enumerate(obj, 1):
-                if isinstance(r, dict):
-                    yield SourceRow(i, r)
-                else:
-                    yield SourceRow(i, None, RowError("*", f"row is not an object (got {type(r).__name__})"))
-            return
-        if suffix == ".parquet":
-            table = pq.read_table(p)
-            for i, r in enumerate(table.to_pylist(), 1):
-                yield SourceRow(i, r)
-            return
-        raise ValueError(f"{p}: unsupported file type {suffix!r} (use .jsonl, .json, .parquet or a save_to_disk folder)")
-    if p.is_dir():
-        import datasets
-
-        ds = datasets.load_from_disk(str(p))
-        if isinstance(ds, datasets.DatasetDict):
-            if split is None or split not in ds:
-                if len(ds) == 1:
-                    ds = next(iter(ds.values()))
-                else:
-                    raise ValueError(f"{p}: DatasetDict with splits {list(ds)}; requested split {split!r} not found")
-            else:
-                ds = ds[split]
-        for i, r in enumerate(ds, 1):
-            yield SourceRow(i, dict(r))
-        return
-    # not a local path: Hugging Face hub id
-    if str(source).startswith((".", "/", "~")) or str(source).endswith((".jsonl", ".json", ".parquet")):
-        raise FileNotFoundError(f"{source}: no such file or directory")
-    import datasets
-
-    ds = datasets.load_dataset(str(source), split=split or "train")
-    for i, r in enumerate(ds, 1):
-        yield SourceRow(i, dict(r))
-
-
-def _looks_like_jsonl(p: Path) -> bool:
-    with p.open("r", encoding="utf-8") as f:
-        head = f.read(1)
-        while head and head.isspace():
-            head = f.read(1)
-    return head == "{"
-
-
-# --------------------------------------------------------------------------------------
-# Conversion driver
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class ConversionResult:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    rejects: list[dict[str, Any]] = field(default_factory=list)  # {"row", "field", "problem", "message", "data"}
-    total: int = 0
-
-    @property
-    def errors(self) -> list[str]:
-        return [r["message"] for r in self.rejects]
-
-
-def convert(
-    set_name: str,
-    source: str | os.PathLike,
-    split_label: str,
-    messages_fn,
-    hub_split: str | None = None,
-) -> ConversionResult:
-    """Convert every row of ``source``; invalid rows go to ``result.rejects`` (nothing dropped silently).
-
-    ``extra_info.index`` is the 0-based position in the source (so indices stay stable when rows are
-    rejected); error messages use the 1-based row number.
-    """
-    res = ConversionResult()
-    label = describe_source(source)
-    for sr in iter_source_rows(source, split=hub_split):
-        res.total += 1
-        err = sr.error
-        if err is None:
-            try:
-                res.rows.append(build_row(set_name, sr.data, sr.rownum - 1, split_label, messages_fn))
-                continue
-            except RowError as e:
-                err = e
-        res.rejects.append(
-            {
-                "row": sr.rownum,
-                "field": err.field,
-                "problem": err.problem,
-                "message": f"{label}:row {sr.rownum}: field '{err.field}': {err.problem}",
-                "data": _jsonable(sr.data),
-            }
-        )
-    return res
-
-
-def _jsonable(obj: Any) -> Any:
+def _meta_str(key: str, value: Any) -> str:
     try:
-        json.dumps(obj, ensure_ascii=False)
-        return obj
-    except (TypeError, ValueError):
-        return repr(obj)
-
-
-class DataPrepError(RuntimeError):
-    pass
-
-
-def finish_conversion(
-    name: str,
-    res: ConversionResult,
-    out_dir: Path,
-    skip_invalid: bool,
-    max_errors: int = 20,
-) -> Path:
-    """Write ``<out>/<name>.parquet`` (and ``<name>.rejects.jsonl`` with --skip-invalid) or raise."""
-    out_dir = Path(out_dir)
-    if res.rejects and not skip_invalid:
-        lines = res.errors[:max_errors]
-        more = len(res.rejects) - len(lines)
-        msg = f"{name}: {len(res.rejects)} invalid row(s) of {res.total}:\n  " + "\n  ".join(lines)
-        if more > 0:
-            msg += f"\n  ... and {more} more"
-        msg += "\n(re-run with --skip-invalid to write the valid rows and <out>/%s.rejects.jsonl)" % name
-        raise DataPrepError(msg)
-    if not res.rows:
-        raise DataPrepError(f"{name}: no valid rows (of {res.total})")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rejects_path = out_dir / f"{name}.rejects.jsonl"
-    if res.rejects:
-        write_jsonl_atomic(rejects_path, res.rejects)
-        logger.warning(
-            "%s: skipped %d invalid row(s) of %d; reasons in %s", name, len(res.rejects), res.total, rejects_path
-        )
-        for m in res.errors[:5]:
-            logger.warning("  %s", m)
-    elif rejects_path.exists():
-        rejects_path.unlink()  # stale file from an earlier run
-    path = out_dir / f"{name}.parquet"
-    write_parquet_atomic(path, res.rows)
-    logger.info("%s: wrote %d rows to %s", name, len(res.rows), path)
-    return path
-
-
-# --------------------------------------------------------------------------------------
-# Atomic, deterministic writing
-# --------------------------------------------------------------------------------------
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=PARQUET_SCHEMA)
-
-
-def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
-    """Serialise rows with the fixed schema: no pandas metadata, fixed compression, row order as given.
-
-    The bytes depend only on the rows (and the pyarrow version, recorded in ``created_by``)."""
-    table = rows_to_table(rows)
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="snappy", use_dictionary=True, write_statistics=True)
-    return buf.getvalue()
-
-
-def write_parquet_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
-    _atomic_write_bytes(Path(path), parquet_bytes(rows))
-
-
-def write_jsonl_atomic(path: Path, records: Iterable[Any]) -> None:
-    text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in records)
-    _atomic_write_bytes(Path(path), text.encode("utf-8"))
-
-
-def write_csv_atomic(path: Path, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for r in rows:
-        w.writerow(r)
-    _atomic_write_bytes(Path(path), buf.getvalue().encode("utf-8"))
-
-
-def read_parquet_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
-    return pq.read_table(path).to_pylist()
-
-
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+        return check_text(key, _opt_str(value))
+    except (ValueError, TypeError, RecursionError) as e:  # e.g. a list nested too deeply for json.dumps
+        raise RowError(key, f"cannot be stored as text ({type(e).__name__}: {e})") from None

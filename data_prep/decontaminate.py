@@ -8,8 +8,9 @@ Texts are normalised (lowercase; LaTeX spacing commands, ``\\left``/``\\right``,
 removed; ``\\dfrac``/``\\tfrac`` -> ``frac``, ``\\dbinom`` -> ``binom``) and split into words.  Each text
 becomes the set of its word n-grams (a text with fewer than n words becomes one "n-gram": the whole
 text, so short problems only match texts with the same words).  Evaluation n-grams go into an inverted
-index; each training text is looked up gram by gram, so the cost is linear in the total number of
-n-grams (no all-pairs string comparison).
+index (:class:`EvalIndex`); each training text is looked up gram by gram as the rows stream past, so the
+cost is linear in the total number of n-grams (no all-pairs string comparison) and memory holds only the
+evaluation side.
 
 Score of a (train, eval) pair = shared n-grams / min(#train n-grams, #eval n-grams) (overlap
 coefficient): 1.0 when one problem is contained in the other.  Pairs with score >= threshold are
@@ -17,8 +18,11 @@ coefficient): 1.0 when one problem is contained in the other.  Pairs with score 
 
 Inputs: verl parquet files written by data_prep (problem text from ``extra_info.problem``, else the
 last user message), or raw jsonl/json/parquet files with a ``problem``/``question`` column
-(e.g. shared/data).  A folder means every ``*.parquet``/``*.jsonl``/``*.json`` in it (sorted by name,
-``*.rejects.jsonl``/``*.contaminated.jsonl`` excluded).
+(e.g. shared/data).  A folder means every ``*.parquet``/``*.jsonl``/``*.json`` in it (sorted by name), except
+what is not evaluation data: hidden files, data_prep's side files (``*.rejects.jsonl``, ``*.duplicates.jsonl``,
+``*.contaminated.jsonl``), this run's own input and output, and training sets (a verl parquet whose rows have
+``extra_info.split == 'train'`` or the Open-RS ``data_source``).  So ``--eval data/`` may hold the previous
+``open_rs.parquet``: re-running gives the same result.  Naming such a file explicitly is an error.
 """
 
 from __future__ import annotations
@@ -27,26 +31,25 @@ import argparse
 import logging
 import re
 import sys
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data_prep.common import (
-    iter_source_rows,
-    read_parquet_rows,
-    setup_logging,
-    write_csv_atomic,
-    write_jsonl_atomic,
-    write_parquet_atomic,
-)
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data_prep.cli import fraction, positive_int, run, setup_logging
+from data_prep.common import DATA_SOURCES, DataPrepError
+from data_prep.output import CONTAMINATED_SUFFIX, SIDE_FILE_SUFFIXES, Outputs, output_file
+from data_prep.sources import iter_source_rows
 
 logger = logging.getLogger("data_prep.decontaminate")
 
 DEFAULT_N = 13
 DEFAULT_THRESHOLD = 0.5
+REPORT_SUFFIX = ".contamination.csv"
 
 _LATEX_DROP = re.compile(r"\\(left|right|big|Big|bigg|Bigg|quad|qquad|displaystyle|textstyle|mathrm|text|mbox)\b|\\[,;:! ]")
 _LATEX_RENAME = ((re.compile(r"\\[dt]frac\b"), " frac "), (re.compile(r"\\dbinom\b"), " binom "))
@@ -110,76 +113,155 @@ def _text_of(row: dict[str, Any]) -> str | None:
     return None
 
 
-def load_texts(path: str | Path, default_name: str | None = None) -> list[Text]:
-    """Problem texts of one file (verl parquet or raw rows).  Rows without text raise ValueError."""
-    p = Path(path)
-    name = default_name or p.stem
-    out = []
-    for sr in iter_source_rows(p):
-        if sr.data is None:
-            raise ValueError(f"{p}:row {sr.rownum}: {sr.error}")
-        row = sr.data
-        text = _text_of(row)
-        if text is None:
-            raise ValueError(f"{p}:row {sr.rownum}: field 'problem': no problem text (extra_info.problem, prompt, problem, question)")
-        ei = row.get("extra_info") if isinstance(row.get("extra_info"), dict) else {}
-        index = ei.get("index") if isinstance(ei.get("index"), int) else sr.rownum - 1
-        dataset = ei.get("dataset") or name
-        out.append(Text(dataset=str(dataset), index=int(index), position=sr.rownum - 1, text=text, source=str(p)))
-    return out
+def _index_of(row: dict[str, Any], position: int) -> int:
+    ei = row.get("extra_info")
+    index = ei.get("index") if isinstance(ei, dict) else None
+    return index if isinstance(index, int) and not isinstance(index, bool) else position
 
 
-def expand_paths(items: Iterable[str | Path]) -> list[Path]:
+def _no_text(where: str) -> DataPrepError:
+    return DataPrepError(f"{where}: field 'problem': no problem text (extra_info.problem, prompt, problem or question)")
+
+
+# --------------------------------------------------------------------------------------
+# Which files are evaluation data
+# --------------------------------------------------------------------------------------
+
+
+def training_set_reason(path: Path) -> str | None:
+    """Why ``path`` holds training rows rather than evaluation rows, or None (judged from its first row group)."""
+    if path.suffix.lower() != ".parquet":
+        return None
+    try:
+        pf = pq.ParquetFile(path)
+        schema = pf.schema_arrow
+        columns = [c for c in ("data_source",) if c in schema.names]
+        if "extra_info" in schema.names:
+            info = schema.field("extra_info").type
+            if pa.types.is_struct(info) and info.get_field_index("split") >= 0:
+                columns.append("extra_info.split")
+        if not columns or pf.metadata.num_row_groups == 0:
+            return None
+        table = pf.read_row_group(0, columns=columns)
+    except (pa.ArrowException, OSError):
+        return None  # unreadable: reading it as evaluation data will say why
+    if "data_source" in table.column_names and DATA_SOURCES["open_rs"] in table.column("data_source").to_pylist():
+        return f"data_source {DATA_SOURCES['open_rs']!r}"
+    if "extra_info" in table.column_names:
+        if any(isinstance(x, dict) and x.get("split") == "train" for x in table.column("extra_info").to_pylist()):
+            return "extra_info.split 'train'"
+    return None
+
+
+def _is_saved_dataset(p: Path) -> bool:
+    return (p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()
+
+
+def expand_paths(items: Iterable[str | Path], exclude: Iterable[str | Path] = (), flag: str = "--eval") -> list[Path]:
+    """The evaluation files named by ``items`` (files or folders), without training data (see the module docstring)."""
+    own = {Path(e).resolve() for e in exclude if e}
     paths: list[Path] = []
     for item in items:
         p = Path(item)
-        if p.is_dir() and not (p / "dataset_info.json").exists() and not (p / "dataset_dict.json").exists():
+        if p.is_dir() and not _is_saved_dataset(p):
             for f in sorted(p.iterdir()):
-                if f.suffix in (".parquet", ".jsonl", ".json") and not f.name.endswith(
-                    (".rejects.jsonl", ".contaminated.jsonl")
-                ) and not f.name.startswith("."):
-                    paths.append(f)
+                if f.name.startswith(".") or f.suffix not in (".parquet", ".jsonl", ".json") or f.name.endswith(SIDE_FILE_SUFFIXES):
+                    continue
+                reason = "this run's own input or output" if f.resolve() in own else training_set_reason(f)
+                if reason:
+                    logger.info("decontamination: skipping %s (%s: not evaluation data)", f, reason)
+                    continue
+                paths.append(f)
         elif p.exists():
+            reason = "this run's own input or output" if p.resolve() in own else training_set_reason(p)
+            if reason:
+                raise DataPrepError(f"{flag} {p}: holds training rows ({reason}), not evaluation rows")
             paths.append(p)
         else:
-            raise FileNotFoundError(f"{p}: no such file or directory")
+            raise DataPrepError(f"{flag} {p}: no such file or folder")
     return paths
 
 
-def load_eval_texts(items: Iterable[str | Path]) -> list[Text]:
+def load_texts(path: str | Path, default_name: str | None = None) -> list[Text]:
+    """Problem texts of one evaluation file (verl parquet or raw rows)."""
+    p = Path(path)
+    name = default_name or p.stem
+    out = []
+    for sr in iter_source_rows(p, hint="evaluation file"):
+        if sr.data is None:
+            raise DataPrepError(f"{p}:row {sr.rownum}: {sr.error}")
+        row = sr.data
+        text = _text_of(row)
+        if text is None:
+            raise _no_text(f"{p}:row {sr.rownum}")
+        ei = row.get("extra_info") if isinstance(row.get("extra_info"), dict) else {}
+        dataset = ei.get("dataset") or name
+        out.append(Text(str(dataset), _index_of(row, sr.position), sr.position, text, str(p)))
+    return out
+
+
+def load_eval_texts(items: Iterable[str | Path], exclude: Iterable[str | Path] = (), flag: str = "--eval") -> list[Text]:
+    items = list(items)
     texts: list[Text] = []
-    for p in expand_paths(items):
+    for p in expand_paths(items, exclude, flag):
         texts.extend(load_texts(p))
+    if not texts:
+        raise DataPrepError(
+            f"{flag} {' '.join(map(str, items))}: no evaluation rows found (write them first with python -m data_prep.eval_sets)"
+        )
     return texts
 
 
-def find_overlaps(train: Sequence[Text], evals: Sequence[Text], n: int = DEFAULT_N, min_score: float = 0.0) -> list[Overlap]:
-    """All (train, eval) pairs sharing at least one n-gram with score >= min_score.
+# --------------------------------------------------------------------------------------
+# Matching
+# --------------------------------------------------------------------------------------
 
-    Deterministic order: by train position, then eval position in ``evals``."""
-    if n < 1:
-        raise ValueError("n must be >= 1")
-    index: dict[int, list[int]] = defaultdict(list)
-    eval_sizes = []
-    for j, e in enumerate(evals):
-        grams = ngram_set(normalise(e.text), n)
-        eval_sizes.append(len(grams))
-        for g in grams:
-            index[g].append(j)
-    out: list[Overlap] = []
-    for t in train:
-        grams = ngram_set(normalise(t.text), n)
+
+class EvalIndex:
+    """Evaluation n-grams -> the evaluation texts holding them."""
+
+    def __init__(self, evals: Sequence[Text], n: int = DEFAULT_N):
+        if n < 1:
+            raise DataPrepError(f"n-gram size {n}: must be >= 1")
+        self.evals, self.n = list(evals), n
+        self._index: dict[int, list[int]] = defaultdict(list)
+        self._sizes: list[int] = []
+        for j, e in enumerate(self.evals):
+            grams = ngram_set(normalise(e.text), n)
+            self._sizes.append(len(grams))
+            for g in grams:
+                self._index[g].append(j)
+
+    def overlaps(self, train: Text, min_score: float = 0.0) -> list[Overlap]:
+        """Pairs of ``train`` with every evaluation text sharing an n-gram and scoring >= min_score, in eval order."""
+        grams = ngram_set(normalise(train.text), self.n)
         counts: dict[int, int] = defaultdict(int)
         for g in grams:
-            hits = index.get(g)
-            if hits:
-                for j in hits:
-                    counts[j] += 1
+            for j in self._index.get(g, ()):
+                counts[j] += 1
+        out = []
         for j in sorted(counts):
-            ov = Overlap(train=t, eval=evals[j], shared=counts[j], train_ngrams=len(grams), eval_ngrams=eval_sizes[j])
+            ov = Overlap(train=train, eval=self.evals[j], shared=counts[j], train_ngrams=len(grams), eval_ngrams=self._sizes[j])
             if ov.score >= min_score:
                 out.append(ov)
-    return out
+        return out
+
+
+def find_overlaps(train: Sequence[Text], evals: Sequence[Text], n: int = DEFAULT_N, min_score: float = 0.0) -> list[Overlap]:
+    """All (train, eval) pairs sharing at least one n-gram with score >= min_score, by train then eval order."""
+    index = EvalIndex(evals, n)
+    return [o for t in train for o in index.overlaps(t, min_score)]
+
+
+def contaminated_positions(overlaps: Sequence[Overlap], threshold: float) -> dict[int, Overlap]:
+    """train position -> its highest-scoring contaminated overlap (the first one on ties)."""
+    best: dict[int, Overlap] = {}
+    for o in overlaps:
+        if o.score >= threshold:
+            cur = best.get(o.train.position)
+            if cur is None or o.score > cur.score:
+                best[o.train.position] = o
+    return best
 
 
 REPORT_HEADER = [
@@ -202,88 +284,104 @@ def _snippet(s: str, k: int = 160) -> str:
     return s if len(s) <= k else s[: k - 3] + "..."
 
 
-def write_report(path: str | Path, overlaps: Sequence[Overlap], threshold: float) -> None:
-    write_csv_atomic(
-        Path(path),
-        REPORT_HEADER,
-        (
-            [
-                o.train.position,
-                o.train.index,
-                o.eval.dataset,
-                o.eval.index,
-                f"{o.score:.4f}",
-                o.shared,
-                o.train_ngrams,
-                o.eval_ngrams,
-                "true" if o.score >= threshold else "false",
-                _snippet(o.train.text),
-                _snippet(o.eval.text),
-            ]
-            for o in overlaps
-        ),
-    )
+class Screen:
+    """Checks training rows against an :class:`EvalIndex` as they stream; writes the report and the dropped rows.
 
+    The conversion (:func:`data_prep.convert.convert`) calls :meth:`open` with its outputs, then :meth:`keep`
+    for every valid row: False means the row overlaps an evaluation problem and ``drop`` is set.
+    """
 
-def contaminated_positions(overlaps: Sequence[Overlap], threshold: float) -> dict[int, Overlap]:
-    """train position -> its highest-scoring contaminated overlap."""
-    best: dict[int, Overlap] = {}
-    for o in overlaps:
-        if o.score >= threshold:
-            cur = best.get(o.train.position)
-            if cur is None or o.score > cur.score:
-                best[o.train.position] = o
-    return best
+    def __init__(self, index: EvalIndex, threshold: float = DEFAULT_THRESHOLD, drop: bool = False,
+                 min_score: float = 0.0, label: str = "train"):
+        self.index, self.threshold, self.drop, self.min_score, self.label = index, threshold, drop, min_score, label
+        self.pairs = self.flagged = self.dropped = self.rows = 0
+        self._report = self._dropped = None
 
+    def open(self, outputs: Outputs, out_dir: Path, name: str, flag: str = "--out") -> None:
+        self.open_files(outputs, out_dir / f"{name}{REPORT_SUFFIX}", out_dir / f"{name}{CONTAMINATED_SUFFIX}", flag, flag)
 
-def decontaminate_rows(
-    rows: list[dict[str, Any]],
-    eval_items: Iterable[str | Path],
-    n: int = DEFAULT_N,
-    threshold: float = DEFAULT_THRESHOLD,
-    min_score: float = 0.0,
-    source_label: str = "train",
-) -> tuple[list[Overlap], dict[int, Overlap]]:
-    """Overlaps of verl ``rows`` (positions = list positions) against evaluation files."""
-    train = []
-    for i, r in enumerate(rows):
-        text = _text_of(r)
+    def open_files(self, outputs: Outputs, report: Path, dropped: Path | None, report_flag: str, dropped_flag: str) -> None:
+        self.report_path, self.dropped_path = report, dropped
+        self._report = outputs.csv(report, report_flag, REPORT_HEADER)
+        self._dropped = outputs.jsonl(dropped, dropped_flag) if dropped is not None else None
+
+    def keep(self, position: int, row: dict[str, Any]) -> bool:
+        text = _text_of(row)
         if text is None:
-            raise ValueError(f"{source_label}:row {i + 1}: field 'problem': no problem text")
-        ei = r.get("extra_info") or {}
-        train.append(Text("train", int(ei.get("index", i)), i, text, source_label))
-    evals = load_eval_texts(eval_items)
-    if not evals:
-        raise ValueError(f"no evaluation rows found in {list(map(str, eval_items))}")
-    t0 = time.perf_counter()
-    overlaps = find_overlaps(train, evals, n=n, min_score=min_score)
-    bad = contaminated_positions(overlaps, threshold)
-    logger.info(
-        "decontamination: %d train x %d eval rows, n=%d: %d overlapping pair(s), %d train row(s) with score >= %.2f (%.2fs)",
-        len(train),
-        len(evals),
-        n,
-        len(overlaps),
-        len(bad),
-        threshold,
-        time.perf_counter() - t0,
-    )
-    return overlaps, bad
+            raise _no_text(f"{self.label}:row {position + 1}")
+        self.rows += 1
+        overlaps = self.index.overlaps(Text("train", _index_of(row, position), position, text, self.label), self.min_score)
+        for o in overlaps:
+            self.pairs += 1
+            self._report.write([o.train.position, o.train.index, o.eval.dataset, o.eval.index, f"{o.score:.4f}", o.shared,
+                                o.train_ngrams, o.eval_ngrams, "true" if o.score >= self.threshold else "false",
+                                _snippet(o.train.text), _snippet(o.eval.text)])
+        best = contaminated_positions(overlaps, self.threshold).get(position)
+        if best is None:
+            return True
+        self.flagged += 1
+        if not self.drop:
+            return True
+        self.dropped += 1
+        self._dropped.write({"position": position, "index": best.train.index, "score": round(best.score, 4),
+                             "eval_set": best.eval.dataset, "eval_index": best.eval.index,
+                             "problem": best.train.text, "eval_problem": best.eval.text})
+        return False
+
+    def summary(self) -> str:
+        return (f"{self.pairs} overlapping pair(s); {self.flagged} of {self.rows} training rows with score >= {self.threshold}"
+                f" (n={self.index.n}, {len(self.index.evals)} evaluation rows)")
 
 
-def dropped_records(rows: list[dict[str, Any]], bad: dict[int, Overlap]) -> list[dict[str, Any]]:
-    return [
-        {
-            "position": pos,
-            "index": o.train.index,
-            "score": round(o.score, 4),
-            "eval_set": o.eval.dataset,
-            "eval_index": o.eval.index,
-            "problem": o.train.text,
-            "eval_problem": o.eval.text,
-        }
-        for pos, o in sorted(bad.items())
-    ]
+# --------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------
+
+
+def _screen_file(train: Path, screen: Screen, outputs: Outputs, out: Path | None) -> None:
+    """Stream ``train`` through ``screen``; with ``out``, write the rows it keeps (parquet -> parquet, jsonl -> jsonl)."""
+    if out is not None and train.suffix.lower() == ".parquet":
+        try:
+            pf = pq.ParquetFile(train)
+        except (pa.ArrowException, OSError) as e:
+            raise DataPrepError(f"--train {train}: not a readable parquet file ({str(e).splitlines()[0]})") from None
+        sink = outputs.parquet(out, "--out", pf.schema_arrow)
+        position = 0
+        for batch in pf.iter_batches(batch_size=1024):
+            mask = [screen.keep(position + i, r) for i, r in enumerate(batch.to_pylist())]
+            position += batch.num_rows
+            sink.write_table(pa.Table.from_batches([batch]).filter(pa.array(mask, pa.bool_())))
+        return
+    sink = outputs.jsonl(out, "--out", optional=False) if out is not None else None
+    for sr in iter_source_rows(train, hint="--train"):
+        if sr.data is None:
+            raise DataPrepError(f"{train}:row {sr.rownum}: {sr.error}")
+        if screen.keep(sr.position, sr.data) and sink is not None:
+            sink.write_raw(sr.raw)
+
+
+def decontaminate(args: argparse.Namespace) -> None:
+    train = Path(args.train)
+    if not train.exists():
+        raise DataPrepError(f"--train {train}: no such file or folder")
+    out = None
+    if args.drop_contaminated:
+        out = output_file(args.out, "--out")
+        kind = train.suffix.lower()
+        if kind not in (".parquet", ".jsonl") or out.suffix.lower() != kind:
+            raise DataPrepError(f"--out {out}: must be a file of the same type as --train ({train.name}: .parquet or .jsonl)")
+    report = output_file(args.report, "--report")
+    evals = load_eval_texts(args.eval, exclude=[train, out], flag="--eval")
+    screen = Screen(EvalIndex(evals, args.n), args.threshold, args.drop_contaminated, args.min_score, label=str(train))
+    with Outputs() as outputs:
+        dropped = out.with_name(out.stem + CONTAMINATED_SUFFIX) if out is not None else None
+        screen.open_files(outputs, report, dropped, "--report", "--out")
+        _screen_file(train, screen, outputs, out)
+        outputs.commit()
+    print(screen.summary())
+    print(f"report: {report}")
+    if out is not None:
+        print(f"dropped {screen.dropped} row(s) (listed in {dropped}); wrote {screen.rows - screen.dropped} rows to {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,58 +389,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train", required=True, help="training parquet (data_prep output) or raw jsonl/parquet")
     ap.add_argument("--eval", required=True, nargs="+", help="evaluation parquet/jsonl files or folders")
     ap.add_argument("--report", required=True, help="CSV report of overlapping pairs")
-    ap.add_argument("--n", type=int, default=DEFAULT_N, help="word n-gram size (default 13)")
-    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="score >= this is contaminated")
-    ap.add_argument("--min-score", type=float, default=0.0, help="only report pairs with score >= this")
+    ap.add_argument("--n", type=positive_int, default=DEFAULT_N, help="word n-gram size (default 13)")
+    ap.add_argument("--threshold", type=fraction, default=DEFAULT_THRESHOLD, help="score >= this is contaminated")
+    ap.add_argument("--min-score", type=fraction, default=0.0, help="only report pairs with score >= this")
     ap.add_argument("--drop-contaminated", action="store_true", help="write the training rows without contaminated ones")
-    ap.add_argument("--out", default=None, help="cleaned parquet (with --drop-contaminated)")
+    ap.add_argument("--out", default=None, help="cleaned file, same type as --train (with --drop-contaminated)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
     if args.drop_contaminated and not args.out:
         ap.error("--drop-contaminated needs --out CLEAN.parquet")
-
-    train_path = Path(args.train)
-    try:
-        if train_path.suffix == ".parquet":
-            rows = read_parquet_rows(train_path)
-        else:
-            rows = []
-            for sr in iter_source_rows(train_path):
-                if sr.data is None:
-                    raise ValueError(f"{train_path}:row {sr.rownum}: {sr.error}")
-                rows.append(sr.data)
-        overlaps, bad = decontaminate_rows(
-            rows, args.eval, n=args.n, threshold=args.threshold, min_score=args.min_score, source_label=str(train_path)
-        )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    write_report(args.report, overlaps, args.threshold)
-    print(f"{len(overlaps)} overlapping pair(s); {len(bad)} of {len(rows)} training rows with score >= {args.threshold}")
-    print(f"report: {args.report}")
-    if args.drop_contaminated:
-        out = Path(args.out)
-        if out.suffix != ".parquet":
-            print("error: --out must be a .parquet file", file=sys.stderr)
-            return 1
-        kept = [r for i, r in enumerate(rows) if i not in bad]
-        if "data_source" in (rows[0] if rows else {}):
-            write_parquet_atomic(out, kept)
-        else:  # raw rows: keep their own schema
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-            import io
-
-            buf = io.BytesIO()
-            pq.write_table(pa.Table.from_pylist(kept), buf)
-            from data_prep.common import _atomic_write_bytes
-
-            _atomic_write_bytes(out, buf.getvalue())
-        dropped = out.with_name(out.stem + ".contaminated.jsonl")
-        write_jsonl_atomic(dropped, dropped_records(rows, bad))
-        print(f"dropped {len(bad)} row(s) (listed in {dropped}); wrote {len(kept)} rows to {out}")
-    return 0
+    return run(decontaminate, args)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,15 @@
 
     python -m data_prep.eval_sets --out DIR [--sets aime24,math500,amc23,minerva,olympiadbench]
                                   [--source-dir DIR] [--source NAME=PATH_OR_HUB_ID ...]
-                                  [--prompt paper|none] [--skip-invalid]
+                                  [--prompt paper|none] [--skip-invalid] [--duplicates error|drop|keep]
 
 Default sources are the Hugging Face hub datasets the paper's lighteval tasks used
 (see ``common.HUB_SOURCES``).  ``--source-dir`` points at a folder holding ``aime24``, ``math500``,
 ``amc23``, ``minerva_math`` and ``olympiadbench`` as ``.jsonl``/``.json``/``.parquet`` files or
 ``save_to_disk`` folders (the layout of shared/data).  Writes ``DIR/<set>.parquet`` for each set
-(set names: aime24, math500, amc23, minerva, olympiadbench).
+(set names: aime24, math500, amc23, minerva, olympiadbench).  A repeated problem is a row error by
+default: it would count twice in the accuracy (see :mod:`data_prep.convert`).  Without network, use
+``--source-dir`` (or set ``HF_HUB_OFFLINE=1`` to use the Hugging Face cache).
 """
 
 from __future__ import annotations
@@ -19,39 +21,38 @@ import logging
 import sys
 from pathlib import Path
 
-from data_prep.common import (
-    EVAL_SETS,
-    HUB_SOURCES,
-    LOCAL_FILE_STEMS,
-    PROMPT_STYLES,
-    DataPrepError,
-    convert,
-    eval_messages,
-    finish_conversion,
-    setup_logging,
-)
+from data_prep.cli import run, setup_logging
+from data_prep.common import EVAL_SETS, HUB_SOURCES, LOCAL_FILE_STEMS, PROMPT_STYLES, DataPrepError, eval_messages
+from data_prep.convert import DUPLICATE_POLICIES, convert
+from data_prep.output import output_dir
 
 logger = logging.getLogger("data_prep.eval_sets")
 
 _SUFFIXES = (".jsonl", ".json", ".parquet", "")
 
 
-def resolve_source(set_name: str, source_dir: str | Path | None, overrides: dict[str, str]) -> tuple[str, str | None]:
-    """(source, hub split or None for local files)."""
+def resolve_source(set_name: str, source_dir: str | Path | None, overrides: dict[str, str]) -> tuple[str, str, str]:
+    """(source, hub split, the flag that chose it)."""
+    split = HUB_SOURCES[set_name][1]
     if set_name in overrides:
-        src = overrides[set_name]
-        return src, (None if Path(src).exists() else HUB_SOURCES[set_name][1])
+        return overrides[set_name], split, "--source"
     if source_dir is not None:
         d = Path(source_dir)
+        _source_dir(d)
         for stem in dict.fromkeys((LOCAL_FILE_STEMS[set_name], set_name)):
             for suf in _SUFFIXES:
                 p = d / f"{stem}{suf}"
                 if p.exists():
-                    return str(p), HUB_SOURCES[set_name][1]
-        raise FileNotFoundError(
-            f"{set_name}: none of {LOCAL_FILE_STEMS[set_name]}.jsonl/.json/.parquet (or a save_to_disk folder) in {d}"
+                    return str(p), split, "--source-dir"
+        raise DataPrepError(
+            f"--source-dir {d}: no {LOCAL_FILE_STEMS[set_name]}.jsonl/.json/.parquet or save_to_disk folder for {set_name}"
         )
-    return HUB_SOURCES[set_name]
+    return HUB_SOURCES[set_name][0], split, "--source-dir (or --source NAME=PATH)"
+
+
+def _source_dir(d: Path) -> None:
+    if not Path(d).is_dir():
+        raise DataPrepError(f"--source-dir {d}: {'not a folder' if Path(d).exists() else 'no such folder'}")
 
 
 def prepare_eval_set(
@@ -61,15 +62,20 @@ def prepare_eval_set(
     hub_split: str | None = None,
     prompt: str = "paper",
     skip_invalid: bool = False,
+    duplicates: str = "error",
+    hint: str = "--source",
 ) -> Path:
-    res = convert(
+    return convert(
         set_name,
         source,
+        out_dir,
         split_label="test",
         messages_fn=functools.partial(eval_messages, style=prompt),
         hub_split=hub_split,
-    )
-    return finish_conversion(set_name, res, Path(out_dir), skip_invalid)
+        hint=hint,
+        skip_invalid=skip_invalid,
+        duplicates=duplicates,
+    ).path
 
 
 def parse_sets(text: str) -> list[str]:
@@ -92,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--prompt", choices=PROMPT_STYLES, default="paper", help="paper: lighteval query; none: bare problem")
     ap.add_argument("--skip-invalid", action="store_true", help="write valid rows, rejects to <out>/<set>.rejects.jsonl")
+    ap.add_argument("--duplicates", choices=DUPLICATE_POLICIES, default="error",
+                    help="repeated problems: error (default: a row error), drop (keep the first) or keep (listed)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
@@ -101,16 +109,23 @@ def main(argv: list[str] | None = None) -> int:
         if "=" not in item:
             ap.error(f"--source expects NAME=PATH_OR_HUB_ID, got {item!r}")
         k, v = item.split("=", 1)
-        overrides[parse_sets(k)[0]] = v
+        try:
+            overrides[parse_sets(k)[0]] = v
+        except argparse.ArgumentTypeError as e:
+            ap.error(f"--source {item}: {e}")
+    if run(output_dir, args.out, "--out") or (args.source_dir is not None and run(_source_dir, args.source_dir)):
+        return 1
 
     failed = []
     for name in args.sets:
-        try:
-            src, split = resolve_source(name, args.source_dir, overrides)
-            path = prepare_eval_set(name, args.out, src, split, prompt=args.prompt, skip_invalid=args.skip_invalid)
+
+        def one(name: str = name) -> None:
+            src, split, hint = resolve_source(name, args.source_dir, overrides)
+            path = prepare_eval_set(name, args.out, src, split, prompt=args.prompt, skip_invalid=args.skip_invalid,
+                                    duplicates=args.duplicates, hint=hint)
             print(f"{name}: {path}")
-        except (DataPrepError, FileNotFoundError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
+
+        if run(one):
             failed.append(name)
     if failed:
         print(f"error: {len(failed)} set(s) not written: {','.join(failed)}", file=sys.stderr)

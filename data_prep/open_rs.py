@@ -1,18 +1,22 @@
 """Build the verl training parquet from Open-RS (knoveleng/open-rs, 7000 rows).
 
     python -m data_prep.open_rs --out DIR [--source HUB_ID_OR_LOCAL_PATH] [--no-system-prompt] [--skip-invalid]
+                                [--duplicates keep|drop|error]
                                 [--decontaminate-against PARQUET_OR_DIR ... [--drop-contaminated]
                                  [--decontam-n 13] [--decontam-threshold 0.5]]
 
 Writes ``DIR/open_rs.parquet``.  Prompt: the paper's system prompt, then the problem as the user
 message (``--no-system-prompt``: user message only).  ``reward_model.ground_truth`` is the ``solution``
 text (the authors' accuracy reward parses it with math-verify, first match); ``extra_info.answer`` holds
-its last ``\\boxed{}`` (else the ``answer`` column).
+its last ``\\boxed{}`` (else the ``answer`` column).  Repeated problems are kept as published and listed in
+``DIR/open_rs.duplicates.jsonl`` (see :mod:`data_prep.convert`).
 
 With ``--decontaminate-against`` the problems are checked against evaluation sets (data_prep
-parquet output or raw jsonl, files or folders): the pair report goes to
-``DIR/open_rs.contamination.csv``; with ``--drop-contaminated`` rows scoring >= the threshold are
-removed and listed in ``DIR/open_rs.contaminated.jsonl``.
+parquet output or raw jsonl, files or folders; training sets in a folder, including this tool's own earlier
+output, are skipped): the pair report goes to ``DIR/open_rs.contamination.csv``; with
+``--drop-contaminated`` rows scoring >= the threshold are removed and listed in
+``DIR/open_rs.contaminated.jsonl``.  Without network, name a local copy with ``--source`` (or set
+``HF_HUB_OFFLINE=1`` to use the Hugging Face cache).
 """
 
 from __future__ import annotations
@@ -23,16 +27,11 @@ import logging
 import sys
 from pathlib import Path
 
-from data_prep.common import (
-    HUB_SOURCES,
-    DataPrepError,
-    convert,
-    finish_conversion,
-    setup_logging,
-    train_messages,
-    write_jsonl_atomic,
-)
-from data_prep.decontaminate import DEFAULT_N, DEFAULT_THRESHOLD, decontaminate_rows, dropped_records, write_report
+from data_prep.cli import fraction, positive_int, run, setup_logging
+from data_prep.common import HUB_SOURCES, train_messages
+from data_prep.convert import DUPLICATE_POLICIES, convert
+from data_prep.decontaminate import DEFAULT_N, DEFAULT_THRESHOLD, REPORT_SUFFIX, EvalIndex, Screen, load_eval_texts
+from data_prep.output import output_dir
 
 logger = logging.getLogger("data_prep.open_rs")
 
@@ -48,38 +47,36 @@ def prepare_open_rs(
     drop_contaminated: bool = False,
     n: int = DEFAULT_N,
     threshold: float = DEFAULT_THRESHOLD,
+    duplicates: str = "keep",
 ) -> Path:
-    out_dir = Path(out_dir)
+    out = output_dir(out_dir, "--out")
     hub_id, hub_split = HUB_SOURCES[NAME]
     src = source or hub_id
-    split = None if Path(src).exists() else hub_split
-    res = convert(
-        NAME, src, split_label="train", messages_fn=functools.partial(train_messages, system_prompt=system_prompt), hub_split=split
+    screen = None
+    if decontaminate_against:  # before reading the source: a bad evaluation path fails first
+        evals = load_eval_texts(decontaminate_against, exclude=[out / f"{NAME}.parquet", src], flag="--decontaminate-against")
+        screen = Screen(EvalIndex(evals, n), threshold, drop_contaminated, label=str(src))
+    summary = convert(
+        NAME,
+        src,
+        out,
+        split_label="train",
+        messages_fn=functools.partial(train_messages, system_prompt=system_prompt),
+        hub_split=hub_split,
+        hint="--source",
+        skip_invalid=skip_invalid,
+        duplicates=duplicates,
+        screen=screen,
     )
-    if decontaminate_against:
-        # validate first (raises without --skip-invalid), then check the valid rows
-        if res.rejects and not skip_invalid:
-            finish_conversion(NAME, res, out_dir, skip_invalid)
-        overlaps, bad = decontaminate_rows(res.rows, decontaminate_against, n=n, threshold=threshold, source_label=str(src))
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_report(out_dir / f"{NAME}.contamination.csv", overlaps, threshold)
-        contaminated_path = out_dir / f"{NAME}.contaminated.jsonl"
-        if drop_contaminated:
-            write_jsonl_atomic(contaminated_path, dropped_records(res.rows, bad))
-            res.rows = [r for i, r in enumerate(res.rows) if i not in bad]
-            logger.warning("%s: dropped %d contaminated row(s) (score >= %.2f); listed in %s", NAME, len(bad), threshold, contaminated_path)
-        else:
-            if contaminated_path.exists():
-                contaminated_path.unlink()
-            if bad:
-                logger.warning(
-                    "%s: %d row(s) overlap evaluation problems (score >= %.2f); kept (use --drop-contaminated); see %s",
-                    NAME,
-                    len(bad),
-                    threshold,
-                    out_dir / f"{NAME}.contamination.csv",
-                )
-    return finish_conversion(NAME, res, out_dir, skip_invalid)
+    if screen is not None:
+        logger.info("decontamination: %s", screen.summary())
+        if screen.flagged and drop_contaminated:
+            logger.warning("%s: dropped %d contaminated row(s) (score >= %.2f); listed in %s",
+                           NAME, screen.dropped, threshold, screen.dropped_path)
+        elif screen.flagged:
+            logger.warning("%s: %d row(s) overlap evaluation problems (score >= %.2f); kept (use --drop-contaminated); see %s",
+                           NAME, screen.flagged, threshold, out / f"{NAME}{REPORT_SUFFIX}")
+    return summary.path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,16 +85,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", default=None, help=f"hub id or local jsonl/parquet/save_to_disk folder (default {HUB_SOURCES[NAME][0]})")
     ap.add_argument("--no-system-prompt", action="store_true", help="user message only, no system prompt")
     ap.add_argument("--skip-invalid", action="store_true", help="write valid rows, rejects to <out>/open_rs.rejects.jsonl")
+    ap.add_argument("--duplicates", choices=DUPLICATE_POLICIES, default="keep",
+                    help="repeated problems: keep (default, as published; listed), drop (keep the first) or error")
     ap.add_argument("--decontaminate-against", nargs="+", default=None, metavar="PARQUET_OR_DIR")
     ap.add_argument("--drop-contaminated", action="store_true")
-    ap.add_argument("--decontam-n", type=int, default=DEFAULT_N)
-    ap.add_argument("--decontam-threshold", type=float, default=DEFAULT_THRESHOLD)
+    ap.add_argument("--decontam-n", type=positive_int, default=DEFAULT_N, help="word n-gram size (default 13)")
+    ap.add_argument("--decontam-threshold", type=fraction, default=DEFAULT_THRESHOLD, help="score >= this is contaminated")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
     if args.drop_contaminated and not args.decontaminate_against:
         ap.error("--drop-contaminated needs --decontaminate-against")
-    try:
+
+    def go() -> None:
         path = prepare_open_rs(
             args.out,
             source=args.source,
@@ -107,12 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             drop_contaminated=args.drop_contaminated,
             n=args.decontam_n,
             threshold=args.decontam_threshold,
+            duplicates=args.duplicates,
         )
-    except (DataPrepError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"{NAME}: {path}")
-    return 0
+        print(f"{NAME}: {path}")
+
+    return run(go)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from data_prep.common import (
     DataPrepError,
     ground_truth_for,
     last_boxed,
-    read_parquet_rows,
 )
+from data_prep.convert import check_rows, convert, row_message
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "open_rs_sample.jsonl"
@@ -58,6 +58,21 @@ def eval_out(shared_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("eval_sets")
     assert eval_sets.main(["--out", str(out), "--source-dir", str(shared_data)]) == 0
     return out
+
+
+def read_parquet_rows(path) -> list[dict]:
+    return pq.read_table(path).to_pylist()
+
+
+def _checked(set_name: str, src: Path, messages_fn=common.eval_messages, split: str = "test"):
+    """(verl rows, row error messages) of a source, without writing anything."""
+    rows, errors = [], []
+    for c in check_rows(set_name, src, split_label=split, messages_fn=messages_fn):
+        if c.error is None:
+            rows.append(c.row)
+        else:
+            errors.append(row_message(str(src), c.source.rownum, c.error))
+    return rows, errors
 
 
 def _jsonl_rows(path: Path) -> list[dict]:
@@ -134,7 +149,7 @@ def test_prompts():
     assert paper[0]["content"].endswith("Think step by step before answering.\n\nWhat is 1+1?")
     assert common.eval_messages("What is 1+1?", "none") == [{"role": "user", "content": "What is 1+1?"}]
     assert SYSTEM_PROMPT.startswith("A conversation between User and Assistant.")
-    assert "\\boxed{} ." in SYSTEM_PROMPT and SYSTEM_PROMPT.endswith("NOT use other languages.")
+    assert "\\boxed{{}} ." in SYSTEM_PROMPT and SYSTEM_PROMPT.endswith("NOT use other languages.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -224,6 +239,8 @@ def _hub_variant(set_name: str, raw: list[dict]) -> list[dict]:
 def test_hub_schema_variants_load(shared_data, tmp_path, monkeypatch, set_name):
     import datasets
 
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network in tests: what a user with a cached copy sets
+
     raw = _jsonl_rows(shared_data / LOCAL_FILES[set_name])[:4]
     hub_rows = _hub_variant(set_name, raw)
     ref = eval_sets.prepare_eval_set(set_name, tmp_path / "ref", str(shared_data / LOCAL_FILES[set_name]))
@@ -242,7 +259,7 @@ def test_hub_schema_variants_load(shared_data, tmp_path, monkeypatch, set_name):
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     hub_id, hub_split = common.HUB_SOURCES[set_name]
-    src, split = eval_sets.resolve_source(set_name, None, {})
+    src, split, _ = eval_sets.resolve_source(set_name, None, {})
     assert (src, split) == (hub_id, hub_split)
     same_core(read_parquet_rows(eval_sets.prepare_eval_set(set_name, tmp_path / "hub", src, split)))
     assert calls == [(hub_id, hub_split)]
@@ -284,22 +301,22 @@ def _malformed_amc(tmp_path: Path) -> Path:
             {**good, "answer": [5]},  # row 4: wrong type
             '{"id": 4, "problem": "broken',  # row 5: invalid JSON
             {**good, "id": 5, "answer": None},  # row 6: missing answer
-            {**good, "id": 6, "answer": 12.0},  # row 7: good
+            {**good, "id": 6, "problem": "What is $3+9$?", "question": "What is $3+9$?", "answer": 12.0},  # row 7: good
         ],
     )
 
 
 def test_malformed_rows_reported(tmp_path, capsys):
     src = _malformed_amc(tmp_path)
-    res = common.convert("amc23", src, "test", common.eval_messages)
-    assert res.total == 7 and len(res.rows) == 2
-    assert res.errors[:3] + res.errors[4:] == [
+    rows, errors = _checked("amc23", src)
+    assert len(rows) == 2 and len(errors) == 5
+    assert errors[:3] + errors[4:] == [
         f"{src}:row 2: field 'problem': missing",
         f"{src}:row 3: field 'problem': empty string",
         f"{src}:row 4: field 'answer': expected a number or string, got list",
         f"{src}:row 6: field 'answer': missing",
     ]
-    assert res.errors[3].startswith(f"{src}:row 5: field '*': invalid JSON (Unterminated string")
+    assert errors[3].startswith(f"{src}:row 5: field '*': invalid JSON (Unterminated string")
     out = tmp_path / "out"
     rc = eval_sets.main(["--out", str(out), "--sets", "amc23", "--source", f"amc23={src}"])
     err = capsys.readouterr().err
@@ -307,8 +324,10 @@ def test_malformed_rows_reported(tmp_path, capsys):
     assert f"{src}:row 2: field 'problem': missing" in err and f"{src}:row 6: field 'answer': missing" in err
     assert "5 invalid row(s) of 7" in err
     assert not (out / "amc23.parquet").exists()
-    with pytest.raises(DataPrepError, match="row 4: field 'answer'"):
-        common.finish_conversion("amc23", res, out, skip_invalid=False)
+    with pytest.raises(DataPrepError, match="row 2: field 'problem'") as e:
+        convert("amc23", src, out, split_label="test", messages_fn=common.eval_messages)
+    assert "\n" not in str(e.value) and "--skip-invalid" in str(e.value) and len(e.value.details) == 5
+    assert sorted(p.name for p in out.iterdir()) == []  # nothing written, no temporary file left
 
 
 def test_skip_invalid_writes_rejects(tmp_path, caplog):
@@ -333,12 +352,11 @@ def test_skip_invalid_writes_rejects(tmp_path, caplog):
 
 def test_minerva_without_box_and_olympiad_bad_final_answer(tmp_path):
     m = _write_jsonl(tmp_path / "m.jsonl", [{"problem": "p", "solution": "no box", "type": "t", "idx": 0}])
-    res = common.convert("minerva", m, "test", common.eval_messages)
-    assert res.errors == [f"{m}:row 1: field 'solution': no \\boxed{{}} answer in solution"]
+    assert _checked("minerva", m)[1] == [f"{m}:row 1: field 'solution': no \\boxed{{}} answer in solution"]
     o = _write_jsonl(tmp_path / "o.jsonl", [{"question": "q", "final_answer": []}, {"question": "q", "final_answer": "$3$"}])
-    res = common.convert("olympiadbench", o, "test", common.eval_messages)
-    assert res.errors == [f"{o}:row 1: field 'final_answer': empty list"]
-    assert res.rows[0]["reward_model"]["ground_truth"] == "$3$" and res.rows[0]["extra_info"]["answer"] == "3"
+    rows, errors = _checked("olympiadbench", o)
+    assert errors == [f"{o}:row 1: field 'final_answer': empty list"]
+    assert rows[0]["reward_model"]["ground_truth"] == "$3$" and rows[0]["extra_info"]["answer"] == "3"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -376,19 +394,22 @@ def test_real_eval_bytes_deterministic(shared_data, eval_out, tmp_path):
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
-    path = tmp_path / "x.parquet"
-    rows = common.convert("open_rs", FIXTURE, "train", common.train_messages).rows
-    common.write_parquet_atomic(path, rows)
+    import errno
+
+    from data_prep import output
+
+    path = open_rs.prepare_open_rs(tmp_path, source=str(FIXTURE))
     old = path.read_bytes()
 
     def boom(*a, **k):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(common.os, "replace", boom)
-    with pytest.raises(OSError):
-        common.write_parquet_atomic(path, rows[:2])
+    monkeypatch.setattr(output.os, "replace", boom)
+    smaller = _write_jsonl(tmp_path.parent / "two.jsonl", _jsonl_rows(FIXTURE)[:2])
+    with pytest.raises(DataPrepError, match=r"^--out .*open_rs.parquet: cannot write \(No space left on device\)$"):
+        open_rs.prepare_open_rs(tmp_path, source=str(smaller))
     assert path.read_bytes() == old
-    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+    assert [p.name for p in tmp_path.iterdir()] == ["open_rs.parquet"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -415,6 +436,8 @@ def test_open_rs_fixture_converts(tmp_path):
 
 def test_open_rs_hub_default_and_invalid(tmp_path, monkeypatch, capsys):
     import datasets
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network in tests: what a user with a cached copy sets
 
     raw = _jsonl_rows(FIXTURE)
     calls = []
@@ -493,6 +516,20 @@ def test_decontamination_finds_planted_duplicate_and_drops_it(tmp_path, caplog):
     assert open_rs.main(["--out", str(out2), "--source", str(FIXTURE), "--decontaminate-against", str(evals)]) == 0
     assert len(read_parquet_rows(out2 / "open_rs.parquet")) == 8
     assert (out2 / "open_rs.contamination.csv").is_file() and not (out2 / "open_rs.contaminated.jsonl").exists()
+
+
+def test_decontaminate_cli_copies_kept_jsonl_lines(tmp_path, capsys):
+    """A raw jsonl training file is cleaned into jsonl, its kept lines byte for byte; other --out types are refused."""
+    evals = _small_eval_dir(tmp_path)
+    clean = tmp_path / "clean.jsonl"
+    argv = ["--train", str(FIXTURE), "--eval", str(evals), "--report", str(tmp_path / "r.csv"), "--drop-contaminated"]
+    assert decontaminate.main(argv + ["--out", str(clean)]) == 0
+    lines = FIXTURE.read_bytes().splitlines(keepends=True)
+    assert clean.read_bytes() == b"".join(line for i, line in enumerate(lines) if i != PLANTED_POSITION)
+    capsys.readouterr()
+    assert decontaminate.main(argv + ["--out", str(tmp_path / "clean.parquet")]) == 1
+    assert capsys.readouterr().err == (f"error: --out {tmp_path / 'clean.parquet'}: must be a file of the same type as "
+                                       f"--train ({FIXTURE.name}: .parquet or .jsonl)\n")
 
 
 def test_decontamination_paraphrase_and_threshold():
