@@ -1,0 +1,211 @@
+"""The "hf" rollout: a Ray actor that samples with Hugging Face transformers on a CPU, and the adapter in the
+trainer worker that pushes the trained weights to it after every step (verl's ``naive`` weight sync).
+
+It implements the token-in-token-out surface verl's agent loop calls on a vLLM server (``generate``) and the
+control calls of the replica and checkpoint manager (wake_up, sleep, abort, ...), as no-ops where a CPU has
+nothing to do. Set ``CWGRPO_CPU_EVENTS=<file>`` to have every weight load appended to it as a JSON line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+import torch
+from verl.workers.rollout import base as rollout_base
+from verl.workers.rollout.base import BaseRollout
+from verl.workers.rollout.replica import RolloutReplica, RolloutReplicaRegistry, TokenOutput
+
+NAME = "hf"
+EVENTS_ENV = "CWGRPO_CPU_EVENTS"
+
+
+def server_name(replica_rank: int) -> str:
+    return f"cwgrpo_hf_cpu_server_{replica_rank}"
+
+
+class HFServer:
+    """One request at a time, KV-cached sampling; honours max_tokens, temperature, top_k, top_p and, like verl's
+    vLLM server, caps prompt + response at ``max_model_len``."""
+
+    def __init__(self, config, model_config, replica_rank: int):
+        from transformers import AutoModelForCausalLM
+        from verl.utils.config import omega_conf_to_dataclass
+
+        torch.set_num_threads(1)
+        self.config = omega_conf_to_dataclass(config)
+        self.model_config = omega_conf_to_dataclass(model_config)
+        self.name = server_name(replica_rank)
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_config.local_path, dtype=torch.float32).eval()
+        self.initial = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        eos = self.model.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        if self.model_config.tokenizer is not None and self.model_config.tokenizer.eos_token_id is not None:
+            eos.append(self.model_config.tokenizer.eos_token_id)
+        self.eos_ids = set(eos)
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        self.max_model_len = self.config.max_model_len or positions or self.config.prompt_length + self.config.response_length
+        self.generator = torch.Generator().manual_seed(int(self.config.seed or 0) + 1000 * replica_rank)
+        self.lock = asyncio.Lock()
+        self.weight_version = 0
+        self.global_steps = None
+
+    def ready(self) -> bool:
+        return True
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor], global_steps=None) -> dict[str, Any]:
+        own = self.model.state_dict()
+        unexpected = sorted(set(state_dict) - set(own))
+        if unexpected:
+            raise KeyError(f"{self.name}: weights for unknown parameters {unexpected[:5]}")
+        with torch.no_grad():
+            for key, value in state_dict.items():
+                own[key].copy_(value.to(own[key].dtype))
+        self.weight_version += 1
+        change = max(float((own[k] - self.initial[k]).abs().max()) for k in state_dict) if state_dict else 0.0
+        event = {"event": "weights", "server": self.name, "version": self.weight_version, "tensors": len(state_dict),
+                 "global_steps": global_steps, "max_abs_change_from_initial": change}
+        path = os.environ.get(EVENTS_ENV)
+        if path:
+            with open(path, "a", encoding="utf-8") as events:
+                events.write(json.dumps(event) + "\n")
+        print(f"[cwgrpo-cpu] {json.dumps(event)}", flush=True)
+        return event
+
+    async def generate(self, prompt_ids, sampling_params: dict[str, Any], request_id: str, **_kwargs) -> TokenOutput:
+        async with self.lock:
+            return self._generate(list(prompt_ids), dict(sampling_params))
+
+    def _max_tokens(self, prompt_len: int, params: dict[str, Any]) -> int:
+        room = self.max_model_len - prompt_len
+        if room < 1:
+            raise ValueError(f"prompt of {prompt_len} tokens leaves no room within max_model_len={self.max_model_len}")
+        wanted = params.pop("max_tokens", params.pop("max_new_tokens", None))
+        if wanted is None:
+            budget = self.config.prompt_length + self.config.response_length - prompt_len
+            wanted = min(self.config.response_length, budget)
+        return max(1, min(int(wanted), room))
+
+    @torch.no_grad()
+    def _generate(self, prompt_ids: list[int], params: dict[str, Any]) -> TokenOutput:
+        max_tokens = self._max_tokens(len(prompt_ids), params)
+        temperature = float(params.get("temperature", 1.0) or 0.0)
+        top_k = int(params.get("top_k", -1) or -1)
+        top_p = float(params.get("top_p", 1.0) or 1.0)
+        out = self.model(input_ids=torch.tensor([prompt_ids]), use_cache=True)
+        tokens, log_probs = [], []
+        for _ in range(max_tokens):
+            logits = out.logits[0, -1].float()
+            token = self._sample(logits, temperature, top_k, top_p)
+            tokens.append(token)
+            log_probs.append(float(torch.log_softmax(logits, -1)[token]))
+            if token in self.eos_ids:
+                break
+            out = self.model(input_ids=torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
+        return TokenOutput(
+            token_ids=tokens,
+            log_probs=log_probs if params.get("logprobs") else None,
+            stop_reason="completed",
+            extra_fields={"global_steps": self.global_steps},
+        )
+
+    def _sample(self, logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> int:
+        if temperature <= 0:
+            return int(logits.argmax())
+        scaled = logits / temperature
+        if top_k > 0:
+            scaled = scaled.masked_fill(scaled < torch.topk(scaled, min(top_k, scaled.numel())).values[-1], -torch.inf)
+        probs = torch.softmax(scaled, -1)
+        if top_p < 1.0:
+            ordered, index = probs.sort(descending=True)
+            outside = ordered.cumsum(0) - ordered > top_p
+            probs = probs.scatter(0, index, ordered.masked_fill(outside, 0.0))
+        return int(torch.multinomial(probs, 1, generator=self.generator))
+
+    # the control surface verl's replica and checkpoint manager call: nothing to do on a CPU
+    async def wake_up(self, tags=None):
+        return None
+
+    async def sleep(self):
+        return None
+
+    async def clear_kv_cache(self):
+        return None
+
+    async def release_kv_cache(self):
+        return None
+
+    async def resume_kv_cache(self):
+        return None
+
+    async def abort_all_requests(self, reset_prefix_cache: bool = True, reject_request: bool = False):
+        return {"aborted_count": 0, "request_ids": []}
+
+    async def resume_generation(self):
+        return None
+
+    async def start_profile(self, **_kwargs):
+        return None
+
+    async def stop_profile(self):
+        return None
+
+    async def set_global_steps(self, global_steps: int):
+        self.global_steps = global_steps
+
+    async def wait_for_requests_to_drain(self):
+        return None
+
+
+class HFReplica(RolloutReplica):
+    async def launch_servers(self):
+        import ray
+
+        server = (
+            ray.remote(HFServer)
+            .options(name=server_name(self.replica_rank) + self.name_suffix, num_cpus=0,
+                     max_concurrency=self.max_concurrency)
+            .remote(self.config, self.model_config, self.replica_rank)
+        )
+        await server.ready.remote()
+        self.servers = [server]
+        self._server_handle = server
+        self._server_address = f"hf-cpu-{self.replica_rank}"
+
+
+class HFServerAdapter(BaseRollout):
+    """Lives in the trainer worker: gathers the trained weights and sends them to its replica's server."""
+
+    def __init__(self, config, model_config, device_mesh, replica_rank: int = -1):
+        super().__init__(config, model_config, device_mesh)
+        rank = int(os.environ.get("RANK", 0))
+        world = config.tensor_model_parallel_size * config.data_parallel_size * config.pipeline_model_parallel_size
+        self.replica_rank = rank // world if replica_rank == -1 else replica_rank
+        self.is_leader = rank % world == 0
+
+    async def resume(self, tags: list[str]):
+        return None
+
+    async def release(self):
+        return None
+
+    async def update_weights(self, weights, wire_format: str = "named_tensors", **kwargs):
+        import ray
+
+        state = {}
+        for name, tensor in weights:  # every rank takes part: full_tensor() is a collective
+            if hasattr(tensor, "full_tensor"):
+                tensor = tensor.full_tensor()
+            state[name] = tensor.detach().to("cpu", copy=True)
+        if self.is_leader:
+            server = ray.get_actor(server_name(self.replica_rank))
+            await server.load_weights.remote(state, kwargs.get("global_steps"))
+            if kwargs.get("global_steps") is not None:
+                await server.set_global_steps.remote(kwargs["global_steps"])
+
+
+RolloutReplicaRegistry.register(NAME, lambda: HFReplica)
+# verl has no public hook for the worker-side adapter: its registry maps (name, mode) to a class path
+rollout_base._ROLLOUT_REGISTRY[(NAME, "async")] = f"{__name__}.HFServerAdapter"

@@ -1,0 +1,388 @@
+"""``python -m cwgrpo_verl.smoke``: the paper run's own script, for a few steps of verl's real trainer on a CPU.
+
+It runs ``examples/train.sh`` (the script behind every paper row) with a method and preset, through the same Hydra
+composition, and overrides only the platform (``cwgrpo_verl.cpu``), the model (a tiny Qwen2, or ``--model``), the
+data (a few addition problems, and one problem per evaluation set so validation scores with the project's reward)
+and the sizes. It checks what a user's cluster would otherwise reveal only after hours: the run exits cleanly,
+every step logs its metrics and a finite, non-zero gradient norm, the trained weights reach the rollout server,
+the actor trains on the covariance weights (or the observe-only covariance statistics, for the baselines), and
+validation scores. It starts its own Ray on 127.0.0.1 in its own temporary directory and leaves nothing running.
+
+    python -m cwgrpo_verl.smoke                                   # CW-GRPO, 1.5B preset, 2 steps
+    python -m cwgrpo_verl.smoke --method grpo,cwgrpo --steps 4    # step times side by side
+    python -m cwgrpo_verl.smoke --model ~/models/Qwen2.5-0.5B trainer.val_before_train=false
+
+What a pass does not cover: vLLM's sampling and weight loading, CUDA kernels, multi-GPU sharding and memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+METHODS = ("cwgrpo", "grpo", "clip_cov", "kl_cov")
+PRESETS = ("r1_distill_1.5b", "qwen_math_7b")
+SCOPES = ("group", "micro_batch", "batch")
+GROUP_SIZE = 4  # responses per prompt
+PROMPTS = 4  # prompts per step
+MICRO_BATCH = 8  # responses per micro-batch: two whole groups
+PROMPT_LENGTH, RESPONSE_LENGTH = 128, 32
+RECIPE = "recipe.cwgrpo.main_cwgrpo"
+
+
+def cpu_overrides(work: Path, model: Path, ray_dir: Path, steps: int) -> list[str]:
+    """The Hydra overrides that move a run onto the CPU backend at smoke-test sizes (nothing about the method)."""
+    return [
+        # sizes
+        f"data.train_batch_size={PROMPTS}",
+        f"data.max_prompt_length={PROMPT_LENGTH}",
+        f"data.max_response_length={RESPONSE_LENGTH}",
+        "data.dataloader_num_workers=0",
+        f"actor_rollout_ref.rollout.n={GROUP_SIZE}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={PROMPTS}",
+        f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={MICRO_BATCH}",
+        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={MICRO_BATCH}",
+        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={MICRO_BATCH}",
+        f"actor_rollout_ref.rollout.max_model_len={PROMPT_LENGTH + RESPONSE_LENGTH}",
+        f"trainer.total_training_steps={steps}",
+        # model
+        f"actor_rollout_ref.model.path={model}",
+        "actor_rollout_ref.model.use_remove_padding=false",
+        "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+        "actor_rollout_ref.model.enable_gradient_checkpointing=false",
+        # platform: verl's FSDP2 engine on gloo, the "hf" rollout, the fake "GPU" resource Ray schedules by
+        "actor_rollout_ref.actor.strategy=fsdp2",
+        "actor_rollout_ref.actor.fsdp_config.strategy=fsdp2",
+        "actor_rollout_ref.actor.fsdp_config.dtype=float32",
+        "+actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=fp32",  # a CPU computes in float32
+        "+actor_rollout_ref.ref.fsdp_config.mixed_precision.param_dtype=fp32",
+        "actor_rollout_ref.actor.use_torch_compile=false",
+        "actor_rollout_ref.ref.strategy=fsdp2",
+        "actor_rollout_ref.ref.fsdp_config.strategy=fsdp2",
+        "actor_rollout_ref.rollout.name=hf",
+        "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+        "actor_rollout_ref.rollout.agent.num_workers=1",
+        "reward.num_workers=1",
+        "reward.custom_reward_function.path=pkg://cwgrpo_verl.cpu.smoke_reward",
+        "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+        "trainer.device=cpu",
+        "trainer.nnodes=1",
+        "trainer.n_gpus_per_node=1",
+        "trainer.logger=[console,file]",
+        f"trainer.default_local_dir={work / 'checkpoints'}",
+        # a Ray of our own: a new local instance (never an existing cluster), on loopback, in our directory
+        "+ray_kwargs.ray_init.address=local",
+        "ray_kwargs.ray_init.num_cpus=8",
+        "+ray_kwargs.ray_init.num_gpus=1",
+        "+ray_kwargs.ray_init.include_dashboard=false",
+        f"+ray_kwargs.ray_init._temp_dir={ray_dir}",
+        "+ray_kwargs.ray_init._node_ip_address=127.0.0.1",
+    ]
+
+
+@dataclass
+class Run:
+    """What one smoke run did: its exit code, per-step metrics (verl's file logger) and rollout events."""
+
+    method: str
+    scope: str
+    script: str
+    module: str  # the entry point the script runs (the recipe, or verl.trainer.main_ppo)
+    returncode: int
+    seconds: float
+    work: Path
+    log: str
+    metrics: dict[int, dict] = field(default_factory=dict)  # step -> metrics (step 0: validation before training)
+    events: list[dict] = field(default_factory=list)
+    leftovers: list[int] = field(default_factory=list)  # our processes still alive after the run (then killed)
+
+    @property
+    def steps(self) -> list[int]:
+        return sorted(step for step in self.metrics if step > 0 and "actor/grad_norm" in self.metrics[step])
+
+    def step_time(self, key: str = "timing_s/step") -> float:
+        """Mean over the steps after the first (the first one pays for start-up), or the only step."""
+        steps = self.steps[1:] or self.steps
+        values = [self.metrics[s][key] for s in steps if key in self.metrics[s]]
+        return sum(values) / len(values) if values else math.nan
+
+
+def run(
+    method: str = "cwgrpo",
+    *,
+    preset: str = "r1_distill_1.5b",
+    scope: str = "group",
+    steps: int = 2,
+    model: Optional[Path] = None,
+    overrides: tuple[str, ...] = (),
+    script: str = "train.sh",
+    work: Optional[Path] = None,
+    timeout_s: float = 600.0,
+    echo: bool = False,
+    extra_env: Optional[dict[str, str]] = None,
+) -> Run:
+    """Run ``examples/<script>`` on the CPU backend and collect what it logged. Keeps ``work`` (a new temporary
+    directory when None) so a second run with the same ``work`` resumes from its checkpoints. ``extra_env`` is
+    added to the run's environment (``VERL_USE_EXTERNAL_MODULES`` is appended to, not replaced)."""
+    from cwgrpo_verl.cpu import tiny
+
+    work = Path(work or tempfile.mkdtemp(prefix="cwgrpo-smoke-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if model is None:
+        model = work / "model"
+        if not (model / "config.json").exists():
+            tiny.build_model(model)
+    data = work / "data"
+    if not (data / "open_rs.parquet").exists():
+        tiny.write_data(data)
+    # Ray's unix sockets live in its temp dir: keep the path short
+    ray_dir = Path(tempfile.mkdtemp(prefix="cwr", dir="/tmp"))
+    metrics_file = work / "metrics.jsonl"
+    events_file = work / "rollout_events.jsonl"
+    for stale in (metrics_file, events_file):
+        stale.unlink(missing_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(
+        METHOD=method, PRESET=preset, CW_SCOPE=scope, DATA_DIR=str(data), MODEL_PATH=str(model),
+        CHECKPOINT_DIR=str(work / "checkpoints"), PYTHON=sys.executable,
+        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        VERL_PLATFORM="cpu", VERL_USE_EXTERNAL_MODULES="cwgrpo_verl.cpu.backend",
+        VERL_FILE_LOGGER_PATH=str(metrics_file), CWGRPO_CPU_EVENTS=str(events_file),
+        RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", RAY_DEDUP_LOGS="0", PYTHONUNBUFFERED="1",
+        TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", HYDRA_FULL_ERROR="1",
+    )
+    for key, value in (extra_env or {}).items():
+        env[key] = f"{env[key]},{value}" if key == "VERL_USE_EXTERNAL_MODULES" else value
+    command = ["bash", str(EXAMPLES / script), *cpu_overrides(work, model, ray_dir, steps), *overrides]
+    module = subprocess.run(command, env={**env, "DRY_RUN": "1"}, capture_output=True, text=True,
+                            check=True).stdout.split("\n", 1)[0]
+    log_path = work / "run.log"
+    start = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace", start_new_session=True)
+        try:
+            _copy_output(proc, log, echo, deadline=start + timeout_s)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)  # our own process group: the driver and its local Ray
+            proc.wait()
+    seconds = time.monotonic() - start
+    leftovers = _stop_leftovers(str(ray_dir))
+    shutil.rmtree(ray_dir, ignore_errors=True)
+    return Run(method=method, scope=scope, script=script, module=module, returncode=proc.returncode, seconds=seconds, work=work,
+               log=log_path.read_text(encoding="utf-8", errors="replace"), metrics=_read_metrics(metrics_file),
+               events=_read_jsonl(events_file), leftovers=leftovers)
+
+
+def _copy_output(proc: subprocess.Popen, log, echo: bool, deadline: float) -> None:
+    for line in proc.stdout:
+        log.write(line)
+        if echo:
+            sys.stdout.write(line)
+        if time.monotonic() > deadline:
+            log.write(f"\n[smoke] timed out: stopping the run\n")
+            return
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _read_metrics(path: Path) -> dict[int, dict]:
+    merged: dict[int, dict] = {}
+    for record in _read_jsonl(path):
+        merged.setdefault(int(record["step"]), {}).update(record["data"])
+    return merged
+
+
+def processes_mentioning(marker: str) -> list[int]:
+    """Processes whose command line names ``marker`` (our Ray temp dir): exactly the Ray processes we started."""
+    found = []
+    for entry in Path("/proc").iterdir():  # Linux: the project's platform (verl runs on Linux only)
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _stop_leftovers(marker: str, grace_s: float = 15.0) -> list[int]:
+    """Give our Ray a moment to finish its own shutdown; kill (and report) whatever of ours is still there."""
+    deadline = time.monotonic() + grace_s
+    while (alive := processes_mentioning(marker)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return alive
+
+
+# ------------------------------------------------------------------------------------------------------------
+# checks
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _every_step(run: Run, predicate: Callable[[dict], bool]) -> bool:
+    return bool(run.steps) and all(predicate(run.metrics[s]) for s in run.steps)
+
+
+def _finite_positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def checks(run: Run, expected_steps: Optional[list[int]] = None) -> list[Check]:
+    """The verdicts a smoke run prints; a test asserts every one of them."""
+    expected = expected_steps or list(range(1, (max(run.steps) if run.steps else 0) + 1)) or [1]
+    out = [Check("exit code 0", run.returncode == 0, f"exit code {run.returncode} after {run.seconds:.0f} s")]
+    out.append(Check("every step logged", run.steps == expected, f"steps logged {run.steps}, expected {expected}"))
+    norms = [run.metrics[s].get("actor/grad_norm") for s in run.steps]
+    out.append(Check("actor/grad_norm finite and > 0", _every_step(run, lambda m: _finite_positive(m.get("actor/grad_norm"))),
+                     f"actor/grad_norm {_fmt(norms)}"))
+    synced = {e.get("global_steps"): e for e in run.events if e.get("event") == "weights"}
+    moved = [s for s in run.steps if s in synced and synced[s]["max_abs_change_from_initial"] > 0]
+    out.append(Check("trained weights reached the rollout server", bool(run.steps) and moved == run.steps,
+                     f"steps whose trained weights the server loaded: {moved}; "
+                     f"largest change {_fmt([synced[s]['max_abs_change_from_initial'] for s in moved])}"))
+    if run.module == RECIPE:
+        out.append(_covariance_check(run))
+    if run.method == "cwgrpo":
+        out.append(_weights_check(run))
+    validation = {k: v for k, v in run.metrics.get(min(run.metrics, default=0), {}).items() if k.startswith("val-core/")}
+    if any("val-core/" in k for step in run.metrics.values() for k in step):
+        out.append(Check("validation scored with the project's reward", all(math.isfinite(v) for v in validation.values()),
+                         f"{len(validation)} val-core metrics, e.g. {next(iter(validation.items()), None)}"))
+    out.append(Check("no process left behind", not run.leftovers,
+                     f"{len(run.leftovers)} Ray processes of this run outlived it" if run.leftovers else "none"))
+    return out
+
+
+def _covariance_check(run: Run) -> Check:
+    key = "cov/std"
+    ok = _every_step(run, lambda m: _finite_positive(m.get(key)))
+    return Check("covariance statistics observed at every step", ok,
+                 f"{key} {_fmt([run.metrics[s].get(key) for s in run.steps])}")
+
+
+def _weights_check(run: Run) -> Check:
+    """The actor trained on covariance weights: the loss weighted (non-constant weights) at every step."""
+    key = "actor/cw/weight_std"
+    ok = _every_step(run, lambda m: _finite_positive(m.get(key)))
+    detail = f"{key} {_fmt([run.metrics[s].get(key) for s in run.steps])}"
+    if run.scope == "group":
+        groups = [run.metrics[s].get("actor/cw/groups_per_micro_batch") for s in run.steps]
+        ok = ok and all(g == MICRO_BATCH // GROUP_SIZE for g in groups)
+        detail += f"; whole groups per micro-batch {_fmt(groups)}"
+    if run.scope == "batch":
+        ok = ok and _every_step(run, lambda m: _finite_positive(m.get("cw/weight_std")))
+        detail += f"; precomputed cw/weight_std {_fmt([run.metrics[s].get('cw/weight_std') for s in run.steps])}"
+    return Check("the actor trains on the CW weights", ok, detail)
+
+
+def _fmt(values) -> str:
+    return "[" + ", ".join("-" if v is None else f"{v:.3g}" for v in values) + "]"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# command line
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if not methods or unknown:
+        raise argparse.ArgumentTypeError(f"unknown method {unknown or text!r}; choose from {', '.join(METHODS)}")
+    return methods
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _model_dir(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not (path / "config.json").is_file():
+        raise argparse.ArgumentTypeError(f"{path} is not a Hugging Face model directory (no config.json)")
+    return path
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m cwgrpo_verl.smoke",
+        description="Run the paper's training script for a few steps of verl's real trainer on this CPU, "
+        "and check the run.",
+        epilog="Anything after the options is passed to the script as Hydra overrides, e.g. trainer.test_freq=1.",
+    )
+    parser.add_argument("--method", type=_methods, default=["cwgrpo"],
+                        help=f"one or more of {', '.join(METHODS)}, comma-separated (default: cwgrpo)")
+    parser.add_argument("--preset", choices=PRESETS, default="r1_distill_1.5b", help="the paper run to take the settings of")
+    parser.add_argument("--scope", choices=SCOPES, default="group", help="cw_scope for cwgrpo (default: group)")
+    parser.add_argument("--steps", type=_positive_int, default=2, help="training steps (default: 2)")
+    parser.add_argument("--model", type=_model_dir, default=None,
+                        help="a small Hugging Face model of the Qwen2 family instead of the built-in tiny one")
+    parser.add_argument("--work", type=Path, default=None, help="keep the run's files here (default: a temp dir)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run before it is stopped")
+    parser.add_argument("--verbose", action="store_true", help="print the trainer's output as it runs")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides passed to the training script")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    runs, failed = [], 0
+    for method in args.method:
+        work = args.work / method if args.work else None
+        print(f"smoke: examples/train.sh METHOD={method} PRESET={args.preset} "
+              f"CW_SCOPE={args.scope} for {args.steps} step(s) on the CPU backend ...", flush=True)
+        result = run(method, preset=args.preset, scope=args.scope, steps=args.steps, model=args.model,
+                     overrides=tuple(args.overrides), work=work, timeout_s=args.timeout, echo=args.verbose)
+        verdicts = checks(result, expected_steps=list(range(1, args.steps + 1)))
+        for verdict in verdicts:
+            print(f"  {'ok  ' if verdict.ok else 'FAIL'}  {verdict.name}: {verdict.detail}")
+        print(f"  step time {result.step_time():.2f} s (update_actor {result.step_time('timing_s/update_actor'):.2f} s); "
+              f"log: {result.work / 'run.log'}")
+        failed += sum(not v.ok for v in verdicts)
+        runs.append(result)
+    if len(runs) > 1 and runs[0].steps:
+        base = runs[0]
+        print(f"\nstep time against {base.method} (mean over steps 2..{args.steps}; CPU, tiny model):")
+        for result in runs:
+            ratio = result.step_time() / base.step_time()
+            print(f"  {result.method:<9} {result.step_time():6.2f} s  {ratio:5.2f}x   "
+                  f"update_actor {result.step_time('timing_s/update_actor'):5.2f} s  "
+                  f"{result.step_time('timing_s/update_actor') / base.step_time('timing_s/update_actor'):5.2f}x")
+    print("PASSED" if not failed else f"FAILED: {failed} check(s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
