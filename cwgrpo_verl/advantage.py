@@ -19,6 +19,7 @@ from verl.trainer.ppo.core_algos import (
 )
 
 from cwgrpo_verl import ESTIMATOR_NAME
+from cwgrpo_verl.config import check_adv_epsilon
 
 DEFAULT_EPSILON = 1e-4
 
@@ -32,15 +33,15 @@ def compute_cw_grpo_advantage(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(r_i - mean_g) / (std_g + eps) per prompt group ``index``, broadcast over the response's tokens."""
     config = config if config is not None else {}
-    epsilon = float(config.get("cw_adv_epsilon", DEFAULT_EPSILON))
-    if not epsilon >= 0:
-        raise ValueError(f"algorithm.cw_adv_epsilon must be >= 0, got {epsilon}")
+    epsilon = config.get("cw_adv_epsilon", DEFAULT_EPSILON)
+    norm_by_std = bool(config.get("norm_adv_by_std_in_grpo", True))
+    check_adv_epsilon(epsilon, norm_by_std)
     return compute_grpo_vectorized_outcome_advantage(
         token_level_rewards=token_level_rewards,
         response_mask=response_mask,
         index=index,
-        epsilon=epsilon,
-        norm_adv_by_std_in_grpo=bool(config.get("norm_adv_by_std_in_grpo", True)),
+        epsilon=float(epsilon),
+        norm_adv_by_std_in_grpo=norm_by_std,
     )
 
 

@@ -16,6 +16,7 @@ from cwgrpo_verl.core import LOGP_CENTERS, NORMALIZERS
 
 KEY = "actor_rollout_ref.actor.policy_loss"
 SCOPES = ("micro_batch", "group", "batch")
+SCOPE_CODES = {scope: code for code, scope in enumerate(SCOPES)}  # logged as actor/cw/scope
 # Set by the recipe entry point in its driver: the recipe trainer computes group/batch-scope weights before the
 # update. Plain main_ppo does not, so its driver (which validates the config before Ray starts) refuses them.
 RECIPE_ENV = "CWGRPO_RECIPE_TRAINER"
@@ -30,7 +31,11 @@ class CWGRPOPolicyLossConfig(PolicyLossConfig):
         cw_normalizer: "padded" (N = rows x longest response) or "valid_tokens" (mean weight 1 over tokens).
         cw_detach_weights: False lets the gradient flow through the weights (authors' code).
         cw_bandwidth_scale: Gaussian bandwidth = this x std of the covariances (1.0: hyperparameter-free).
-        cw_scope: "micro_batch" (weights in the loss), "group" or "batch" (weights in the recipe trainer).
+        cw_scope: which responses each statistic covers. "micro_batch": the loss's micro-batch (plain main_ppo or
+            the recipe). "group": each prompt group, exactly, with the gradient through the weights unless
+            detached (the authors' setting; the recipe keeps groups whole in every micro-batch). "batch": the whole
+            training batch (the paper's "all N tokens"), computed once per step before the update from the old
+            log-probs, so always detached (recipe only).
     """
 
     cw_logp_center: str = "sequence"
@@ -48,11 +53,17 @@ class CWGRPOPolicyLossConfig(PolicyLossConfig):
         scale = self.cw_bandwidth_scale
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 or scale == float("inf"):
             raise ValueError(f"{KEY}.cw_bandwidth_scale must be a finite float > 0, got {scale!r}")
+        if self.cw_scope == "batch" and not self.cw_detach_weights:
+            raise ValueError(
+                f"{KEY}.cw_scope=batch computes the weights once per step, before the update, from the old log-probs: "
+                f"no gradient can flow through them. Set {KEY}.cw_detach_weights=true, or use cw_scope=group for "
+                "the gradient through the weights (the authors' code)."
+            )
         if self.cw_scope != "micro_batch" and os.environ.get(RECIPE_ENV) != "1" and not _inside_ray():
             raise ValueError(
-                f"{KEY}.cw_scope={self.cw_scope} computes the weights before the update, which only the CW-GRPO "
-                "recipe trainer does: run `python -m recipe.cwgrpo.main_cwgrpo ...` instead of "
-                "`verl.trainer.main_ppo`, or use cw_scope=micro_batch."
+                f"{KEY}.cw_scope={self.cw_scope} needs the CW-GRPO recipe's trainer (whole prompt groups per "
+                "micro-batch, or weights before the update): run `python -m recipe.cwgrpo.main_cwgrpo ...` instead "
+                "of `verl.trainer.main_ppo`, or use cw_scope=micro_batch."
             )
 
 
@@ -63,9 +74,18 @@ class CWAlgoConfig(AlgoConfig):
     cw_adv_epsilon: float = 1e-4
 
     def __post_init__(self):
-        eps = self.cw_adv_epsilon
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):
-            raise ValueError(f"algorithm.cw_adv_epsilon must be a finite float >= 0, got {eps!r}")
+        check_adv_epsilon(self.cw_adv_epsilon, self.norm_adv_by_std_in_grpo)
+
+
+def check_adv_epsilon(eps, norm_by_std: bool = True) -> None:
+    """eps must be finite and >= 0, and > 0 when dividing by the std: a group of equal rewards has std 0."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):
+        raise ValueError(f"algorithm.cw_adv_epsilon must be a finite float >= 0, got {eps!r}")
+    if norm_by_std and eps == 0:
+        raise ValueError(
+            "algorithm.cw_adv_epsilon=0 with algorithm.norm_adv_by_std_in_grpo=true divides 0 by 0 for every group "
+            "whose rewards are all equal (NaN advantages): use a positive epsilon (the authors': 1e-4)"
+        )
 
 
 def _inside_ray() -> bool:

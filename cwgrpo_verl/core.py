@@ -10,10 +10,15 @@ For token t of response i:
 and the token's advantage becomes ``w~_it * A_it``. Statistics are taken per *segment*: the whole input
 (a micro-batch, or a whole training batch) or each prompt group, given by ``segment_ids``.
 
-Defaults reproduce the authors' released code (TRL fork, ``use_ours: true``):
+Defaults reproduce the authors' released code (github.com/WangCheng0116/CW-GRPO at 4259d83,
+``src/open_r1/trl/trainer/grpo_trainer.py``, ``compute_loss`` with ``use_ours: true``):
 ``logp_center="sequence"`` (mu_logp is the response's own mean log-prob), ``normalizer="padded"``
 (N = rows x longest response, so the mean weight over valid tokens is >= 1), and weights not detached.
 mu_A is the mean advantage over the responses (rows with at least one valid token) of the segment.
+
+All-equal rewards give cov = 0 and sigma = 0: every kernel value is 1 and the weights are N / (valid tokens),
+exactly 1 with ``normalizer="valid_tokens"`` and above 1 with ``"padded"`` when the responses differ in length
+(as in the authors' code).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch
 
 LOGP_CENTERS = ("sequence", "batch")
 NORMALIZERS = ("padded", "valid_tokens")
-SIGMA_EPS = 1e-8  # added to the std, as in the authors' code: sigma = 0 (all-equal rewards) gives weights 1
+SIGMA_EPS = 1e-8  # added to the std, as in the authors' code: keeps the kernel defined when sigma = 0
 LOGP_FLOOR = -1e4  # -inf log-probs would turn every statistic into NaN; e^-10000 is 0 in any dtype
 
 
@@ -47,6 +52,47 @@ def _per_row(seg_values: torch.Tensor, segment_ids: Optional[torch.Tensor]) -> t
     if segment_ids is None:
         return seg_values.reshape(1, 1)
     return seg_values[segment_ids].unsqueeze(-1)
+
+
+def token_covariance(
+    log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    response_mask: torch.Tensor,
+    *,
+    logp_center: str = "sequence",
+    segment_ids: Optional[torch.Tensor] = None,
+    num_segments: Optional[int] = None,
+) -> torch.Tensor:
+    """cov_it = (logp_it - mu_logp) * (A_it - mu_A) per valid token, 0 on padding; (B, T), float32 or wider.
+
+    mu_logp is the response's own mean log-prob (``"sequence"``) or the mean over the segment's tokens
+    (``"batch"``); mu_A is the mean advantage over the segment's responses. The gradient flows through
+    ``log_prob`` (detach it for weights without one); the advantage is data.
+    """
+    if logp_center not in LOGP_CENTERS:
+        raise ValueError(f"logp_center must be one of {LOGP_CENTERS}, got {logp_center!r}")
+    if segment_ids is not None and num_segments is None:
+        raise ValueError("num_segments is required with segment_ids")
+    num_segments = 1 if segment_ids is None else int(num_segments)
+    dtype = torch.promote_types(log_prob.dtype, torch.float32)  # bf16/fp16 statistics in float32
+    mask = response_mask.bool()
+    logp = torch.where(mask, log_prob.to(dtype), 0.0).clamp_min(LOGP_FLOOR)
+    row_tokens = mask.to(dtype).sum(-1)
+    row_tokens_safe = row_tokens.clamp_min(1.0)
+    row_logp_sum = logp.sum(-1)
+    if logp_center == "sequence":
+        mu_logp = (row_logp_sum / row_tokens_safe).unsqueeze(-1)
+    else:
+        seg_tokens = _segment_sum(row_tokens, segment_ids, num_segments).clamp_min(1.0)
+        mu_logp = _per_row(_segment_sum(row_logp_sum, segment_ids, num_segments) / seg_tokens, segment_ids)
+    with torch.no_grad():  # the advantage is data: no gradient, and these passes stay out of the backward
+        adv = torch.where(mask, advantages.to(dtype), 0.0)
+        row_valid = (row_tokens > 0).to(dtype)
+        row_adv = adv.sum(-1) / row_tokens_safe
+        seg_rows = _segment_sum(row_valid, segment_ids, num_segments).clamp_min(1.0)
+        mu_adv = _per_row(_segment_sum(row_adv * row_valid, segment_ids, num_segments) / seg_rows, segment_ids)
+        adv_centred = torch.where(mask, adv - mu_adv, 0.0)
+    return (logp - mu_logp) * adv_centred  # 0 on padding, where adv_centred is 0
 
 
 def cw_weights(
@@ -74,40 +120,18 @@ def cw_weights(
         segment_ids: optional (B,) int64 segment (group) index per row in ``[0, num_segments)``; None = one segment.
         num_segments: number of segments when ``segment_ids`` is given (host int: avoids a device sync).
     """
-    if logp_center not in LOGP_CENTERS:
-        raise ValueError(f"logp_center must be one of {LOGP_CENTERS}, got {logp_center!r}")
     if normalizer not in NORMALIZERS:
         raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {normalizer!r}")
-    if segment_ids is not None and num_segments is None:
-        raise ValueError("num_segments is required with segment_ids")
+    cov = token_covariance(
+        log_prob.detach() if detach else log_prob, advantages, response_mask,
+        logp_center=logp_center, segment_ids=segment_ids, num_segments=num_segments,
+    )
     num_segments = 1 if segment_ids is None else int(num_segments)
-
-    dtype = torch.promote_types(log_prob.dtype, torch.float32)  # bf16/fp16 statistics in float32
-    mask = response_mask.bool()
-    maskf = mask.to(dtype)
-    logp = log_prob.detach() if detach else log_prob
-    logp = torch.where(mask, logp.to(dtype), 0.0).clamp_min(LOGP_FLOOR)
-
-    row_tokens = maskf.sum(-1)  # (B,)
-    row_valid = (row_tokens > 0).to(dtype)
-    row_tokens_safe = row_tokens.clamp_min(1.0)
+    maskf = response_mask.bool().to(cov.dtype)
+    row_tokens = maskf.sum(-1)
     seg_tokens = _segment_sum(row_tokens, segment_ids, num_segments)
     seg_tokens_safe = seg_tokens.clamp_min(1.0)
 
-    row_logp_sum = logp.sum(-1)
-    if logp_center == "sequence":
-        mu_logp = (row_logp_sum / row_tokens_safe).unsqueeze(-1)
-    else:
-        mu_logp = _per_row(_segment_sum(row_logp_sum, segment_ids, num_segments) / seg_tokens_safe, segment_ids)
-
-    with torch.no_grad():  # the advantage is data: no gradient, and these passes stay out of the backward
-        adv = torch.where(mask, advantages.to(dtype), 0.0)
-        row_adv = adv.sum(-1) / row_tokens_safe
-        seg_rows = _segment_sum(row_valid, segment_ids, num_segments).clamp_min(1.0)
-        mu_adv = _per_row(_segment_sum(row_adv * row_valid, segment_ids, num_segments) / seg_rows, segment_ids)
-        adv_centred = torch.where(mask, adv - mu_adv, 0.0)
-
-    cov = (logp - mu_logp) * adv_centred  # 0 on padding, where adv_centred is 0
     cov_sq = cov.square()
     cov_mean = _segment_sum(cov.sum(-1), segment_ids, num_segments) / seg_tokens_safe
     var = _segment_sum(cov_sq.sum(-1), segment_ids, num_segments) / seg_tokens_safe - cov_mean.square()

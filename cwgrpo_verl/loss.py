@@ -1,4 +1,5 @@
-"""verl policy loss ``cw_grpo``: PPO clip with covariance-weighted advantages (thin adapter over ``core``)."""
+"""verl policy loss ``cw_grpo``: PPO clip with covariance-weighted advantages (thin adapter over ``core``),
+and the actor loss function that hands each micro-batch's prompt groups to it (``cw_scope=group``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import torch
 from verl.trainer.ppo.core_algos import agg_loss, register_policy_loss
 
 from cwgrpo_verl import LOSS_NAME
-from cwgrpo_verl.config import cw_options
+from cwgrpo_verl.config import SCOPE_CODES, cw_options
 from cwgrpo_verl.core import cw_weights, ppo_clip_token_losses
+from cwgrpo_verl.groups import check_whole_groups, current_groups, group_ids, micro_batch_groups
 from cwgrpo_verl.metrics import to_host, weight_stats
-from cwgrpo_verl.scope import SCOPE_CODES
 
 METRIC_PREFIX = "actor/cw/"
 logger = logging.getLogger(__name__)
@@ -35,10 +36,12 @@ def compute_policy_loss_cw_grpo(
     config: Optional[Any] = None,
     rollout_is_weights: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """verl's ``vanilla`` PPO objective with A replaced by w~ * A (``cw_scope=micro_batch``).
+    """verl's ``vanilla`` PPO objective with A replaced by w~ * A.
 
-    In ``group``/``batch`` scope the recipe trainer has already multiplied the weights into the advantages,
-    so this is the plain clipped objective: weighting here again would apply them twice.
+    ``cw_scope=micro_batch``: statistics over the micro-batch. ``group``: over each prompt group of the
+    micro-batch (the groups come from :func:`group_scope_ppo_loss`). ``batch``: the recipe trainer has already
+    multiplied the weights into the advantages, so this is the plain clipped objective (weighting here again
+    would apply them twice).
     """
     assert config is not None, "cw_grpo needs the actor config"
     opts = cw_options(config.policy_loss)
@@ -47,7 +50,8 @@ def compute_policy_loss_cw_grpo(
     clip_c = config.get("clip_ratio_c", 3.0)
 
     stats: dict[str, torch.Tensor] = {}
-    if opts.cw_scope == "micro_batch":
+    groups = _statistics_groups(opts.cw_scope)
+    if opts.cw_scope != "batch":
         cw = cw_weights(
             log_prob,
             advantages,
@@ -56,6 +60,8 @@ def compute_policy_loss_cw_grpo(
             normalizer=opts.cw_normalizer,
             bandwidth_scale=opts.cw_bandwidth_scale,
             detach=opts.cw_detach_weights,
+            segment_ids=None if groups is None else groups.ids,
+            num_segments=None if groups is None else groups.count,
         )
         advantages = cw.weights.to(advantages.dtype) * advantages
         stats.update({f"cw/{k}": v for k, v in weight_stats(cw.weights, cw.cov, response_mask).items()})
@@ -72,9 +78,39 @@ def compute_policy_loss_cw_grpo(
     stats.update(pg_stats)
     metrics = to_host(stats, prefix="actor/")  # the one device-to-host transfer of this call
     metrics[f"{METRIC_PREFIX}scope"] = float(SCOPE_CODES[opts.cw_scope])
+    if groups is not None:
+        metrics[f"{METRIC_PREFIX}groups_per_micro_batch"] = float(groups.count)
     if opts.cw_scope == "micro_batch":
         _check_statistics_scope(metrics, config)
     return pg_loss, metrics
+
+
+def _statistics_groups(scope: str):
+    if scope != "group":
+        return None
+    groups = current_groups()
+    if groups is None:
+        raise RuntimeError(
+            "actor_rollout_ref.actor.policy_loss.cw_scope=group takes the statistics per prompt group, which only "
+            "the CW-GRPO recipe's trainer hands to the loss: run `python -m recipe.cwgrpo.main_cwgrpo`, or use "
+            "cw_scope=micro_batch with plain main_ppo."
+        )
+    return groups
+
+
+def group_scope_ppo_loss(config, model_output, data, dp_group=None):
+    """verl's actor loss (``ppo_loss``), with the micro-batch's prompt groups handed to ``cw_grpo``.
+
+    Installed on the actor workers by the recipe trainer for ``cw_scope=group``. Reads the ``uid`` column that
+    verl carries with every sample, refuses a micro-batch that holds part of a group, and numbers the groups.
+    """
+    from verl.workers.utils.losses import ppo_loss
+
+    uids = data["uid"]
+    uids = uids.tolist() if hasattr(uids, "tolist") else list(uids)
+    check_whole_groups(uids, config.rollout_n)
+    with micro_batch_groups(group_ids(uids, device=model_output["log_probs"].device)):
+        return ppo_loss(config, model_output, data, dp_group)
 
 
 def _check_statistics_scope(metrics: dict[str, float], config) -> None:

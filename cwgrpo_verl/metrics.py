@@ -1,8 +1,9 @@
 """Weight and covariance statistics for logging, computed on device and moved to the host in one transfer.
 
-The covariance tail follows Table 1 of the paper: ``cov_pos_top{q}`` is the mean of the largest q-fraction
-of the token covariances, ``cov_neg_top{q}`` the mean of the smallest (most negative) q-fraction, for
-q in 0.01%, 1%, 20%, 40%, 100% (at 100% both are the plain mean).
+The covariance tail follows Table 1 of the paper: ``pos_top_{q}`` is the mean of the largest q-fraction
+of the token covariances, ``neg_top_{q}`` the mean of the smallest (most negative) q-fraction, for
+q in 0.01%, 1%, 20%, 40%, 100% (at 100% both are the plain mean). The loss logs them (with the weights) as
+``actor/cw/cov_*``; the recipe trainer logs them for every method, before the update, as ``cov/*``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,14 @@ import math
 import torch
 
 TAIL_FRACTIONS = {"0.01pct": 1e-4, "1pct": 1e-2, "20pct": 0.2, "40pct": 0.4, "100pct": 1.0}
+
+COV_KEYS = (
+    "mean",
+    "std",
+    *(f"pos_top_{k}" for k in TAIL_FRACTIONS),
+    *(f"neg_top_{k}" for k in TAIL_FRACTIONS),
+    "num_tokens",
+)
 
 WEIGHT_KEYS = (
     "weight_mean",
@@ -42,13 +51,11 @@ def weight_stats(weights: torch.Tensor, cov: torch.Tensor, response_mask: torch.
     mask = response_mask.bool()
     maskf = mask.float()
     w = weights.detach().float()
-    c = cov.detach().float()
     n = maskf.sum()
     n_safe = n.clamp_min(1.0)
     w_sum = (w * maskf).sum()
     w_sq = (w.square() * maskf).sum()
     w_mean = w_sum / n_safe
-    c_mean = (c * maskf).sum() / n_safe
     stats = {
         "weight_mean": w_mean,
         "weight_std": (((w - w_mean).square() * maskf).sum() / n_safe).sqrt(),
@@ -57,14 +64,31 @@ def weight_stats(weights: torch.Tensor, cov: torch.Tensor, response_mask: torch.
         "weight_frac_lt_0.5": ((w < 0.5).float() * maskf).sum() / n_safe,
         "weight_frac_gt_2": ((w > 2.0).float() * maskf).sum() / n_safe,
         "weight_ess_frac": w_sum.square() / w_sq.clamp_min(1e-30) / n_safe,
-        "cov_mean": c_mean,
-        "cov_std": (((c - c_mean).square() * maskf).sum() / n_safe).sqrt(),
     }
-    stats.update(_cov_tail(c, mask, n))
     empty = n == 0  # no valid token: report weights of 1 and no covariance, never inf/NaN
     stats = {k: torch.where(empty, _EMPTY.get(k, 0.0), v.float()) for k, v in stats.items()}
+    stats.update({f"cov_{k}": v for k, v in covariance_stats(cov, response_mask).items() if k != "num_tokens"})
     stats["num_tokens"] = n
     stats["num_responses"] = (maskf.sum(-1) > 0).float().sum()
+    return stats
+
+
+@torch.no_grad()
+def covariance_stats(cov: torch.Tensor, response_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """0-d device tensors for every key of ``COV_KEYS``: moments and Table 1's tails of the token covariances."""
+    if response_mask.numel() == 0:
+        zero = cov.new_zeros((), dtype=torch.float32)
+        return {k: zero for k in COV_KEYS}
+    mask = response_mask.bool()
+    maskf = mask.float()
+    c = cov.detach().float()
+    n = maskf.sum()
+    n_safe = n.clamp_min(1.0)
+    mean = (c * maskf).sum() / n_safe
+    stats = {"mean": mean, "std": (((c - mean).square() * maskf).sum() / n_safe).sqrt()}
+    stats.update(_cov_tail(c, mask, n))
+    stats = {k: torch.where(n == 0, 0.0, v.float()) for k, v in stats.items()}
+    stats["num_tokens"] = n
     return stats
 
 
@@ -83,8 +107,8 @@ def _cov_tail(cov: torch.Tensor, mask: torch.Tensor, n: torch.Tensor) -> dict[st
         rest = prefix.gather(0, (n_long - k).clamp(min=0).reshape(1)).squeeze(0)
         kf = k.double()
         empty = n_long == 0
-        out[f"cov_pos_top_{name}"] = torch.where(empty, 0.0, (total - rest) / kf)
-        out[f"cov_neg_top_{name}"] = torch.where(empty, 0.0, lower / kf)
+        out[f"pos_top_{name}"] = torch.where(empty, 0.0, (total - rest) / kf)
+        out[f"neg_top_{name}"] = torch.where(empty, 0.0, lower / kf)
     return out
 
 

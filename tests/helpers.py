@@ -5,6 +5,8 @@ import os
 from pathlib import Path
 
 import torch
+from tensordict import TensorDict
+from verl.utils import tensordict_utils as tu
 from verl.workers.config import ActorConfig, PolicyLossConfig
 
 from cwgrpo_verl.config import CWGRPOPolicyLossConfig
@@ -46,6 +48,48 @@ def random_batch(seed, batch=6, length=9, dtype=torch.float64, group_size=None, 
         adv_rows[start : start + group_size] = (r - r.mean()) / (r.std() + 1e-4) if len(r) > 1 else 0.0
     advantages = adv_rows.unsqueeze(1) * mask
     return old, log_prob, advantages, mask
+
+
+def engine_micro_batch(old, lp, adv, mask, prompt_len=3, dp_size=1, global_batch_size=None, batch_num_tokens=None,
+                       uids=None):
+    """A micro-batch TensorDict shaped as verl's FSDP engine hands it to ppo_loss (no-padding, nested)."""
+    lengths = mask.sum(-1).tolist()
+    prompts = [torch.arange(prompt_len) + 1 for _ in lengths]
+    responses = [torch.arange(n) + 1 for n in lengths]
+    nested = lambda rows: torch.nested.as_nested_tensor(rows, layout=torch.jagged)  # noqa: E731
+    data = TensorDict(
+        {
+            "prompts": nested(prompts),
+            "responses": nested(responses),
+            "response_mask": nested([torch.ones(n, dtype=torch.int64) for n in lengths]),
+            "old_log_probs": nested([old[i, :n] for i, n in enumerate(lengths)]),
+            "advantages": nested([adv[i, :n] for i, n in enumerate(lengths)]),
+        },
+        batch_size=[len(lengths)],
+    )
+    tu.assign_non_tensor(
+        data, dp_size=dp_size, batch_num_tokens=batch_num_tokens, global_batch_size=global_batch_size
+    )
+    if uids is not None:  # verl carries every sample's prompt-group id to the loss as a non-tensor column
+        tu.assign_non_tensor_stack(data, "uid", list(uids))
+    # model output: one log-prob per position of prompt+response, shifted by one as the model predicts the next token
+    flat = []
+    for i, n in enumerate(lengths):
+        seq = torch.zeros(prompt_len + n, dtype=lp.dtype)
+        seq[prompt_len - 1 : prompt_len - 1 + n] = lp[i, :n]
+        flat.append(seq)
+    log_probs = torch.cat(flat).requires_grad_(True)
+    return data, {"log_probs": log_probs}
+
+
+def flat_grad_to_padded(grad, mask, prompt_len=3):
+    """Undo engine_micro_batch's layout: the gradient of each response token, as a (B, T) tensor."""
+    out = torch.zeros(mask.shape, dtype=grad.dtype)
+    lengths = mask.sum(-1).tolist()
+    for i, n in enumerate(lengths):
+        start = sum(prompt_len + m for m in lengths[:i]) + prompt_len - 1
+        out[i, :n] = grad[start : start + n]
+    return out
 
 
 BASE_OVERRIDES = [  # what every run sets anyway: a model path and batch sizes that divide

@@ -78,7 +78,8 @@ def test_invalid_estimator_epsilon_fails_at_startup():
 @pytest.mark.parametrize("scope", ["group", "batch"])
 def test_plain_main_ppo_refuses_trainer_scopes(scope, monkeypatch):
     monkeypatch.delenv(RECIPE_ENV, raising=False)
-    cfg = compose(BASE_OVERRIDES + [TARGET, f"{PL}.loss_mode=cw_grpo", f"+{PL}.cw_scope={scope}"])
+    detach = [f"+{PL}.cw_detach_weights=true"] if scope == "batch" else []
+    cfg = compose(BASE_OVERRIDES + [TARGET, f"{PL}.loss_mode=cw_grpo", f"+{PL}.cw_scope={scope}", *detach])
     with pytest.raises(Exception, match=r"recipe\.cwgrpo\.main_cwgrpo"):
         validate(cfg)
     monkeypatch.setenv(RECIPE_ENV, "1")  # what the recipe entry point sets for its driver and workers

@@ -5,16 +5,14 @@ import math
 
 import pytest
 import torch
-from tensordict import TensorDict
 from verl.trainer.ppo.core_algos import get_policy_loss_fn
-from verl.utils import tensordict_utils as tu
 from verl.workers.utils.losses import ppo_loss
 
 from cwgrpo_verl import loss as cw_loss
 from cwgrpo_verl.core import cw_weights
 from cwgrpo_verl.metrics import WEIGHT_KEYS
 
-from helpers import AGG_MODES, OPTION_GRID, random_batch
+from helpers import AGG_MODES, OPTION_GRID, engine_micro_batch, random_batch
 from helpers import actor_config as build_actor_config
 from reference import reference_loss
 
@@ -138,40 +136,11 @@ def test_rollout_is_weights_multiply_the_token_losses():
     torch.testing.assert_close(with_is, expected)
 
 
-def _engine_micro_batch(old, lp, adv, mask, prompt_len=3, dp_size=1, global_batch_size=None, batch_num_tokens=None):
-    """A micro-batch TensorDict shaped as verl's FSDP engine hands it to ppo_loss (no-padding, nested)."""
-    lengths = mask.sum(-1).tolist()
-    prompts = [torch.arange(prompt_len) + 1 for _ in lengths]
-    responses = [torch.arange(n) + 1 for n in lengths]
-    nested = lambda rows: torch.nested.as_nested_tensor(rows, layout=torch.jagged)  # noqa: E731
-    data = TensorDict(
-        {
-            "prompts": nested(prompts),
-            "responses": nested(responses),
-            "response_mask": nested([torch.ones(n, dtype=torch.int64) for n in lengths]),
-            "old_log_probs": nested([old[i, :n] for i, n in enumerate(lengths)]),
-            "advantages": nested([adv[i, :n] for i, n in enumerate(lengths)]),
-        },
-        batch_size=[len(lengths)],
-    )
-    tu.assign_non_tensor(
-        data, dp_size=dp_size, batch_num_tokens=batch_num_tokens, global_batch_size=global_batch_size
-    )
-    # model output: one log-prob per position of prompt+response, shifted by one as the model predicts the next token
-    flat = []
-    for i, n in enumerate(lengths):
-        seq = torch.zeros(prompt_len + n, dtype=lp.dtype)
-        seq[prompt_len - 1 : prompt_len - 1 + n] = lp[i, :n]
-        flat.append(seq)
-    log_probs = torch.cat(flat).requires_grad_(True)
-    return data, {"log_probs": log_probs}
-
-
 @pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
 def test_through_verls_ppo_loss(agg):
     old, lp, adv, mask = random_batch(13, batch=5, length=7)
     n_tokens, n_rows = int(mask.sum()), mask.shape[0]
-    data, out = _engine_micro_batch(old, lp, adv, mask, batch_num_tokens=n_tokens, global_batch_size=n_rows)
+    data, out = engine_micro_batch(old, lp, adv, mask, batch_num_tokens=n_tokens, global_batch_size=n_rows)
     cfg = actor_config(agg)
     cfg_ref = actor_config(agg)
     total, metrics = ppo_loss(cfg, out, data)

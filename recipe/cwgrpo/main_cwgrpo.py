@@ -1,13 +1,16 @@
 """Entry point of the CW-GRPO recipe: ``python -m recipe.cwgrpo.main_cwgrpo [hydra overrides]``.
 
-Does what ``verl.trainer.main_ppo`` does, after checks that must fail before any GPU work: the plugin is
-registered, the loss and estimator names exist, the CW options and the trainer mode agree. It runs verl's
-TaskRunner with the ``cwgrpo`` trainer, which computes group/batch-scope weights (``cw_scope``).
+Does what ``verl.trainer.main_ppo`` does, after checks that must fail before any GPU work: in the driver, the
+plugin is registered, the loss and estimator names exist, and the CW options, batch sizes and trainer mode can
+work together (a configuration that cannot keep prompt groups whole is refused, naming the key); in the task runner,
+the plugin is registered there too and every node sees the run's paths. It then runs verl's TaskRunner with the
+``cwgrpo`` trainer (recipe/cwgrpo/trainer.py).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 import hydra
@@ -42,12 +45,21 @@ def check_recipe_config(config: DictConfig) -> None:
     estimator = config.algorithm.adv_estimator
     if estimator not in ADV_ESTIMATOR_REGISTRY and estimator not in ("gae", "grpo"):
         raise ConfigError(f"algorithm.adv_estimator={estimator!r} is not registered; known: {sorted(ADV_ESTIMATOR_REGISTRY)}")
-    scope = actor.policy_loss.get("cw_scope", "micro_batch")
+    _check_recipe_options(config)
+    scope = actor.policy_loss.get("cw_scope", "micro_batch") if loss_mode == "cw_grpo" else "micro_batch"
     mode = config.trainer.v1.trainer_mode
     if scope != "micro_batch" and not (config.trainer.use_v1 and mode == "cwgrpo"):
         raise ConfigError(
             f"actor_rollout_ref.actor.policy_loss.cw_scope={scope} needs trainer.use_v1=true and "
             f"trainer.v1.trainer_mode=cwgrpo (got use_v1={config.trainer.use_v1}, trainer_mode={mode})"
+        )
+    if scope == "group":
+        _check_whole_groups_possible(config)
+    if scope == "micro_batch" and loss_mode == "cw_grpo" and actor.use_dynamic_bsz:
+        raise ConfigError(
+            "actor_rollout_ref.actor.use_dynamic_bsz=true packs micro-batches by a token budget, so "
+            "cw_scope=micro_batch would take its statistics over whatever responses fit together: use "
+            "actor_rollout_ref.actor.policy_loss.cw_scope=group (exact per prompt group) or batch"
         )
     group = config.actor_rollout_ref.rollout.n
     micro = actor.get("ppo_micro_batch_size_per_gpu")
@@ -57,6 +69,54 @@ def check_recipe_config(config: DictConfig) -> None:
             "than one group. Raise the micro-batch or use cw_scope=group.",
             micro,
             group,
+        )
+
+
+def _check_recipe_options(config: DictConfig) -> None:
+    options = config.get("cwgrpo") or {}
+    unknown = set(options) - {"logprob_temperature", "stop_at_step"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) cwgrpo.{', cwgrpo.'.join(sorted(unknown))}; known: logprob_temperature, stop_at_step")
+    temperature = options.get("logprob_temperature")
+    if temperature is not None and not (isinstance(temperature, (int, float)) and 0 < temperature < math.inf):
+        raise ConfigError(f"cwgrpo.logprob_temperature must be null or a finite number > 0, got {temperature!r}")
+    stop, total = options.get("stop_at_step"), config.trainer.total_training_steps
+    if stop is not None and not (isinstance(stop, int) and not isinstance(stop, bool) and stop >= 1):
+        raise ConfigError(f"cwgrpo.stop_at_step must be null or a whole number >= 1, got {stop!r}")
+    if stop is not None and total is not None and stop > total:
+        raise ConfigError(
+            f"cwgrpo.stop_at_step={stop} is after the end of the schedule (trainer.total_training_steps={total})"
+        )
+
+
+def _check_whole_groups_possible(config: DictConfig) -> None:
+    """cw_scope=group needs every micro-batch to be whole prompt groups; refuse what cannot keep them whole."""
+    actor, n = config.actor_rollout_ref.actor, config.actor_rollout_ref.rollout.n
+    key = "actor_rollout_ref.actor"
+    why = "cw_scope=group takes its statistics over whole prompt groups in every micro-batch"
+    if actor.get("shuffle", False):
+        raise ConfigError(f"{why}, and {key}.shuffle=true mixes rows across groups: set {key}.shuffle=false")
+    if (config.get("distillation") or {}).get("enabled", False):
+        raise ConfigError(f"{why}; it does not support distillation (distillation.enabled=true)")
+    if actor.use_dynamic_bsz:
+        need = n * (config.data.max_prompt_length + config.data.max_response_length)
+        if actor.ppo_max_token_len_per_gpu < need:
+            raise ConfigError(
+                f"{why}: with {key}.use_dynamic_bsz=true a micro-batch must fit one whole group, up to rollout.n x "
+                f"(max_prompt_length + max_response_length) = {need} tokens; {key}.ppo_max_token_len_per_gpu is "
+                f"{actor.ppo_max_token_len_per_gpu}"
+            )
+    elif actor.ppo_micro_batch_size_per_gpu % n:
+        raise ConfigError(
+            f"{why}: {key}.ppo_micro_batch_size_per_gpu={actor.ppo_micro_batch_size_per_gpu} must be a multiple of "
+            f"actor_rollout_ref.rollout.n={n}"
+        )
+    sequence_parallel = (actor.get("fsdp_config") or {}).get("ulysses_sequence_parallel_size", 1) or 1
+    dp = config.trainer.nnodes * config.trainer.n_gpus_per_node // sequence_parallel
+    if actor.ppo_mini_batch_size % dp:
+        raise ConfigError(
+            f"{why}: {key}.ppo_mini_batch_size={actor.ppo_mini_batch_size} prompts must split evenly over the "
+            f"{dp} data-parallel ranks (trainer.nnodes x trainer.n_gpus_per_node / ulysses_sequence_parallel_size)"
         )
 
 
@@ -77,9 +137,13 @@ class _CWGRPOTaskRunner(TaskRunnerV1.__ray_actor_class__):
     def run(self, config: DictConfig):
         from verl.trainer.ppo.v1 import get_trainer_cls
 
+        from verl.plugin.platform import get_platform
+
         from recipe.cwgrpo import trainer  # noqa: F401  (registers trainer_mode=cwgrpo here)
+        from recipe.cwgrpo.preflight import check_paths_on_every_node
 
         cwgrpo_verl.check_registered()
+        check_paths_on_every_node(config, accelerator=get_platform().ray_resource_name())
         trainer_cls = get_trainer_cls(config.trainer.v1.trainer_mode)
         scope = config.actor_rollout_ref.actor.policy_loss.get("cw_scope", "micro_batch")
         print(

@@ -1,0 +1,73 @@
+"""What the recipe trainer computes over the whole batch before the update: the observe-only covariance
+statistics of every method (cov/*) and the weights of cw_scope=batch."""
+
+import math
+
+import pytest
+import torch
+from verl.trainer.ppo.core_algos import get_policy_loss_fn
+
+from cwgrpo_verl.config import RECIPE_ENV
+from cwgrpo_verl.core import cw_weights
+from cwgrpo_verl.metrics import COV_KEYS, TAIL_FRACTIONS
+from cwgrpo_verl.scope import batch_scope_weights, covariance_metrics
+
+from helpers import actor_config, random_batch
+
+CW = get_policy_loss_fn("cw_grpo")
+
+
+@pytest.fixture(autouse=True)
+def recipe_env(monkeypatch):
+    monkeypatch.setenv(RECIPE_ENV, "1")
+
+
+def loop_covariances(lp, adv, mask, uids):
+    """cov_it = (logp_it - mean_t logp_i) * (A_i - mean over the group's responses of A), token by token."""
+    out = []
+    for i, uid in enumerate(uids):
+        tokens = [t for t in range(mask.shape[1]) if mask[i, t]]
+        if not tokens:
+            continue
+        mu = sum(float(lp[i, t]) for t in tokens) / len(tokens)
+        members = [j for j, u in enumerate(uids) if u == uid and mask[j].any()]
+        mu_a = sum(float(adv[j][mask[j]].mean()) for j in members) / len(members)
+        out += [(float(lp[i, t]) - mu) * (float(adv[i, t]) - mu_a) for t in tokens]
+    return sorted(out)
+
+
+def test_covariance_metrics_match_a_loop_reference():
+    old, _, adv, mask = random_batch(3, batch=12, length=9, group_size=4)
+    adv = adv + 0.3 * mask  # groups whose mean advantage is not 0
+    uids = [f"g{i // 4}" for i in range(12)]
+    metrics = covariance_metrics(old, adv, mask, uids)
+    assert set(metrics) == {f"cov/{k}" for k in COV_KEYS}
+    covs = loop_covariances(old, adv, mask, uids)
+    n = len(covs)
+    mean = sum(covs) / n
+    assert metrics["cov/num_tokens"] == n
+    assert metrics["cov/mean"] == pytest.approx(mean, abs=1e-6)
+    assert metrics["cov/std"] == pytest.approx(math.sqrt(sum((c - mean) ** 2 for c in covs) / n), rel=1e-5)
+    for name, q in TAIL_FRACTIONS.items():
+        k = max(1, math.ceil(n * q))
+        assert metrics[f"cov/pos_top_{name}"] == pytest.approx(sum(covs[-k:]) / k, rel=1e-5, abs=1e-7)
+        assert metrics[f"cov/neg_top_{name}"] == pytest.approx(sum(covs[:k]) / k, rel=1e-5, abs=1e-7)
+
+
+def test_batch_scope_equals_micro_batch_scope_when_the_micro_batch_is_the_batch():
+    old, lp, adv, mask = random_batch(4, batch=12, length=9, group_size=4, off_policy=False)
+    weighted, metrics = batch_scope_weights(adv, old, mask)
+    expected = cw_weights(old, adv, mask, detach=True).weights * adv
+    torch.testing.assert_close(weighted, expected)
+    assert metrics["cw/scope"] == 2.0 and metrics["cw/num_responses"] == 12
+    # on policy, the micro-batch-scope loss over the same rows equals the plain loss on the weighted advantages
+    args = dict(old_log_prob=old, log_prob=old.clone(), response_mask=mask, loss_agg_mode="token-mean")
+    batch_loss, loss_metrics = CW(advantages=weighted, config=actor_config(cw_scope="batch", cw_detach_weights=True), **args)
+    micro_loss, _ = CW(advantages=adv, config=actor_config(cw_detach_weights=True), **args)
+    torch.testing.assert_close(batch_loss, micro_loss)
+    assert "actor/cw/weight_mean" not in loss_metrics  # the loss does not weight a second time
+
+
+def test_batch_scope_needs_detached_weights():
+    with pytest.raises(ValueError, match="cw_scope=batch computes the weights once per step"):
+        actor_config(cw_scope="batch", cw_detach_weights=False)
