@@ -1,3 +1,3 @@
 #!/usr/bin/env bash
-# Paper row: Qwen2.5-Math-7B-Instruct + clip_cov on Open-RS. Settings: examples/train.sh (env vars override, args are Hydra overrides).
+# Baseline Clip-Cov at Cui et al. (2025)'s settings (not the CW-GRPO paper's; see train.sh), Qwen2.5-Math-7B-Instruct on Open-RS. Settings: examples/train.sh (the environment sets paths and cluster; arguments are Hydra overrides).
 PRESET=qwen_math_7b METHOD=clip_cov exec bash "$(dirname "${BASH_SOURCE[0]}")/train.sh" "$@"

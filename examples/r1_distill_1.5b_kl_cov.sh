@@ -1,3 +1,3 @@
 #!/usr/bin/env bash
-# Paper row: DeepSeek-R1-Distill-Qwen-1.5B + kl_cov on Open-RS. Settings: examples/train.sh (env vars override, args are Hydra overrides).
+# Baseline KL-Cov at Cui et al. (2025)'s settings (no row in the CW-GRPO paper), DeepSeek-R1-Distill-Qwen-1.5B on Open-RS. Settings: examples/train.sh (the environment sets paths and cluster; arguments are Hydra overrides).
 PRESET=r1_distill_1.5b METHOD=kl_cov exec bash "$(dirname "${BASH_SOURCE[0]}")/train.sh" "$@"

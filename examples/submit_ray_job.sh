@@ -1,22 +1,59 @@
 #!/usr/bin/env bash
-# Submit a command to a Ray cluster as a job, with the repo as working_dir and runtime_env.yaml.
-#   RAY_ADDRESS=http://HEAD:8265 examples/submit_ray_job.sh                      # the 1.5B CW-GRPO run
-#   RAY_ADDRESS=http://HEAD:8265 examples/submit_ray_job.sh python -m cwgrpo_verl.check
-# Inside the job, verl's ray.init() joins the cluster; NNODES / N_GPUS_PER_NODE set the trainer's size.
+# Submit a training run to a Ray cluster as a job. The training script runs HERE, on the submitting side, in dry-run
+# mode: every variable it reads (paths, NNODES, N_GPUS_PER_NODE, LOGGER, ...) and every Hydra override you pass is
+# resolved into one command, and the job runs exactly that command with the repo as its working_dir.
+#
+#   RAY_ADDRESS=http://HEAD:8265 NNODES=2 N_GPUS_PER_NODE=8 DATA_DIR=/shared/data CHECKPOINT_DIR=/shared/ckpt/run1 \
+#       examples/submit_ray_job.sh [r1_distill_1.5b_cwgrpo.sh] [hydra overrides...]
+#   RAY_ADDRESS=http://HEAD:8265 examples/submit_ray_job.sh -- python -m cwgrpo_verl.check   # any other command
+#
+# Paths must be absolute and on storage every node sees; the recipe checks them on every node at start-up.
+# PRINT_CONFIG=1 makes the job print the composed config and exit (nothing is trained).
+# FORWARD_ENV lists the environment variables the job gets from this shell (the secrets and caches it needs).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 RAY=${RAY:-ray}
-RAY_ADDRESS=${RAY_ADDRESS:-http://127.0.0.1:8265}
+PYTHON=${PYTHON:-python3}
+export RAY_ADDRESS=${RAY_ADDRESS:-http://127.0.0.1:8265}
 WORKING_DIR=${WORKING_DIR:-$(cd "$HERE/.." && pwd)}
 RUNTIME_ENV=${RUNTIME_ENV:-$HERE/runtime_env.yaml}
+FORWARD_ENV=${FORWARD_ENV:-"WANDB_API_KEY WANDB_PROJECT WANDB_ENTITY HF_TOKEN HF_HOME HF_ENDPOINT VERL_FILE_LOGGER_ROOT VERL_FILE_LOGGER_PATH"}
 SUBMISSION_ID=${SUBMISSION_ID:-}
 NO_WAIT=${NO_WAIT:-0}                          # 1: return after submitting; follow with `ray job logs -f ID`
 
-if [[ $# -eq 0 ]]; then
-    set -- bash examples/r1_distill_1.5b_cwgrpo.sh
+if [[ "${1:-}" == "--" ]]; then
+    shift
+    command=("$@")
+else
+    script=r1_distill_1.5b_cwgrpo.sh
+    if [[ "${1:-}" == *.sh ]]; then script=$(basename "$1"); shift; fi
+    [[ -f "$HERE/$script" ]] || { echo "submit_ray_job.sh: no examples/$script" >&2; exit 2; }
+    resolved=$(DRY_RUN=1 bash "$HERE/$script" "$@")
+    mapfile -t lines <<< "$resolved"
+    command=(python -m "${lines[@]}")
+    for arg in "${lines[@]:1}"; do  # the paths a job on another node must be able to see
+        case "$arg" in
+            data.train_files=*|trainer.default_local_dir=*)
+                value=${arg#*=}
+                [[ "$value" == /* ]] || { echo "submit_ray_job.sh: $arg is not an absolute path" >&2; exit 2; } ;;
+        esac
+    done
+    [[ "${PRINT_CONFIG:-0}" == "1" ]] && command+=(--cfg job --resolve)
 fi
-ARGS=(--address "$RAY_ADDRESS" --working-dir "$WORKING_DIR" --runtime-env "$RUNTIME_ENV")
-[[ -n "$SUBMISSION_ID" ]] && ARGS+=(--submission-id "$SUBMISSION_ID")
-[[ "$NO_WAIT" == "1" ]] && ARGS+=(--no-wait)
-exec "$RAY" job submit "${ARGS[@]}" -- "$@"
+
+runtime_env=$("$PYTHON" - "$RUNTIME_ENV" "$WORKING_DIR" $FORWARD_ENV <<'EOF'
+import json, os, sys
+
+import yaml
+
+env = yaml.safe_load(open(sys.argv[1])) or {}
+env["working_dir"] = sys.argv[2]
+env.setdefault("env_vars", {}).update({name: os.environ[name] for name in sys.argv[3:] if name in os.environ})
+print(json.dumps(env))
+EOF
+)
+args=(--address "$RAY_ADDRESS" --runtime-env-json "$runtime_env")
+[[ -n "$SUBMISSION_ID" ]] && args+=(--submission-id "$SUBMISSION_ID")
+[[ "$NO_WAIT" == "1" ]] && args+=(--no-wait)
+exec "$RAY" job submit "${args[@]}" -- "${command[@]}"
