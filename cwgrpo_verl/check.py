@@ -1,47 +1,340 @@
-"""``python -m cwgrpo_verl.check``: is cw_grpo registered here and in a Ray worker of the cluster?
+"""``python -m cwgrpo_verl.check``: does ``import verl`` register cw_grpo in the driver and on every alive Ray node?
 
-Run it on a node, or as a Ray job (``examples/submit_ray_job.sh python -m cwgrpo_verl.check``), before a long run:
-a package missing on a worker would otherwise only surface at the first update (verl swallows plugin errors).
-Exits 1 if any process lacks the registration.
+verl swallows plugin import errors, so a node without the package only fails at the first update of a long run.
+This asks every alive node, with one task pinned to each (``NodeAffinitySchedulingStrategy``, ``soft=False``),
+in a fresh Ray worker that imports nothing but ``verl`` first, exactly as verl's own workers start.
+
+    python -m cwgrpo_verl.check --address HEAD:6379           # Ray's GCS address, or `auto`, or RAY_ADDRESS
+    python -m cwgrpo_verl.check --address http://HEAD:8265    # the dashboard/job address: runs itself as a Ray job
+
+An ``http(s)://`` address is the job server (what ``ray job submit`` and ``examples/submit_ray_job.sh`` use): the
+check submits itself as a Ray job with the same working_dir and runtime_env as ``submit_ray_job.sh`` (this checkout
+and ``examples/runtime_env.yaml``, when run from a checkout), so it sees the nodes exactly as the training job will.
+A driver outside the cluster cannot join it with ``ray.init`` (Ray supports that only from a node of the cluster),
+which is why the dashboard address is not mapped to the GCS one. Inside the job Ray sets ``RAY_ADDRESS`` to the
+GCS address, so the job's copy checks the nodes directly.
+
+Exit status: 0 registered everywhere, 1 missing in some process or a node did not answer, 2 the check could not
+run (bad arguments, unreachable address, nothing within ``--timeout``).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT_RUNTIME_ENV = CHECKOUT / "examples" / "runtime_env.yaml"
+FIX = ("pip install -e . on every node, or ship the repo as working_dir with VERL_USE_EXTERNAL_MODULES=cwgrpo_verl "
+       "(examples/submit_ray_job.sh does both)")
 
 
-def registration() -> dict:
-    """Where this process stands: pid, host, and whether verl's registries hold cw_grpo after ``import verl``."""
-    import verl  # noqa: F401  (loads the verl.plugins entry point / VERL_USE_EXTERNAL_MODULES)
-    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY
+class CheckError(RuntimeError):
+    """The check could not run (unreachable address, bad runtime env): a one-line message, exit status 2."""
 
-    return {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "policy_loss": "cw_grpo" in POLICY_LOSS_REGISTRY,
-        "adv_estimator": "cw_grpo" in ADV_ESTIMATOR_REGISTRY,
-    }
+
+def probe() -> dict:
+    """Where this process stands after ``import verl``: did verl load the plugin, and do its registries hold it?
+
+    Pickled by value for Ray tasks (see :func:`_by_value`), so a worker runs it without importing ``cwgrpo_verl``
+    first: only ``import verl`` may load the plugin, as in verl's own workers.
+    """
+    import importlib
+    import os
+    import socket
+    import sys
+    from pathlib import Path
+
+    out = {"pid": os.getpid(), "host": socket.gethostname(), "ok": False, "reason": ""}
+    try:
+        import verl
+    except Exception as error:  # noqa: BLE001 (reported, not raised: one node's failure must not hide the others)
+        out["reason"] = f"cannot import verl: {type(error).__name__}: {error}"
+        return out
+    out["verl"] = getattr(verl, "__version__", "?")
+    plugin = sys.modules.get("cwgrpo_verl")
+    if plugin is None:  # find out why (importing it now cannot change the verdict: verl did not load it)
+        try:
+            importlib.import_module("cwgrpo_verl")
+        except Exception as error:  # noqa: BLE001
+            out["reason"] = f"cannot import cwgrpo_verl: {type(error).__name__}: {error}"
+        else:
+            env = {k: os.environ.get(k, "<unset>") for k in ("VERL_USE_EXTERNAL_PLUGINS", "VERL_USE_EXTERNAL_MODULES")}
+            out["reason"] = ("import verl did not load cwgrpo_verl (no verl.plugins entry point installed, or it is "
+                             f"excluded: {', '.join(f'{k}={v}' for k, v in env.items())})")
+        return out
+    try:
+        plugin.check_registered()
+    except RuntimeError as error:
+        out["reason"] = str(error)
+        return out
+    out.update(ok=True, plugin=getattr(plugin, "__version__", "?"), path=str(Path(plugin.__file__).parent))
+    return out
+
+
+def _by_value() -> None:
+    """Ship :func:`probe` by value: by reference, unpickling it would import ``cwgrpo_verl`` (and so register it)."""
+    import ray.cloudpickle
+
+    module = sys.modules[probe.__module__]
+    if module.__name__ != "__main__":  # __main__ is pickled by value anyway
+        ray.cloudpickle.register_pickle_by_value(module)
+
+
+def line(where: str, report: dict | None) -> str:
+    """One line of the per-process report."""
+    if report is None:
+        return f"{where}: NO ANSWER"
+    head = f"{where}: pid {report['pid']} on {report['host']}: "
+    if report["ok"]:
+        return head + f"registered (cwgrpo_verl {report['plugin']} from {report['path']}, verl {report['verl']})"
+    return head + f"NOT registered: {report['reason']}"
+
+
+def summary(reports: dict[str, dict | None]) -> tuple[str, bool]:
+    """The verdict over every process: ``(text, ok)``."""
+    bad = [where for where, r in reports.items() if r is None or not r["ok"]]
+    if not bad:
+        return f"cwgrpo_verl: registered everywhere ({len(reports)} processes: {', '.join(reports)})", True
+    return f"cwgrpo_verl: MISSING in {len(bad)} of {len(reports)} ({', '.join(bad)}): {FIX}", False
+
+
+# --- addresses ---------------------------------------------------------------------------------------------------
+
+def classify(address: str | None) -> tuple[str, str | None]:
+    """``("job", url)`` for the dashboard address, ``("gcs", address)`` for a Ray address, ``("default", None)``."""
+    if not address:
+        return "default", None
+    if address.startswith(("http://", "https://")):
+        parts = urlsplit(address)
+        if not parts.hostname:
+            raise ValueError(f"no host in {address!r}")
+        return "job", address.rstrip("/")
+    if address == "auto" or address.startswith("ray://"):
+        return "gcs", address
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT (GCS, e.g. HEAD:6379), auto, ray://HOST:PORT or http://HOST:8265, "
+                         f"got {address!r}")
+    return "gcs", address
+
+
+def _endpoint(kind: str, address: str) -> tuple[str, int] | None:
+    if kind == "job":
+        parts = urlsplit(address)
+        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    if address == "auto":
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def reachable(kind: str, address: str, seconds: float) -> None:
+    """Fail fast, with a message, where nothing listens (Ray itself would retry for minutes)."""
+    endpoint = _endpoint(kind, address)
+    if endpoint is None:
+        return
+    try:
+        socket.create_connection(endpoint, timeout=max(seconds, 0.1)).close()
+    except OSError as error:
+        what = f"no answer within {seconds:.0f} s" if isinstance(error, TimeoutError) else error.strerror or error
+        raise CheckError(f"cannot reach Ray at {address} ({what}): is the head running and the port open from "
+                         "here? (--address / RAY_ADDRESS)") from None
+
+
+class Watchdog:
+    """Ends the process with a one-line message when a Ray call that has no timeout of its own hangs."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.end, self.stage = seconds, time.monotonic() + seconds, "starting"
+        self._timer = threading.Timer(seconds + 2.0, self._expire)  # 2 s grace for calls that honour the deadline
+        self._timer.daemon = True
+
+    def left(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+
+    def _expire(self):
+        print(f"error: {self.stage} did not finish within --timeout {self.seconds:g} s", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(2)  # the hung call holds the main thread; nothing else can end it
+
+
+# --- direct: this process is the driver ---------------------------------------------------------------------------
+
+def alive_nodes() -> list[dict]:
+    import ray
+
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def node_label(index: int, total: int, node: dict) -> str:
+    head = " head" if any(k.startswith("node:__internal_head__") for k in node.get("Resources", {})) else ""
+    return f"node {index}/{total} {node['NodeManagerAddress']} {node['NodeID'][:8]}{head}"
+
+
+def check_cluster(address: str | None, runtime_env: dict | None, dog: Watchdog) -> dict[str, dict | None]:
+    """The driver's own report, then one probe pinned to each alive node; ``None`` where a node did not answer."""
+    import logging
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    dog.stage = f"connecting to the Ray cluster at {address or 'the default address'}"
+    ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, logging_level=logging.WARNING)
+    reports: dict[str, dict | None] = {"driver": probe()}
+    try:
+        _by_value()
+        nodes = alive_nodes()
+        remote = ray.remote(num_cpus=0, max_retries=0)(probe)
+        refs = {node_label(i, len(nodes), n): remote.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
+            for i, n in enumerate(nodes, 1)}
+        dog.stage = f"waiting for the answers of {len(nodes)} nodes"
+        ray.wait(list(refs.values()), num_returns=len(refs), timeout=dog.left())
+        for where, ref in refs.items():
+            try:
+                reports[where] = ray.get(ref, timeout=0)
+            except ray.exceptions.GetTimeoutError:
+                reports[where] = None
+            except Exception as error:  # noqa: BLE001 (a node that cannot run the task is a failed node)
+                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                reports[where] = {"pid": "?", "host": "?", "ok": False, "reason": f"{type(error).__name__}: {first}"}
+    finally:
+        dog.stage = "disconnecting from Ray"
+        ray.shutdown()
+    return reports
+
+
+# --- job: submit this check to the job server ---------------------------------------------------------------------
+
+def job_runtime_env(runtime_env_file: Path | None, working_dir: Path | None) -> dict:
+    """What ``examples/submit_ray_job.sh`` ships: its runtime_env.yaml and the checkout as working_dir (if any)."""
+    env = load_runtime_env(runtime_env_file) if runtime_env_file else {}
+    if working_dir is not None:
+        env["working_dir"] = str(working_dir)
+    return env
+
+
+def load_runtime_env(path: Path) -> dict:
+    import yaml
+
+    try:
+        env = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise CheckError(f"--runtime-env {path}: cannot read it ({type(error).__name__}: {error})".splitlines()[0])
+    if not isinstance(env, dict):
+        raise CheckError(f"--runtime-env {path}: expected a YAML mapping (as `ray job submit --runtime-env`)")
+    return env
+
+
+def check_as_job(url: str, runtime_env: dict, dog: Watchdog) -> int:
+    """Submit ``python -m cwgrpo_verl.check`` as a Ray job, print its output, return its exit status."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    dog.stage = f"contacting the Ray job server at {url}"
+    client = JobSubmissionClient(url)
+    inner = max(1, int(0.8 * dog.left()))  # the job reports its nodes before our own limit
+    entrypoint = f"python -m cwgrpo_verl.check --address auto --timeout {inner}"
+    dog.stage = f"submitting the check as a Ray job to {url}"
+    job = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env or None)
+    print(f"submitted `{entrypoint}` as Ray job {job} to {url}", flush=True)
+    dog.stage = f"Ray job {job} at {url}"
+    status = client.get_job_status(job)
+    while not status.is_terminal() and dog.left() > 0:
+        time.sleep(0.5)
+        status = client.get_job_status(job)
+    logs = client.get_job_logs(job)
+    print(logs, end="" if logs.endswith("\n") else "\n")
+    if not status.is_terminal():
+        client.stop_job(job)
+        raise CheckError(f"Ray job {job} did not finish within --timeout {dog.seconds:g} s; stopped it "
+                         f"(`ray job logs --address {url} {job}`)")
+    print(f"Ray job {job}: {status.value}")
+    return 0 if status == JobStatus.SUCCEEDED else 1
+
+
+# --- command line -------------------------------------------------------------------------------------------------
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cwgrpo_verl.check", description=__doc__.split("\n\n")[0],
+                                epilog="Exit status: 0 registered everywhere, 1 missing somewhere or a node did not "
+                                       "answer, 2 the check could not run.")
+    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS") or None,
+                   help="HOST:PORT (GCS), auto, ray://HOST:PORT, or http(s)://HOST:8265 (dashboard: runs as a Ray "
+                        "job); default $RAY_ADDRESS, else what ray.init() picks (a cluster on this machine or a new "
+                        "local one)")
+    p.add_argument("--timeout", type=_positive, default=120.0,
+                   help="give up after this many seconds in all, with a message (default 120)")
+    p.add_argument("--runtime-env", type=Path, metavar="YAML",
+                   help="runtime env (as for `ray job submit --runtime-env`); default for an http address: "
+                        f"{CHECKOUT_RUNTIME_ENV.relative_to(CHECKOUT)} of this checkout, as submit_ray_job.sh")
+    p.add_argument("--working-dir", type=Path, metavar="DIR",
+                   help="http address only: the job's working_dir; default this checkout, as submit_ray_job.sh")
+    return p
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def main(argv=None) -> int:
-    import ray
-
-    reports = {"driver": registration()}
-    ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=False)
+    p = parser()
+    args = p.parse_args(argv)
     try:
-        reports["ray worker"] = ray.get(ray.remote(num_cpus=0)(registration).remote(), timeout=600)
-    finally:
-        ray.shutdown()
-    ok = True
-    for where, r in reports.items():
-        good = r["policy_loss"] and r["adv_estimator"]
-        ok &= good
-        print(f"{where:10s} pid {r['pid']} on {r['host']}: cw_grpo policy loss {'yes' if r['policy_loss'] else 'NO'}, "
-              f"advantage estimator {'yes' if r['adv_estimator'] else 'NO'}")
-    print("cwgrpo_verl: registered everywhere" if ok else "cwgrpo_verl: MISSING somewhere (pip install -e . on every node, "
-          "or VERL_USE_EXTERNAL_MODULES=cwgrpo_verl with the repo as working_dir)")
+        kind, address = classify(args.address)
+    except ValueError as error:
+        p.error(f"--address / RAY_ADDRESS: {error}")
+    if args.working_dir is not None and kind != "job":
+        p.error("--working-dir applies to an http(s):// (job server) address only")
+    for flag, path in (("--runtime-env", args.runtime_env), ("--working-dir", args.working_dir)):
+        if path is not None and not path.exists():
+            p.error(f"{flag} {path}: no such file or directory")
+    try:
+        if kind == "job":
+            from_checkout = CHECKOUT_RUNTIME_ENV.is_file()
+            runtime_env = job_runtime_env(args.runtime_env or (CHECKOUT_RUNTIME_ENV if from_checkout else None),
+                                          args.working_dir or (CHECKOUT if from_checkout else None))
+        else:
+            runtime_env = load_runtime_env(args.runtime_env) if args.runtime_env else None
+    except CheckError as error:
+        p.error(str(error))
+    with Watchdog(args.timeout) as dog:
+        try:
+            if kind != "default":
+                reachable(kind, address, min(10.0, dog.left()))
+            if kind == "job":
+                return check_as_job(address, runtime_env, dog)
+            reports = check_cluster(address, runtime_env, dog)
+        except CheckError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except Exception as error:  # noqa: BLE001 (Ray's connection, auth and job-server errors: one line each)
+            first = next(iter(str(error).strip().splitlines()), "")
+            print(f"error: {dog.stage}: {type(error).__name__}: {first}", file=sys.stderr)
+            return 2
+    for where, report in reports.items():
+        print(line(where, report))
+    text, ok = summary(reports)
+    print(text)
     return 0 if ok else 1
 
 

@@ -98,3 +98,21 @@ def test_coherent_variants_pass(recipe_env, overrides):
     from recipe.cwgrpo.main_cwgrpo import prepare
 
     validate(prepare(compose_recipe(overrides)))
+
+
+def test_a_resumed_run_logs_to_a_new_file_instead_of_truncating_the_earlier_one(tmp_path, monkeypatch):
+    from recipe.cwgrpo.preflight import keep_earlier_file_log
+
+    monkeypatch.delenv("VERL_FILE_LOGGER_PATH", raising=False)
+    monkeypatch.setenv("VERL_FILE_LOGGER_ROOT", str(tmp_path))
+    cfg = compose_recipe(["trainer.project_name=p", "trainer.experiment_name=e"])
+    assert keep_earlier_file_log(cfg) is None  # first attempt: verl's own default file
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "e.jsonl").write_text('{"step": 1, "data": {}}\n')
+    assert keep_earlier_file_log(cfg) == tmp_path / "p" / "e.2.jsonl"
+    assert os.environ["VERL_FILE_LOGGER_PATH"] == str(tmp_path / "p" / "e.2.jsonl")
+    (tmp_path / "p" / "e.2.jsonl").write_text("")
+    monkeypatch.delenv("VERL_FILE_LOGGER_PATH")
+    assert keep_earlier_file_log(cfg) == tmp_path / "p" / "e.3.jsonl"
+    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", "/chosen/by/the/user.jsonl")
+    assert keep_earlier_file_log(cfg) is None

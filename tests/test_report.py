@@ -2,12 +2,14 @@
 
 The fixtures in ``tests/fixtures/logs/`` are produced by :func:`generate_fixtures` (regenerate them with
 ``python tests/test_report.py``); ``test_committed_fixtures_match_verl`` fails if verl's format drifts.
+Every failure of the issue "sturdy command-line tools" has a test here that reproduces it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import sys
 from pathlib import Path
@@ -28,13 +30,15 @@ CW_ACC = [0.300, 0.870, 0.775, 0.298, 0.520]
 FRACS = ["0.01pct", "1pct", "20pct", "40pct", "100pct"]
 GRPO_ENTROPY = [0.60, 0.52, 0.45, 0.40]
 CW_ENTROPY = [0.60, 0.58, 0.57, 0.56]
-# cov_pos_top / cov_neg_top per fraction over steps 1..4
+# covariance tail (top q / bottom q means) per fraction over steps 1..4, as the recipe trainer logs it (cov/*)
 GRPO_POS = {"0.01pct": [11.5, 13.5, 12.0, 12.0], "1pct": [3.3] * 4, "20pct": [0.36, 0.58, 0.36, 0.58],
             "40pct": [0.22, 0.33, 0.22, 0.33], "100pct": [0.04, 0.06, 0.04, 0.06]}
+GRPO_NEG = {f: [-v / 2 for v in vals] for f, vals in GRPO_POS.items()}
 CW_POS = {"0.01pct": [4.0, 3.0, 2.0, 1.0], "1pct": [1.0] * 4, "20pct": [0.2] * 4, "40pct": [0.1] * 4,
           "100pct": [0.01] * 4}
 CW_NEG = {"0.01pct": [-2.0, -1.0, -1.0, -2.0], "1pct": [-1.0] * 4, "20pct": [-0.2] * 4, "40pct": [-0.1] * 4,
           "100pct": [-0.01] * 4}
+LOSS_POS = 99.0  # what the cw_grpo loss logs itself (actor/cw/cov_*): Table 1 must prefer cov/*
 
 
 def _val(acc, n=1, extra=True):
@@ -44,24 +48,28 @@ def _val(acc, n=1, extra=True):
     return out
 
 
-def _train(step, entropy, prefix, pos, neg):
+def _train(step, entropy, pos, neg, loss_stats=False, prefix="cov/", stem=""):
+    """One training step's metrics: the trainer's observe-only cov/* (every method) and, for cw_grpo, the loss's."""
     out = {"training/global_step": step, "actor/entropy": np.float64(entropy),
            "actor/pg_loss": np.float64(-0.01 * step),
-           "timing_s/step": 12.5, f"{prefix}weight_mean": np.float64(1.0), f"{prefix}num_tokens": np.float32(4096)}
+           "timing_s/step": 12.5, f"{prefix}{stem}mean": np.float64(pos["100pct"][step - 1]),
+           f"{prefix}{stem}std": np.float64(0.5), f"{prefix}num_tokens": np.float32(4096)}
     for frac in FRACS:
-        out[f"{prefix}cov_pos_top_{frac}"] = np.float64(pos[frac][step - 1])
-        out[f"{prefix}cov_neg_top_{frac}"] = np.float64(neg[frac][step - 1])
+        out[f"{prefix}{stem}pos_top_{frac}"] = np.float64(pos[frac][step - 1])
+        out[f"{prefix}{stem}neg_top_{frac}"] = np.float64(neg[frac][step - 1])
+    if loss_stats:
+        out.update({f"actor/cw/cov_{s}_top_{f}": np.float64(LOSS_POS) for s in ("pos", "neg") for f in FRACS})
+        out["actor/cw/weight_mean"] = np.float64(1.0)
     return out
 
 
 def _log_steps():
     """(experiment, [(step, metrics)]) exactly as verl's trainer calls logger.log (val merged into the step)."""
-    grpo_neg = {f: [-v / 2 for v in vals] for f, vals in GRPO_POS.items()}
-    grpo = [(0, _val(BASE_ACC))] + [(s, _train(s, GRPO_ENTROPY[s - 1], "cw/", GRPO_POS, grpo_neg)) for s in range(1, 5)]
+    grpo = [(0, _val(BASE_ACC))] + [(s, _train(s, GRPO_ENTROPY[s - 1], GRPO_POS, GRPO_NEG)) for s in range(1, 5)]
     grpo[2][1].update(_val(GRPO_ACC_STEP2))
     grpo[4][1].update(_val(GRPO_ACC))
     cw = [(0, _val(BASE_ACC, n=4))]
-    cw += [(s, _train(s, CW_ENTROPY[s - 1], "actor/cw/", CW_POS, CW_NEG)) for s in range(1, 5)]
+    cw += [(s, _train(s, CW_ENTROPY[s - 1], CW_POS, CW_NEG, loss_stats=True)) for s in range(1, 5)]
     cw[4][1].update(_val(CW_ACC, n=4))
     return {"base_eval": [(0, _val(BASE_ACC))], "grpo": grpo, "cw_grpo": cw}
 
@@ -84,6 +92,13 @@ def _tracking(experiment, backends, steps):
     for step, data in steps:
         tracker.log(data=data, step=step)
     tracker.finish()
+
+
+def file_log(path: Path, steps) -> Path:
+    """Write ``steps`` with verl's own file logger to ``path``."""
+    with _env(VERL_FILE_LOGGER_PATH=str(path)), contextlib.redirect_stdout(io.StringIO()):
+        _tracking("x", ["file"], steps)
+    return path
 
 
 def generate_fixtures(out: Path, tensorboard: bool = False) -> dict[str, Path]:
@@ -118,9 +133,27 @@ def logs(tmp_path_factory):
     return generate_fixtures(tmp_path_factory.mktemp("logs"), tensorboard=True)
 
 
+@pytest.fixture(scope="module")
+def default_report(logs, tmp_path_factory):
+    """(output directory, stderr) of one default CLI run on the three fixtures, shared by the tests that read it."""
+    out = tmp_path_factory.mktemp("report")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert _cli(logs, out) == 0
+    return out, err.getvalue()
+
+
 def _cli(logs, out, *extra):
     return report.main(["--base", f"Base={logs['base_eval']}", "--run", f"GRPO={logs['grpo']}",
                         "--run", f"CW-GRPO={logs['cw_grpo']}", "--out", str(out), *extra])
+
+
+def _one_line_error(capsys, *parts):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    for part in parts:
+        assert part in err, err
+    return err
 
 
 def test_committed_fixtures_match_verl(logs):
@@ -134,14 +167,28 @@ def test_formats_agree(logs):
     assert jsonl[4]["val-core/cwgrpo/aime24/acc/mean@1"] == 0.333
     assert jsonl[3]["actor/entropy"] == 0.45 and jsonl[1]["training/global_step"] == 1
     assert console[4]["val-core/cwgrpo/amc23/acc/mean@4"] == 0.775  # parsed from np.float64(0.775)
-    assert console[2]["actor/cw/cov_pos_top_0.01pct"] == 3.0 and console[1]["actor/cw/num_tokens"] == 4096
-    assert "x" not in console[1] and len(console[4]) == len(jsonl[4])  # worker noise ignored
+    assert console[2]["cov/pos_top_0.01pct"] == 3.0 and console[1]["cov/num_tokens"] == 4096
+    assert console[2]["actor/cw/cov_pos_top_0.01pct"] == LOSS_POS
+    assert "x" not in console[1] and len(console[4]) == len(_log_steps()["cw_grpo"][4][1])  # worker noise ignored
     assert set(tb[4]) == set(jsonl[4])
     assert all(tb[s][k] == pytest.approx(v, rel=1e-6) for s in jsonl for k, v in jsonl[s].items())
 
 
-def test_table2_hand_computed(logs, tmp_path, capsys):
-    assert _cli(logs, tmp_path) == 0
+def test_report_reads_the_keys_the_trainer_writes():
+    """The cov/* names the report reads are the ones the recipe trainer's covariance_metrics emits."""
+    import torch
+
+    from cwgrpo_verl.scope import covariance_metrics
+
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    logged = covariance_metrics(-torch.rand(4, 3), torch.tensor([[1.0] * 3, [-1.0] * 3] * 2), mask, [0, 0, 1, 1])
+    source = report.COV_SOURCES[0]
+    assert {source.key(sign, frac) for sign in ("pos", "neg") for frac in FRACS} <= set(logged)
+    assert set(FRACS) == set(report.tables.TAIL_FRACTIONS)
+
+
+def test_table2_hand_computed(default_report):
+    tmp_path, err = default_report
     md = (tmp_path / "table2.md").read_text().splitlines()
     assert md[0] == "| Method | AIME24 | MATH-500 | AMC23 | Minerva | OlympiadBench | Avg | Δ vs Base |"
     # avg (28.8+82.8+62.9+26.5+43.3)/5 = 48.86; (33.3+85+67.5+27.2+49.9)/5 = 52.58; (30+87+77.5+29.8+52)/5 = 55.26
@@ -155,7 +202,7 @@ def test_table2_hand_computed(logs, tmp_path, capsys):
     assert csv.loc["CW-GRPO", "Δ Avg"] == pytest.approx(6.40, abs=1e-3)
     assert csv.loc["CW-GRPO", "Δ AMC23"] == pytest.approx(14.6, abs=1e-3)
     assert csv.loc["CW-GRPO", "step"] == 4 and np.isnan(csv.loc["Base", "Δ Avg"])
-    assert "warning" not in capsys.readouterr().err
+    assert "warning" not in err
 
 
 def test_table2_at_step_with_missing_validation(logs, tmp_path, capsys):
@@ -167,62 +214,223 @@ def test_table2_at_step_with_missing_validation(logs, tmp_path, capsys):
     assert "'CW-GRPO' has no validation metrics" in capsys.readouterr().err
 
 
-def test_table1_tail_means(logs, tmp_path):
-    assert _cli(logs, tmp_path, "--tail-steps", "2") == 0
-    md = (tmp_path / "table1.md").read_text().splitlines()
-    assert md[0] == "| Tokens | GRPO positive | GRPO negative | CW-GRPO positive | CW-GRPO negative |"
+def test_table3_every_checkpoint_of_every_run(logs, default_report, tmp_path, capsys):
+    md = (default_report[0] / "table3.md").read_text().splitlines()
+    assert md[0] == "| Method | Step | AIME24 | MATH-500 | AMC23 | Minerva | OlympiadBench | Avg |"
+    assert md[2:8] == ["| Base | 0 | 28.8 | 82.8 | 62.9 | 26.5 | 43.3 | 48.9 |",
+                       "| GRPO | 0 | 28.8 | 82.8 | 62.9 | 26.5 | 43.3 | 48.9 |",
+                       "| GRPO | 2 | 30.0 | 84.0 | 65.0 | 27.0 | 48.0 | 50.8 |",
+                       "| GRPO | 4 | 33.3 | 85.0 | 67.5 | 27.2 | 49.9 | 52.6 |",
+                       "| CW-GRPO | 0 | 28.8 | 82.8 | 62.9 | 26.5 | 43.3 | 48.9 |",
+                       "| CW-GRPO | 4 | 30.0 | 87.0 | 77.5 | 29.8 | 52.0 | 55.3 |"]
+    csv = pd.read_csv(default_report[0] / "table3.csv")
+    assert list(zip(csv["run"], csv["step"])) == [("Base", 0), ("GRPO", 0), ("GRPO", 2), ("GRPO", 4),
+                                                  ("CW-GRPO", 0), ("CW-GRPO", 4)]
+    assert csv.loc[3, "AMC23"] == pytest.approx(67.5)
+    assert _cli(logs, tmp_path, "--checkpoints", "4,2") == 0
+    md = (tmp_path / "table3.md").read_text().splitlines()
+    assert [line.split(" | ")[:2] for line in md[2:7]] == [["| Base", "0"], ["| GRPO", "2"], ["| GRPO", "4"],
+                                                          ["| CW-GRPO", "2"], ["| CW-GRPO", "4"]]
+    assert md[5] == "| CW-GRPO | 2 | — | — | — | — | — | — |"  # asked for, not validated: kept
+    assert "run 'CW-GRPO' did not validate at step 2 (it did at 0, 4)" in capsys.readouterr().err
+
+
+def test_table1_every_method_side_by_side_with_entropy(logs, tmp_path, capsys):
+    """GRPO (file logger), CW-GRPO (console: cov/* preferred to the loss's own), an older CW log (fallback, said),
+    a run without covariance statistics (a column of dashes, said), Clip-Cov (tensorboard)."""
+    old_cw = file_log(tmp_path / "old_cw.jsonl", [(s, _train(s, CW_ENTROPY[s - 1], CW_POS, CW_NEG, prefix="actor/cw/",
+                                                             stem="cov_")) for s in range(1, 5)])
+    no_cov = file_log(tmp_path / "no_cov.jsonl", [(s, {"actor/entropy": 0.5}) for s in range(1, 5)])
+    tb = tmp_path / "tb"
+    with _env(TENSORBOARD_DIR=str(tb)), contextlib.redirect_stdout(io.StringIO()):
+        _tracking("clip_cov", ["tensorboard"], [(s, _train(s, 0.3, CW_POS, CW_NEG)) for s in range(1, 5)])
+    assert _cli(logs, tmp_path / "o", "--tail-steps", "2", "--run", f"Old-CW={old_cw}", "--run", f"NoCov={no_cov}",
+                "--run", f"Clip-Cov={tb}") == 0
+    err = capsys.readouterr().err
+    md = (tmp_path / "o" / "table1.md").read_text().splitlines()
+    assert md[0] == ("| Tokens | GRPO positive | GRPO negative | CW-GRPO positive | CW-GRPO negative | Old-CW positive "
+                     "| Old-CW negative | NoCov positive | NoCov negative | Clip-Cov positive | Clip-Cov negative |")
     # first 2 steps: GRPO (11.5+13.5)/2 = 12.5, neg = -pos/2; CW (4+3)/2 = 3.5, (-2-1)/2 = -1.5
-    assert md[2] == "| top 0.01% | 12.500 | -6.250 | 3.500 | -1.500 |"
-    assert md[4] == "| top 20% | 0.470 | -0.235 | 0.200 | -0.200 |"
-    tails = report.tail_table({n: report.load_run(logs[k]) for n, k in [("GRPO", "grpo"), ("CW", "cw_grpo")]})
-    assert tails["GRPO"]["0.01pct"] == pytest.approx((12.25, -6.125))  # all 4 steps
-    assert tails["CW"]["0.01pct"] == pytest.approx((2.5, -1.5))
-    assert tails["GRPO"]["40pct"] == pytest.approx((0.275, -0.1375))
-    csv = pd.read_csv(tmp_path / "table1.csv").set_index("tokens")
-    assert csv.loc["top 100%", "GRPO positive"] == pytest.approx(0.05)
+    assert md[2] == "| top 0.01% | 12.500 | -6.250 | 3.500 | -1.500 | 3.500 | -1.500 | — | — | 3.500 | -1.500 |"
+    assert md[4] == "| top 20% | 0.470 | -0.235 | 0.200 | -0.200 | 0.200 | -0.200 | — | — | 0.200 | -0.200 |"
+    summary = md[md.index("| Method | steps | entropy (nats, mean of actor/entropy) | statistics |") + 2:]
+    # entropy over steps 1-2: GRPO (0.60+0.52)/2 = 0.56; CW (0.60+0.58)/2 = 0.59
+    assert summary[0].startswith("| GRPO | 1-2 | 0.560 | cov/*: per prompt group")
+    assert summary[1].startswith("| CW-GRPO | 1-2 | 0.590 | cov/*:")
+    assert summary[2].startswith("| Old-CW | 1-2 | 0.590 | actor/cw/cov_*: the cw_grpo loss's")
+    assert summary[3] == "| NoCov | — | 0.500 | — |" and summary[4].startswith("| Clip-Cov | 1-2 | 0.300 | cov/*:")
+    assert "Base is the evaluation-only base run" in md[-1]
+    assert "run 'Old-CW' has no cov/* statistics (an older log): Table 1 uses its actor/cw/cov_*" in err
+    assert "run 'NoCov' logs no covariance statistics" in err
+    assert "run 'GRPO' has covariance statistics" not in err  # steps 1-2 are all there
+    csv = pd.read_csv(tmp_path / "o" / "table1.csv")
+    grpo = csv[csv.run == "GRPO"].set_index("fraction")
+    assert tuple(grpo.loc["40pct", ["positive", "negative"]]) == pytest.approx((0.275, -0.1375))
+    assert grpo.loc["1pct", "entropy_mean"] == pytest.approx(0.56) and grpo.loc["1pct", "num_steps"] == 2
+    assert set(csv.run) == {"GRPO", "CW-GRPO", "Old-CW", "NoCov", "Clip-Cov"} and len(csv) == 5 * 5
+    columns = {c.run: c for c in report.table1({n: report.load_run(logs[k]) for n, k in
+                                                 [("GRPO", "grpo"), ("CW", "cw_grpo")]})[0]}
+    assert columns["GRPO"].cells["0.01pct"] == pytest.approx((12.25, -6.125))  # all 4 steps
+    assert columns["CW"].cells["0.01pct"] == pytest.approx((2.5, -1.5))
 
 
-def test_entropy_png(logs, tmp_path):
+def test_table1_says_when_a_run_is_shorter_than_the_window(logs, tmp_path):
+    runs = {"Base": report.load_run(logs["base_eval"]), "GRPO": report.load_run(logs["grpo"])}
+    columns, notes = report.table1(runs, base="Base", tail_steps=50)
+    assert [c.run for c in columns] == ["GRPO"] and columns[0].steps == [1, 2, 3, 4]
+    assert notes == ["run 'GRPO' has covariance statistics at 4 of the first 50 steps only"]
+    text = report.write.write_table1(columns, 50, "Base", tmp_path)
+    assert "over the first 50 steps of each run" in text and text == (tmp_path / "table1.md").read_text()
+
+
+def test_entropy_png(default_report):
     import matplotlib.image as mpimg
 
-    assert _cli(logs, tmp_path) == 0
-    png = tmp_path / "entropy.png"
+    png = default_report[0] / "entropy.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     image = mpimg.imread(png)
     assert image.shape[0] > 300 and image.shape[1] > 1000  # two panels (entropy, val accuracy)
-    assert image[..., :3].std() > 0.05 and len(np.unique(image[..., :3].reshape(-1, 3), axis=0)) > 50
+    rgb = (image[..., :3] * 255).astype(np.int64)
+    assert rgb.std() > 10 and len(np.unique(rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2])) > 50
 
 
-def test_robustness(logs, tmp_path, capsys):
-    bad = tmp_path / "bad.jsonl"
-    lines = Path(logs["grpo"]).read_text().splitlines()
-    bad.write_text("\n".join(lines[:2] + ['{"step": 2, "data": {"actor/entropy": 0.4'] + lines[2:]) + "\n")
+# --- failures: each reproduces one of the issue, and now ends in a one-line message --------------------------------
+
+def test_nan_written_by_verl_is_refused_not_averaged(logs, tmp_path, capsys):
+    """verl's file logger writes NaN/inf as null; the old report averaged inf into the table."""
+    steps = [(s, _train(s, GRPO_ENTROPY[s - 1], GRPO_POS, GRPO_NEG)) for s in range(1, 5)]
+    steps[2][1]["actor/entropy"] = np.float64("inf")
+    steps[1][1]["actor/grad_norm"] = np.float64("nan")  # not read by the report: no reason to refuse the log
+    bad = file_log(tmp_path / "inf.jsonl", steps)
+    assert '"actor/entropy":null' in bad.read_text().splitlines()[2]
     assert report.main(["--run", f"X={bad}", "--out", str(tmp_path / "o")]) == 2
-    assert f"{bad}:3:" in capsys.readouterr().err
+    _one_line_error(capsys, f"{bad}:3: metric 'actor/entropy' is null (verl's file logger writes NaN and infinity")
     assert report.main(["--run", f"X={bad}", "--out", str(tmp_path / "o"), "--skip-bad-lines"]) == 0
-    assert "(skipped)" in capsys.readouterr().err
-    bad_console = tmp_path / "bad.log"
-    bad_console.write_text("hello\n(TaskRunner pid=1) step:1 - actor/entropy:0.5 - actor/pg_loss:tensor(1.)\n")
-    with pytest.raises(report.LogParseError, match=r"bad\.log:2: .*actor/pg_loss"):
-        report.load_run(bad_console)
-    # no validation at all; an unknown data source; a data source with only a reward metric
-    from verl.utils.tracking import FileLogger
+    assert f"{bad}:3: metric 'actor/entropy' is null" in capsys.readouterr().err
+    summary = (tmp_path / "o" / "table1.md").read_text().splitlines()[-1]
+    assert summary.startswith(f"| X | 1-4 | {(0.60 + 0.52 + 0.40) / 3:.3f} |")  # the inf step left out, never inf
 
-    with _env(VERL_FILE_LOGGER_PATH=str(tmp_path / "odd.jsonl")), contextlib.redirect_stdout(io.StringIO()):
-        logger = FileLogger("p", "e")
-        logger.log({"actor/entropy": 0.5}, step=1)
-        logger.log({"val-core/my/bench/acc/mean@1": 0.25, "val-core/cwgrpo/aime24/reward/mean@1": 0.5}, step=2)
-        logger.finish()
-    novals = tmp_path / "novals.jsonl"
-    novals.write_text(Path(logs["grpo"]).read_text().splitlines()[1] + "\n")
-    odd = tmp_path / "odd.jsonl"
-    assert report.main(["--run", f"Odd={odd}", "--run", f"NoVal={novals}", "--out", str(tmp_path)]) == 0
-    err = capsys.readouterr().err
-    assert "'NoVal' has no validation metrics" in err and "using val-core/cwgrpo/aime24/reward/mean@1" in err
-    md = (tmp_path / "table2.md").read_text().splitlines()
-    assert md[0] == "| Method | AIME24 | my/bench | Avg | Δ |"
-    assert md[2] == "| Odd | 50.0 | 25.0 | 37.5 | — |" and md[3] == "| NoVal | — | — | — | — |"
-    assert "| NoVal positive | NoVal negative |" in (tmp_path / "table1.md").read_text()  # step 1 has the tail
+
+@pytest.mark.parametrize("line, reason", [
+    ('{"step": Infinity, "data": {"actor/entropy": 0.5}}', "step inf is not a finite integer"),
+    ('{"step": 3, "data": {"actor/entropy": Infinity}}', "metric 'actor/entropy' is inf (not finite)"),
+    ('{"step": 3, "data": {"val-core/cwgrpo/aime24/acc/mean@1": NaN}}', "metric 'val-core/cwgrpo/aime24/acc/mean@1' "
+                                                                        "is nan (not finite)"),
+    ('{"step": 3, "data": {"actor/entropy": "0.5"}}', "metric 'actor/entropy' is not a number: '0.5'"),
+    ('{"step": 3, "data": {"actor/entropy": 0.4', "not JSON"),
+    ('{"step": 3, "data": {"actor/entropy": ' + "1" * 5000 + "}}", "not JSON"),
+    ('{"step": 3, "data": ' + "[" * 100_000 + "]" * 100_000 + "}", "not JSON"),
+    (b'{"step": 3, "data": {"actor/entropy": 0.4, "note": "\xff"}}', "not valid UTF-8 (byte 0xff at column 53)"),
+])
+def test_bad_jsonl_line_names_file_and_line_and_can_be_skipped(logs, tmp_path, capsys, line, reason):
+    lines = Path(logs["grpo"]).read_bytes().splitlines()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"\n".join(lines[:3] + [line if isinstance(line, bytes) else line.encode()] + lines[3:]) + b"\n")
+    assert report.main(["--run", f"X={bad}", "--out", str(tmp_path / "o")]) == 2
+    _one_line_error(capsys, f"{bad}:4: {reason}", "--skip-bad-lines")
+    assert report.load_run(bad, strict=False, used=report.tables.reads()) == report.load_run(logs["grpo"])
+    assert f"warning: {bad}:4: {reason}" in capsys.readouterr().err  # the CLI run with the flag: test_nan_...
+
+
+def test_bad_console_lines(tmp_path, capsys):
+    bad = tmp_path / "bad.log"
+    bad.write_bytes(b"hello \xff\n(TaskRunner pid=1) step:1 - actor/entropy:0.5 - actor/pg_loss:tensor(1.)\n"
+                    b"(TaskRunner pid=1) step:2 - actor/entropy:tensor(0.4)\n"
+                    b"(TaskRunner pid=1) step:3 - actor/entropy:0.3 \xfe\n")
+    steps = report.load_run(bad, strict=False, used=report.tables.reads())
+    assert steps == {1: {"actor/entropy": 0.5}, 2: {}}  # an unread metric ignored, the undecodable line skipped
+    assert "bad.log:2" not in capsys.readouterr().err
+    with pytest.raises(report.LogError, match=r"bad\.log:3: metric 'actor/entropy' is not a number: 'tensor\(0.4\)'"):
+        report.load_run(bad, used=report.tables.reads())
+    bad.write_bytes(b"(TaskRunner pid=1) step:3 - actor/entropy:0.3 \xfe\n")
+    with pytest.raises(report.LogError, match=r"bad\.log:1: not valid UTF-8"):
+        report.load_run(bad)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "empty file"),
+    (b"\n\n", "no verl metrics in it"),
+    (b"run,step,acc\nGRPO,1,0.5\n", "no verl metrics in it"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00binary", "no verl metrics in it"),
+])
+def test_empty_or_non_log_input_fails(tmp_path, capsys, content, reason):
+    path = tmp_path / "input.txt"
+    path.write_bytes(content)
+    assert report.main(["--run", f"X={path}", "--out", str(tmp_path / "o")]) == 2
+    _one_line_error(capsys, f"{path}: {reason}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unreadable_inputs_fail_with_one_line(tmp_path, capsys):
+    assert report.main(["--run", f"X={tmp_path / 'missing.jsonl'}", "--out", str(tmp_path / "o")]) == 2
+    _one_line_error(capsys, "missing.jsonl: no such file or directory")
+    assert report.main(["--run", f"X={tmp_path}", "--out", str(tmp_path / "o")]) == 2
+    _one_line_error(capsys, f"{tmp_path}: directory holds no tensorboard event files")
+    nothing = file_log(tmp_path / "timing.jsonl", [(1, {"timing_s/step": 3.0})])
+    assert report.main(["--run", f"X={nothing}", "--out", str(tmp_path / "o")]) == 1
+    _one_line_error(capsys, "no input holds a metric the report reads", "nothing to report")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert report.main(["--run", f"X={FIXTURES / 'grpo.jsonl'}", "--out", str(a_file / "o")]) == 2
+    _one_line_error(capsys, f"--out {a_file / 'o'}: cannot create it")
+
+
+def _two_attempts(tmp_path):
+    """Attempt 1: steps 0-4 (checkpoint at 2); attempt 2 resumed from 2: validation at 2, then 3-5 (new values)."""
+    first = file_log(tmp_path / "a1.jsonl", _log_steps()["grpo"])
+    second_steps = [(2, _val(GRPO_ACC_STEP2))] + [(s, {"actor/entropy": 0.1 * s}) for s in (3, 4, 5)]
+    second_steps[-1][1].update(_val(CW_ACC))
+    second = file_log(tmp_path / "a2.jsonl", second_steps)
+    joined = tmp_path / "joined.jsonl"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())  # `cat a1.jsonl a2.jsonl > joined.jsonl`
+    return joined
+
+
+def test_two_runs_in_one_file_are_told_apart(tmp_path, capsys):
+    joined = _two_attempts(tmp_path)
+    assert report.main(["--run", f"X={joined}", "--out", str(tmp_path / "o")]) == 2
+    _one_line_error(capsys, f"{joined}:6: step 2 after step 4: this file holds 2 runs (#1 steps 0-4 (lines 1-5); "
+                            "#2 steps 2-5 (lines 6-9)); read one with", f"{joined}#resume")
+    segments = report.read_segments(joined)
+    assert [sorted(s.steps) for s in segments] == [[0, 1, 2, 3, 4], [2, 3, 4, 5]]
+    second, note = report.select(segments, "2", joined)
+    assert sorted(second) == [2, 3, 4, 5] and "run #2 of 2" in note
+    resumed, _ = report.select(segments, "resume", joined)
+    assert sorted(resumed) == [0, 1, 2, 3, 4, 5]
+    assert resumed[1]["actor/entropy"] == GRPO_ENTROPY[0] and resumed[4] == {"actor/entropy": 0.4}  # attempt 2 wins
+    assert resumed[2]["actor/entropy"] == GRPO_ENTROPY[1] and resumed[2]["val-core/cwgrpo/aime24/acc/mean@1"] == 0.3
+    assert report.main(["--run", f"X={joined}#resume", "--out", str(tmp_path / "o")]) == 0
+    assert "X: " in capsys.readouterr().err
+    table3 = (tmp_path / "o" / "table3.md").read_text()
+    assert "| X | 2 | 30.0 |" in table3 and "| X | 5 | 30.0 | 87.0 |" in table3 and "| X | 4 |" not in table3
+    assert report.main(["--run", f"X={joined}#3", "--out", str(tmp_path / "o")]) == 2
+    _one_line_error(capsys, f"{joined}#3: this file holds 2 run(s)")
+
+
+def test_bad_arguments_are_usage_errors(tmp_path, capsys):
+    for argv, message in [(["--tail-steps", "0"], "--tail-steps: expected an integer >= 1"),
+                          (["--checkpoints", "50,x"], "--checkpoints: expected comma-separated step numbers"),
+                          (["--step", "-1"], "--step must be 'last' or a step number"),
+                          (["--val-key-pattern", "("], "--val-key-pattern: not a regular expression"),
+                          (["--run", "nopath"], "expected NAME=PATH")]:
+        with pytest.raises(SystemExit) as exit_info:
+            report.main(["--run", f"X={FIXTURES / 'grpo.jsonl'}", "--out", str(tmp_path), *argv])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_wandb_history_rows(tmp_path, capsys):
+    """Rows as wandb's ``run.scan_history()`` yields them (``_step``, wandb's own ``_`` keys, None = not logged),
+    dumped with json.dumps: the same tables as from the file logger."""
+    rows = []
+    for step, data in _log_steps()["grpo"]:
+        row = {"_step": step, "_runtime": 10.0 * step, "_timestamp": 1.7e9 + step, "actor/entropy": None}
+        row.update({k: float(v) for k, v in data.items()})
+        rows.append(row)
+    path = tmp_path / "grpo.wandb.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    from_wandb, from_file = report.load_run(path), report.load_run(FIXTURES / "grpo.jsonl")
+    assert from_wandb == from_file
 
 
 def test_module_cli(tmp_path, monkeypatch, capsys):
@@ -232,12 +440,12 @@ def test_module_cli(tmp_path, monkeypatch, capsys):
     args = ["--base", f"Base={FIXTURES / 'base_eval.jsonl'}", "--run", f"GRPO={FIXTURES / 'grpo.jsonl'}",
             "--run", f"CW-GRPO={FIXTURES / 'cw_grpo.log'}", "--out", str(tmp_path / "r")]
     monkeypatch.setattr(sys, "argv", ["python -m cwgrpo_verl.report", *args])
-    monkeypatch.delitem(sys.modules, "cwgrpo_verl.report")  # as a fresh `-m` run sees it
+    monkeypatch.delitem(sys.modules, "cwgrpo_verl.report.__main__", raising=False)
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_module("cwgrpo_verl.report", run_name="__main__")
     assert exit_info.value.code == 0
     assert "| CW-GRPO | 30.0 | 87.0 | 77.5 | 29.8 | 52.0 | 55.3 | +6.4 |" in capsys.readouterr().out
-    expected = {"table1.csv", "table1.md", "table2.csv", "table2.md", "entropy.png"}
+    expected = {f"table{i}.{ext}" for i in (1, 2, 3) for ext in ("md", "csv")} | {"entropy.png"}
     assert {p.name for p in (tmp_path / "r").iterdir()} == expected
 
 

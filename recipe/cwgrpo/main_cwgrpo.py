@@ -135,15 +135,16 @@ class _CWGRPOTaskRunner(TaskRunnerV1.__ray_actor_class__):
     """verl's TaskRunnerV1 that first proves, in its own process, that the plugin and trainer are there."""
 
     def run(self, config: DictConfig):
+        from verl.plugin.platform import get_platform
         from verl.trainer.ppo.v1 import get_trainer_cls
 
-        from verl.plugin.platform import get_platform
-
         from recipe.cwgrpo import trainer  # noqa: F401  (registers trainer_mode=cwgrpo here)
-        from recipe.cwgrpo.preflight import check_paths_on_every_node
+        from recipe.cwgrpo.preflight import check_paths_on_every_node, keep_earlier_file_log
 
         cwgrpo_verl.check_registered()
         check_paths_on_every_node(config, accelerator=get_platform().ray_resource_name())
+        if (log := keep_earlier_file_log(config)) is not None:
+            print(f"[cwgrpo] {log.name.rsplit('.', 2)[0]}.jsonl holds an earlier attempt: this one logs to {log}", flush=True)
         trainer_cls = get_trainer_cls(config.trainer.v1.trainer_mode)
         scope = config.actor_rollout_ref.actor.policy_loss.get("cw_scope", "micro_batch")
         print(

@@ -1,14 +1,17 @@
-"""Start-up check that needs the cluster: every node that takes part sees the run's data, model and checkpoints.
+"""Start-up work of the recipe's task runner, before any model is loaded.
 
-On a cluster the paths are resolved on the submitting machine (examples/submit_ray_job.sh) and must be on storage
-every node mounts. A node that cannot see them would otherwise fail minutes later with a bare FileNotFoundError,
-or write checkpoints to its own disk. Runs in the recipe's task runner, before any model is loaded.
+- :func:`check_paths_on_every_node`: every node that takes part sees the run's data, model and checkpoints. On a
+  cluster the paths are resolved on the submitting machine (examples/submit_ray_job.sh) and must be on storage
+  every node mounts; a node that cannot see them would otherwise fail minutes later with a bare
+  FileNotFoundError, or write checkpoints to its own disk.
+- :func:`keep_earlier_file_log`: a resumed run logs to a new file instead of truncating the earlier one.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from pathlib import Path
+from typing import Iterable, Optional
 
 from omegaconf import DictConfig, ListConfig
 
@@ -71,3 +74,24 @@ def check_paths_on_every_node(config: DictConfig, accelerator: str = "GPU", time
         raise ValueError(
             "the run's paths must be visible on every node (absolute paths on shared storage):\n  " + "\n  ".join(found)
         )
+
+
+def keep_earlier_file_log(config: DictConfig) -> Optional[Path]:
+    """verl's file logger truncates ``<VERL_FILE_LOGGER_ROOT>/<project>/<experiment>.jsonl`` when a run starts,
+    so resuming an experiment would erase the metrics of its earlier steps. When that default file already exists,
+    point the logger at ``<experiment>.2.jsonl`` (``.3``, ...) instead; an explicit VERL_FILE_LOGGER_PATH is
+    left alone. Returns the new path, if any (``python -m cwgrpo_verl.report`` joins the files: docs/report.md)."""
+    loggers = config.trainer.get("logger") or []
+    loggers = [loggers] if isinstance(loggers, str) else list(loggers)
+    if "file" not in loggers or os.environ.get("VERL_FILE_LOGGER_PATH"):
+        return None
+    directory = Path(os.path.expanduser(os.environ.get("VERL_FILE_LOGGER_ROOT", "."))) / config.trainer.project_name
+    name = config.trainer.experiment_name
+    if not (directory / f"{name}.jsonl").exists():
+        return None
+    attempt = 2
+    while (directory / f"{name}.{attempt}.jsonl").exists():
+        attempt += 1
+    path = directory / f"{name}.{attempt}.jsonl"
+    os.environ["VERL_FILE_LOGGER_PATH"] = str(path)
+    return path

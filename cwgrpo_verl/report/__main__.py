@@ -1,0 +1,5 @@
+import sys
+
+from cwgrpo_verl.report.cli import main
+
+sys.exit(main())

@@ -1,0 +1,224 @@
+"""The paper's tables from ``{run name: {step: {metric: value}}}``, as plain rows (writing is ``write.py``'s job).
+
+* Table 1: the covariance tail (mean of the top / bottom q-fraction of token covariances) and the entropy of each
+  run over its first N training steps (paper: GRPO, 50 steps).
+* Table 2: accuracy per benchmark at one step (default: the last validation), average, delta against the base.
+* Table 3: accuracy per benchmark at several checkpoints of each run (every validation step, or those asked for).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from cwgrpo_verl.metrics import TAIL_FRACTIONS
+from cwgrpo_verl.reward import DATA_SOURCES
+
+#: Benchmark columns in the paper's order, by data source.
+BENCHMARKS = {DATA_SOURCES[short]: name for short, name in (
+    ("aime24", "AIME24"), ("math500", "MATH-500"), ("amc23", "AMC23"), ("minerva", "Minerva"),
+    ("olympiadbench", "OlympiadBench"))}
+VAL_PATTERN = r"^val-core/(?P<ds>.+)/(?P<var>[^/]+)/mean@(?P<n>\d+)$"
+ENTROPY_KEY = "actor/entropy"
+TAIL_LABELS = {name: f"top {q * 100:g}%" for name, q in TAIL_FRACTIONS.items()}
+SIGNS = ("pos", "neg")
+
+
+@dataclass(frozen=True)
+class CovSource:
+    """Where a run's covariance statistics are logged, and what they are."""
+
+    prefix: str
+    stem: str
+    describes: str
+
+    def key(self, sign: str, frac: str) -> str:
+        return f"{self.prefix}{self.stem}{sign}_top_{frac}"
+
+
+#: In order of preference: the trainer's observe-only statistics (every method), then older cw_grpo-only keys.
+COV_SOURCES = (
+    CovSource("cov/", "", "cov/*: per prompt group, from the old log-probs, before the update"),
+    CovSource("cw/", "cov_", "cw/cov_*: cw_grpo's trainer-side statistics (older log)"),
+    CovSource("actor/cw/", "cov_", "actor/cw/cov_*: the cw_grpo loss's, per micro-batch (older log)"),
+)
+
+
+def reads(val_pattern: str = VAL_PATTERN) -> Callable[[str], bool]:
+    """Which metrics the tables and the figure read (these must be finite numbers in a log)."""
+    regex = re.compile(val_pattern)
+    prefixes = tuple(s.prefix + s.stem for s in COV_SOURCES)
+    return lambda key: key == ENTROPY_KEY or key.startswith(prefixes) or bool(regex.match(key))
+
+
+# --- validation accuracy -------------------------------------------------------------------------------------------
+
+def scores_at(row: dict[str, float], regex: re.Pattern, metric: str) -> dict[str, tuple[float, str, int]]:
+    """``{data_source: (value, key, fallback)}`` in one step's metrics; ``fallback`` is 1 where ``metric`` is
+    missing and the ``reward`` variable was used; with several ``mean@N`` the largest N wins."""
+    found: dict[str, tuple[int, int, float, str]] = {}
+    for key, value in row.items():
+        match = regex.match(key)
+        if not match:
+            continue
+        groups = match.groupdict()
+        var = groups.get("var") or metric
+        rank = 0 if var == metric else 1 if var == "reward" else None
+        if rank is None:
+            continue
+        candidate = (rank, -int(groups.get("n") or 0), value, key)
+        ds = groups.get("ds", key)
+        found[ds] = min(found.get(ds, candidate), candidate)
+    return {ds: (v, k, rank) for ds, (rank, _, v, k) in found.items()}
+
+
+def validation_steps(run: dict, pattern: str = VAL_PATTERN, metric: str = "acc") -> list[int]:
+    """The steps where this run logged validation scores."""
+    regex = re.compile(pattern)
+    return [s for s in sorted(run) if scores_at(run[s], regex, metric)]
+
+
+def val_scores(run: dict, pattern: str, metric: str, step: str | int):
+    """``(step, scores)`` at ``step`` ("last": the last step that has any); ``(None, {})`` if there are none."""
+    regex = re.compile(pattern)
+    candidates = sorted(run) if step == "last" else [int(step)] if int(step) in run else []
+    for s in reversed(candidates):
+        scores = scores_at(run[s], regex, metric)
+        if scores:
+            return s, scores
+    return None, {}
+
+
+def column_order(seen: set[str], datasets=None) -> list[str]:
+    if datasets:
+        return list(datasets)
+    return [ds for ds in BENCHMARKS if ds in seen] + sorted(seen - BENCHMARKS.keys())
+
+
+def _accuracy_row(name: str, step, scores: dict, order: list[str]) -> dict:
+    row = {"run": name, "step": step}
+    for ds in order:
+        row[ds] = 100.0 * scores[ds][0] if ds in scores else None
+    values = [row[ds] for ds in order]
+    row["Avg"] = sum(values) / len(values) if values and all(v is not None for v in values) else None
+    return row
+
+
+def fallbacks(name: str, scores: dict, metric: str) -> list[str]:
+    """Warnings for data sources read from the reward variable instead of ``metric``."""
+    return [f"run {name!r}, {ds}: no {metric!r} metric, using {key}" for ds, (_, key, rank) in scores.items() if rank]
+
+
+def table2(runs: dict, base: str | None, pattern=VAL_PATTERN, metric="acc", step="last", datasets=None):
+    """(rows, benchmark order, warnings): accuracy (%) at ``step`` (the base run: its last validation)."""
+    picked, notes = {}, []
+    for name, run in runs.items():
+        at = "last" if name == base else step
+        picked[name] = val_scores(run, pattern, metric, at)
+        if picked[name][0] is None:
+            notes.append(f"run {name!r} has no validation metrics matching {pattern!r} at step {at}: its row shows —")
+        notes += fallbacks(name, picked[name][1], metric)
+    order = column_order({ds for _, scores in picked.values() for ds in scores}, datasets)
+    rows = [_accuracy_row(name, s, scores, order) for name, (s, scores) in picked.items()]
+    base_row = next((r for r in rows if r["run"] == base), None)
+    for row in rows:
+        for col in [*order, "Avg"]:
+            ok = base_row is not None and row is not base_row and row[col] is not None and base_row[col] is not None
+            row[f"Δ {col}"] = row[col] - base_row[col] if ok else None
+    return rows, order, notes
+
+
+def table3(runs: dict, base: str | None, pattern=VAL_PATTERN, metric="acc", checkpoints=None, datasets=None):
+    """(rows, benchmark order, warnings): accuracy (%) at each checkpoint of each run, one row per (run, step).
+
+    Checkpoints are every step where the run validated, or ``checkpoints``; a requested step without validation
+    gives a row of dashes and a warning, never a missing row. The base run gives one row: its last validation.
+    """
+    regex = re.compile(pattern)
+    picked, notes = [], []
+    for name, run in runs.items():
+        have = validation_steps(run, pattern, metric)
+        if name == base:
+            steps = have[-1:]
+        else:
+            steps = list(checkpoints) if checkpoints else have
+        if not have:
+            notes.append(f"run {name!r} has no validation metrics matching {pattern!r}: its Table 3 row shows —")
+            steps = steps or [None]
+        for s in steps:
+            scores = scores_at(run[s], regex, metric) if s in have else {}
+            if s is not None and have and s not in have:
+                notes.append(f"run {name!r} did not validate at step {s} (it did at {_steps_text(have)}): "
+                             "its row shows —")
+            notes += fallbacks(name, scores, metric)
+            picked.append((name, s, scores))
+    order = column_order({ds for _, _, scores in picked for ds in scores}, datasets)
+    return [_accuracy_row(name, s, scores, order) for name, s, scores in picked], order, notes
+
+
+def _steps_text(steps: list[int]) -> str:
+    return ", ".join(map(str, steps)) if len(steps) <= 8 else f"{', '.join(map(str, steps[:8]))}, ..."
+
+
+# --- Table 1 ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class TailColumn:
+    """One run's Table 1 column: the tail means over its window, where they come from, and its entropy."""
+
+    run: str
+    source: CovSource | None
+    steps: list[int]
+    cells: dict[str, tuple[float | None, float | None]]
+    entropy: float | None
+    entropy_steps: list[int]
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def tail_column(name: str, run: dict, tail_steps: int | None = None) -> TailColumn:
+    """The covariance tail and entropy of ``run`` over its steps up to ``tail_steps`` (all steps if None)."""
+    window = [s for s in sorted(run) if tail_steps is None or s <= tail_steps]
+    keys = {k for row in run.values() for k in row}
+    source = next((src for src in COV_SOURCES if any(src.key("pos", f) in keys for f in TAIL_FRACTIONS)), None)
+    cells, used = {}, set()
+    for frac in TAIL_FRACTIONS:
+        pair = []
+        for sign in SIGNS:
+            key = source.key(sign, frac) if source else None
+            steps = [s for s in window if key in run[s]]
+            used.update(steps)
+            pair.append(_mean([run[s][key] for s in steps]))
+        cells[frac] = tuple(pair)
+    entropy_steps = [s for s in window if ENTROPY_KEY in run[s]]
+    return TailColumn(name, source, sorted(used), cells, _mean([run[s][ENTROPY_KEY] for s in entropy_steps]),
+                      entropy_steps)
+
+
+def table1(runs: dict, base: str | None = None, tail_steps: int | None = None):
+    """(columns, warnings): one :class:`TailColumn` per training run (every run but the evaluation-only base)."""
+    columns, notes = [], []
+    for name, run in runs.items():
+        if name == base:
+            continue
+        column = tail_column(name, run, tail_steps)
+        window = f"steps <= {tail_steps}" if tail_steps else "all steps"
+        if column.source is None:
+            notes.append(f"run {name!r} logs no covariance statistics (cov/*, or cw/cov_* / actor/cw/cov_* of older "
+                         "logs): its Table 1 column shows —")
+        elif not column.steps:
+            notes.append(f"run {name!r} has no {column.source.prefix}{column.source.stem}* values in {window}: "
+                         "its Table 1 column shows —")
+        elif column.source is not COV_SOURCES[0]:
+            notes.append(f"run {name!r} has no cov/* statistics (an older log): Table 1 uses its "
+                         f"{column.source.describes}")
+        if tail_steps and column.steps and len(column.steps) < tail_steps:
+            notes.append(f"run {name!r} has covariance statistics at {len(column.steps)} of the first {tail_steps} "
+                         "steps only")
+        if column.entropy is None:
+            notes.append(f"run {name!r} logs no {ENTROPY_KEY} in {window}: its entropy shows —")
+        columns.append(column)
+    return columns, notes
