@@ -188,3 +188,12 @@ def test_relative_paths_are_refused_before_submitting():
     env = {**os.environ, "DATA_DIR": "data", "RAY": "/bin/false"}
     job = submit(env, "r1_distill_1.5b_cwgrpo.sh")
     assert job.returncode == 2 and "data.train_files=data/open_rs.parquet is not an absolute path" in job.stderr
+
+
+def test_the_main_ppo_script_runs_the_readmes_flags():
+    """tests/test_trainer_e2e.py runs this script through verl's trainer: it must carry the README's flags."""
+    from test_config_on_cpu import readme_main_ppo_flags
+
+    _, args = dry_run("main_ppo_cwgrpo.sh")
+    missing = [flag for flag in readme_main_ppo_flags() if flag not in args]
+    assert not missing, missing

@@ -1,0 +1,155 @@
+"""verl 0.9.1's real trainer loop on the CPU backend (cwgrpo_verl.cpu), through the example scripts users run.
+
+Each scenario is a smoke run (cwgrpo_verl.smoke): the paper's script with the tiny model, overriding only platform,
+model, data and sizes, for a few steps. The runs start when this module does, two at a time (each run has its own
+local Ray on 127.0.0.1 in its own temp dir, and leaves nothing behind); each test waits for the run it checks.
+"""
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from cwgrpo_verl import smoke
+
+from reference import reference_loss
+
+PROBE = Path(__file__).resolve().parent / "e2e"
+pytestmark = pytest.mark.slow
+
+
+def probed(work: Path) -> dict:
+    """Record the cw_grpo loss's real micro-batches (tests/e2e/cw_probe.py) into work/probe."""
+    (work / "probe").mkdir(parents=True, exist_ok=True)
+    return {"VERL_USE_EXTERNAL_MODULES": "cw_probe", "CWGRPO_PROBE_DIR": str(work / "probe"),
+            "PYTHONPATH": os.pathsep.join([str(PROBE), str(smoke.REPO)])}
+
+
+SCHEDULE = 4  # trainer.total_training_steps of both runs: the learning-rate schedule's horizon
+
+
+def group_scope_then_resume(work: Path):
+    """Validation before training with the project's reward and checkpoints at steps 1 and 2 of a 4-step schedule
+    (stopped at 2 by cwgrpo.stop_at_step); then a second run that resumes from step 1 and stops after step 3."""
+    first = smoke.run("cwgrpo", scope="group", steps=SCHEDULE, work=work, extra_env=probed(work),
+                      overrides=("cwgrpo.stop_at_step=2", "trainer.save_freq=1", "trainer.test_freq=-1"))
+    resumed = smoke.run("cwgrpo", scope="group", steps=SCHEDULE, work=work, overrides=(
+        "cwgrpo.stop_at_step=3", "trainer.resume_mode=resume_path",
+        f"trainer.resume_from_path={work / 'checkpoints' / 'global_step_1'}",
+        "trainer.save_freq=-1", "trainer.test_freq=-1", "trainer.val_before_train=false"))
+    return first, resumed
+
+
+def cosine_lr(step: int, peak: float = 1e-6, floor: float = 0.1) -> float:
+    """The rate verl logs at a step (after its scheduler step): cosine to 0.1x at progress step / schedule
+    (no warmup at this length)."""
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * step / SCHEDULE)))
+
+
+SCENARIOS = {
+    "group_then_resume": group_scope_then_resume,
+    "micro_batch": lambda work: smoke.run("cwgrpo", scope="micro_batch", work=work,
+                                          overrides=("trainer.val_before_train=false", "trainer.test_freq=-1")),
+    "main_ppo": lambda work: smoke.run("cwgrpo", scope="micro_batch", script="main_ppo_cwgrpo.sh", work=work,
+                                       overrides=("trainer.test_freq=-1",)),
+    "grpo_script": lambda work: smoke.run("grpo", script="r1_distill_1.5b_grpo.sh", work=work,
+                                          overrides=("trainer.val_before_train=false", "trainer.test_freq=-1")),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    workers = int(os.environ.get("CWGRPO_E2E_PARALLEL", "2"))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {name: pool.submit(start, tmp_path_factory.mktemp(name)) for name, start in SCENARIOS.items()}
+        yield lambda name: futures[name].result(timeout=1800)
+
+
+def assert_checks(run, steps):
+    failed = [f"{c.name}: {c.detail}" for c in smoke.checks(run, expected_steps=steps) if not c.ok]
+    assert not failed, "\n".join(failed) + "\n" + run.log[-5000:]
+
+
+def test_recipe_group_scope_trains_on_per_group_weights(runs):
+    first, _ = runs("group_then_resume")
+    assert_checks(first, [1, 2])
+    assert "cw_grpo registered, trainer CWGRPOTrainer, loss_mode=cw_grpo, cw_scope=group" in first.log
+    step = first.metrics[1]
+    # every micro-batch held whole groups (the loss refuses anything else) and took its statistics per group
+    assert step["actor/cw/scope"] == 1.0 and step["actor/cw/groups_per_micro_batch"] == smoke.MICRO_BATCH // smoke.GROUP_SIZE
+    assert step["actor/cw/weight_min"] < 1.0 < step["actor/cw/weight_max"]
+    # one on-policy update per batch: the PPO ratio is 1 and never clipped, as in the authors' unclipped loss
+    assert all(first.metrics[s]["actor/pg_clipfrac"] == 0.0 for s in first.steps)
+
+
+def test_a_real_micro_batch_equals_the_float64_reference(runs):
+    """The loss value and gradient on micro-batches of a real step equal the loop reference of the authors' formula."""
+    first, _ = runs("group_then_resume")
+    dumps = sorted((first.work / "probe").glob("micro_batch_*.pt"))
+    assert dumps, "the probe recorded no micro-batch"
+    for path in dumps:
+        record = torch.load(path)
+        opts, mask = record["options"], record["response_mask"].bool()
+        assert opts["cw_scope"] == "group" and not opts["cw_detach_weights"]
+        groups = record["groups"]
+        assert len(set(groups)) == smoke.MICRO_BATCH // smoke.GROUP_SIZE
+        assert all(groups.count(g) == smoke.GROUP_SIZE for g in set(groups))
+        lp = record["log_prob"].double().requires_grad_(True)
+        low, high, dual = record["clip"]
+        value = reference_loss(record["old_log_prob"].double().tolist(), lp, record["advantages"].double().tolist(),
+                               mask.tolist(), center=opts["cw_logp_center"], normalizer=opts["cw_normalizer"],
+                               scale=opts["cw_bandwidth_scale"], detach=opts["cw_detach_weights"], groups=groups,
+                               agg=record["loss_agg_mode"], clip_low=low, clip_high=high, clip_c=dual)
+        assert record["loss_agg_mode"] == "seq-mean-token-mean"
+        info = record["global_batch_info"]  # verl normalises by the global mini-batch: sum of row means / size x dp
+        scale = int(mask.any(-1).sum()) / info["global_batch_size"] * info["dp_size"]
+        (value * scale).backward()
+        torch.testing.assert_close(record["loss"].double(), (value * scale).detach(), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(record["grad"].double(), lp.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_validation_before_training_scores_with_the_project_reward(runs):
+    first, _ = runs("group_then_resume")
+    validation = {k: v for k, v in first.metrics.get(0, {}).items() if k.startswith("val-core/")}
+    for source in ("aime24", "math500", "amc23", "minerva", "olympiadbench"):
+        assert math.isfinite(validation[f"val-core/cwgrpo/{source}/acc/mean@1"]), validation
+
+
+def test_a_checkpoint_at_step_1_resumes_to_step_3(runs):
+    first, resumed = runs("group_then_resume")
+    assert (first.work / "checkpoints" / "global_step_1").is_dir() and first.steps == [1, 2]
+    assert_checks(resumed, [2, 3])
+    assert [resumed.metrics[s]["training/global_step"] for s in resumed.steps] == [2, 3]
+
+
+def test_stopping_early_keeps_the_learning_rate_schedule(runs):
+    """stop_at_step ends the run, not the schedule: the rates are those of a 4-step cosine (a 2-step one would
+    reach its floor, 1e-7, at step 2), before and after resuming."""
+    first, resumed = runs("group_then_resume")
+    logged = [first.metrics[1]["actor/lr"], first.metrics[2]["actor/lr"], resumed.metrics[3]["actor/lr"]]
+    assert logged == pytest.approx([cosine_lr(1), cosine_lr(2), cosine_lr(3)], rel=1e-6), logged
+
+
+def test_recipe_micro_batch_scope(runs):
+    run = runs("micro_batch")
+    assert_checks(run, [1, 2])
+    assert all(run.metrics[s]["actor/cw/scope"] == 0.0 for s in run.steps)
+    assert all(run.metrics[s]["actor/cw/num_responses"] == smoke.MICRO_BATCH for s in run.steps)
+
+
+def test_plain_main_ppo_with_the_readme_flags(runs):
+    run = runs("main_ppo")
+    assert run.module == "verl.trainer.main_ppo"
+    assert_checks(run, [1, 2])
+    assert all(run.metrics[s]["actor/cw/scope"] == 0.0 for s in run.steps)
+
+
+def test_grpo_baseline_script_logs_the_covariance_it_does_not_reweight(runs):
+    run = runs("grpo_script")
+    assert_checks(run, [1, 2])
+    assert "loss_mode=vanilla" in run.log
+    assert not any(k.startswith("actor/cw/") for s in run.steps for k in run.metrics[s])
+    assert all(run.metrics[s]["cov/pos_top_1pct"] > run.metrics[s]["cov/pos_top_20pct"] > 0 for s in run.steps)
