@@ -45,11 +45,17 @@ def vanilla_step(old, lp, adv, mask):
     return to_host(stats)
 
 
-def cw_step(old, lp, adv, mask, detach, sync_check=False, metrics=True):
+def cw_step(old, lp, adv, mask, detach, sync_check=False, metrics=True, group_size=None):
+    """``group_size``: statistics per prompt group of that many consecutive rows (cw_scope=group), with the
+    group count passed as a host int, as the recipe's loss does."""
+    segments = {}
+    if group_size:
+        segments = dict(segment_ids=torch.arange(lp.shape[0], device=lp.device) // group_size,
+                        num_segments=lp.shape[0] // group_size)
     if sync_check:
         torch.cuda.set_sync_debug_mode("error")
     try:
-        cw = cw_weights(lp, adv, mask, detach=detach)
+        cw = cw_weights(lp, adv, mask, detach=detach, **segments)
         loss_mat, stats = ppo_clip_token_losses(old, lp, cw.weights * adv, mask, 0.2, 0.28, 3.0)
         if metrics:
             stats.update(weight_stats(cw.weights, cw.cov, mask))
@@ -114,8 +120,11 @@ def main(argv=None):
     inputs = make_batch(args.batch, args.length, device)
 
     if device.type == "cuda":  # raises if anything inside the loss synchronises with the host
-        cw_step(*[t.clone().requires_grad_(i == 1) if i == 1 else t for i, t in enumerate(inputs)], detach=False, sync_check=True)
-        print("sync check: cw_grpo loss ran under set_sync_debug_mode('error') with no synchronisation")
+        for group_size in (None, 12):
+            cw_step(*[t.clone().requires_grad_(i == 1) if i == 1 else t for i, t in enumerate(inputs)], detach=False,
+                    sync_check=True, group_size=group_size)
+        print("sync check: cw_grpo loss (micro-batch and group statistics) ran under set_sync_debug_mode('error') "
+              "with no synchronisation")
 
     rows = [("vanilla (same PPO code, no weights)", lambda *x: vanilla_step(*x))]
     verl_step = verl_vanilla_step()
@@ -125,14 +134,18 @@ def main(argv=None):
         ("cw_grpo detached weights", lambda *x: cw_step(*x, detach=True)),
         ("cw_grpo authors' (non-detached)", lambda *x: cw_step(*x, detach=False)),
         ("  same, without the weight metrics", lambda *x: cw_step(*x, detach=False, metrics=False)),
+        ("cw_grpo per group of 12 (non-detached)", lambda *x: cw_step(*x, detach=False, group_size=12)),
     ]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    if args.batch % 12:
+        parser.error("--batch must be a multiple of 12 (the group rows time prompt groups of 12)")
     print(f"device: {name}; torch {torch.__version__}; {args.batch} x {args.length} tokens; median of {args.iters}")
     results = measure(dict(rows), inputs, args.iters, device)
     base_ms, base_mem = results[rows[0][0]]
     for label, (ms, mem) in results.items():
         mem_txt = "n/a" if mem != mem else f"{mem:8.1f} MiB ({mem / base_mem:.2f}x)"
-        print(f"{label:36s} {ms:9.3f} ms  ratio {ms / base_ms:5.2f}x   peak above inputs {mem_txt}")
+        print(f"{label:40s} {ms:9.3f} ms  ratio {ms / base_ms:5.2f}x   peak above inputs {mem_txt}")
+
 
 if __name__ == "__main__":
     main()

@@ -291,17 +291,15 @@ def _covariance_check(run: Run) -> Check:
 
 
 def _weights_check(run: Run) -> Check:
-    """The actor trained on covariance weights: the loss weighted (non-constant weights) at every step."""
-    key = "actor/cw/weight_std"
+    """The actor trained on covariance weights: non-constant weights at every step, where the scope computes them
+    (in the loss for group and micro_batch; before the update for batch)."""
+    key = "cw/weight_std" if run.scope == "batch" else "actor/cw/weight_std"
     ok = _every_step(run, lambda m: _finite_positive(m.get(key)))
     detail = f"{key} {_fmt([run.metrics[s].get(key) for s in run.steps])}"
     if run.scope == "group":
         groups = [run.metrics[s].get("actor/cw/groups_per_micro_batch") for s in run.steps]
         ok = ok and all(g == MICRO_BATCH // GROUP_SIZE for g in groups)
         detail += f"; whole groups per micro-batch {_fmt(groups)}"
-    if run.scope == "batch":
-        ok = ok and _every_step(run, lambda m: _finite_positive(m.get("cw/weight_std")))
-        detail += f"; precomputed cw/weight_std {_fmt([run.metrics[s].get('cw/weight_std') for s in run.steps])}"
     return Check("the actor trains on the CW weights", ok, detail)
 
 

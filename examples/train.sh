@@ -40,6 +40,8 @@ case "$METHOD" in
                            actor_rollout_ref.actor.policy_loss.ppo_kl_coef=1.0) ;;
     *) echo "unknown METHOD=$METHOD (cwgrpo, grpo, clip_cov, kl_cov)" >&2; exit 2 ;;
 esac
+# cw_scope=batch weights once per step from the old log-probs: detached by construction (the paper text's reading)
+[[ "$METHOD" == cwgrpo && "${CW_SCOPE:-group}" == batch ]] && method_args+=(actor_rollout_ref.actor.policy_loss.cw_detach_weights=true)
 
 # ---- Paths: absolute, and on storage every node sees when running on a cluster -----------------------------------
 MODEL_PATH=${MODEL_PATH:-$default_model}      # a hub name or a local directory

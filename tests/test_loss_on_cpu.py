@@ -242,6 +242,6 @@ def test_loss_benchmark_runs_and_reports_ratios():
 
     from helpers import REPO
 
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_loss.py"), "--batch", "4", "--length", "64",
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_loss.py"), "--batch", "12", "--length", "64",
                           "--iters", "2"], capture_output=True, text=True, check=True, timeout=300).stdout
     assert "cw_grpo authors' (non-detached)" in out and "ratio" in out and "verl vanilla" in out
