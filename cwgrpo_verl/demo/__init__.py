@@ -6,7 +6,12 @@ advantage estimator and the policy losses from verl's registries, verl's ``Actor
 It is a small-scale simulation of the mechanism, not a reproduction of the paper's numbers.
 
 Modules: ``task`` (problems, tokenizer), ``model`` (policy, sampling, log-probs), ``train`` (warm start,
-evaluation, RL step), ``run`` (seeds x methods, processes), ``report`` (files), ``cli`` (command line).
+evaluation, RL step), ``run`` (seeds x methods, processes, environment), ``report`` (files, the docs page),
+``plot`` (figure), ``cli`` (command line).
+
+The published results (docs/demo.md, docs/demo_curves.png, docs/demo.json, and the README's demo block) are
+written by ``python -m cwgrpo_verl.demo --docs docs`` from a real default run; tests/test_demo.py re-runs seed 0
+and fails when they differ from what this machine produces.
 """
 
 from cwgrpo_verl.demo.cli import main

@@ -1,4 +1,4 @@
-"""``python -m cwgrpo_verl.demo [--quick] [--seeds 0,1,2] [--methods vanilla,clip_cov,cw_grpo] [--out DIR]``."""
+"""``python -m cwgrpo_verl.demo [--quick] [--seeds 0,1,2] [--methods vanilla,cw_grpo] [--out DIR] [--docs DIR]``."""
 
 import sys
 

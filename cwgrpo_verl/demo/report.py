@@ -1,27 +1,33 @@
-"""Turn the experiment's records into the report folder: metrics.json, CSVs, curves.png and summary.md.
+"""Turn a run's metrics into files: the report folder, and the published docs page the README quotes.
 
-Per run, a statistic is reduced over steps (covariance tail, weights: mean over steps; entropy: mean over the
-first / last steps); across seeds it is the median with the [min, max] spread.
+Every sentence with a number in it is computed here from the metrics, never written by hand, so the docs
+cannot claim what the run did not show. A run is reduced per (seed, method) by ``run_summary``; across seeds
+a statistic is the median with the [min, max] spread. ``render_markdown(metrics)`` and ``results_block(metrics)``
+work on a loaded ``metrics.json`` or ``docs/demo.json`` alike, so a test can re-render the committed page.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
+from cwgrpo_verl.demo.plot import label, plot
 from cwgrpo_verl.metrics import TAIL_FRACTIONS
 
-LABELS = {"vanilla": "GRPO (vanilla)", "clip_cov": "Clip-Cov", "cw_grpo": "CW-GRPO"}
-COLORS = {"vanilla": "tab:blue", "clip_cov": "tab:orange", "cw_grpo": "tab:green"}
 TAIL = list(TAIL_FRACTIONS)
-SMOOTH = 5  # entropy is plotted as a trailing 5-step average (raw per-step values are in steps.csv)
+PCT_DIGITS = 2  # at the defaults accuracies are multiples of 0.25%: two decimals make every difference add up
+LAST = 10  # steps whose mean gives the final entropy and training accuracy
 WEIGHT_COLS = ["weight_min", "weight_frac_lt_0.5", "weight_max", "weight_ess_frac"]
+BLOCK_START, BLOCK_END = "<!-- demo-results:start -->", "<!-- demo-results:end -->"
+SMOKE = ("SMOKE RUN (--quick): a smaller model, an unfinished warm start and a few RL steps. The numbers mean "
+         "nothing; the run only shows that the pipeline works end to end. Run without --quick for the comparison.")
 
 
-def run_summary(run: dict, last: int = 10) -> dict:
+def run_summary(run: dict, last: int = LAST) -> dict:
     """One run reduced to numbers: held-out accuracy at start/end, entropy early/late, covariance and weights."""
     steps, evals = run["steps"], run["evals"]
     tail = steps[-last:]
@@ -39,133 +45,158 @@ def run_summary(run: dict, last: int = 10) -> dict:
     return out
 
 
-def aggregate(result: dict) -> dict:
-    """``{method: {stat: {"median", "min", "max", "per_seed"}}}`` over seeds."""
-    methods = result["config"]["methods"]
-    per = {m: [run_summary(r) for r in result["runs"] if r["method"] == m] for m in methods}
-    agg = {}
-    for m, rows in per.items():
-        agg[m] = {
-            k: {"median": float(np.median(v)), "min": float(np.min(v)), "max": float(np.max(v)), "per_seed": v}
-            for k in rows[0]
-            for v in [[r[k] for r in rows]]
-        }
-    return agg
+def with_summaries(metrics: dict) -> dict:
+    """``metrics`` with each run's ``summary`` added, after a JSON round trip (what is rendered is what is saved)."""
+    out = json.loads(json.dumps(metrics))
+    for run in out["runs"]:
+        run["summary"] = run_summary(run)
+    return out
 
 
-def write_report(result: dict, out: Path, elapsed_s: float | None = None) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    agg = aggregate(result)
-    (out / "metrics.json").write_text(json.dumps({**result, "summary": agg, "elapsed_s": elapsed_s}, indent=1))
-    _write_csv(out / "steps.csv", [{"seed": r["seed"], "method": r["method"], **s} for r in result["runs"]
-                                   for s in r["steps"]])
-    _write_csv(out / "evals.csv", [{"seed": r["seed"], "method": r["method"], **e} for r in result["runs"]
-                                   for e in r["evals"]])
-    plot(result, out / "curves.png")
-    (out / "summary.md").write_text(summary_markdown(result, agg, elapsed_s))
-    return agg
+def docs_view(metrics: dict) -> dict:
+    """What the docs keep of a run: everything but the per-step records the page and figure do not use."""
+    runs = [{**r, "steps": [{"step": s["step"], "entropy": s["entropy"]} for s in r["steps"]]}
+            for r in metrics["runs"]]
+    return {**metrics, "runs": runs}
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
+def fingerprint(metrics: dict) -> str:
+    """Short hash of the docs view of a run; the page and the figure both carry it."""
+    text = json.dumps(docs_view(metrics), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _band(runs: list[dict], series: str, key: str, smooth: int = 1):
-    """x, median over seeds, min, max; ``smooth`` > 1 applies a trailing moving average per run first."""
-    x = np.array([s["step"] for s in runs[0][series]])
-    y = np.array([[s[key] for s in r[series]] for r in runs])
-    if smooth > 1:
-        csum = np.cumsum(np.pad(y, ((0, 0), (1, 0))), axis=1)
-        width = np.minimum(np.arange(1, y.shape[1] + 1), smooth)
-        y = (csum[:, 1:] - csum[:, np.arange(y.shape[1]) + 1 - width]) / width
-    return x, np.median(y, 0), y.min(0), y.max(0)
+def per_seed(metrics: dict, method: str, key: str) -> list[float]:
+    return [r["summary"][key] for s in metrics["config"]["seeds"] for r in metrics["runs"]
+            if r["method"] == method and r["seed"] == s]
 
 
-def plot(result: dict, path: Path) -> None:
-    """Entropy per step and held-out accuracy per evaluation, median over seeds with a min-max band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [("steps", "entropy", f"mean token entropy of sampled responses (nats, {SMOOTH}-step average)"),
-              ("evals", "sample_acc", "held-out accuracy, sampled (T=1)"),
-              ("evals", "greedy_acc", "held-out accuracy, greedy")]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    n_seeds = len(result["config"]["seeds"])
-    for ax, (series, key, title) in zip(axes, panels):
-        for m in result["config"]["methods"]:
-            runs = [r for r in result["runs"] if r["method"] == m]
-            x, med, lo, hi = _band(runs, series, key, SMOOTH if series == "steps" else 1)
-            ax.plot(x, med, color=COLORS.get(m), label=LABELS.get(m, m), marker="o" if series == "evals" else None,
-                    ms=3)
-            if n_seeds > 1:
-                ax.fill_between(x, lo, hi, color=COLORS.get(m), alpha=0.15, linewidth=0)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("RL step")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=9)
-    spread = f"median over {n_seeds} seeds, band = min-max" if n_seeds > 1 else "one seed"
-    fig.suptitle(f"Miniature GRPO vs Clip-Cov vs CW-GRPO on CPU ({spread})", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _fmt(stat: dict, digits: int = 3, pct: bool = False) -> str:
-    scale, digits = (100, 1) if pct else (1, digits)
-    f = lambda v: f"{round(scale * v, digits) + 0.0:.{digits}f}"  # noqa: E731  (+ 0.0: no "-0.000")
-    if stat["min"] == stat["max"]:
+def _fmt(values: list[float], pct: bool = False, digits: int = 3, sign: bool = False) -> str:
+    """median [min, max] (just the value when they agree); % values scaled by 100 with two decimals."""
+    stat = {"median": float(np.median(values)), "min": min(values), "max": max(values)}
+    scale, digits = (100, PCT_DIGITS) if pct else (1, digits)
+    f = lambda v: f"{round(scale * v, digits) + 0.0:{'+' if sign else ''}.{digits}f}"  # noqa: E731  (+ 0.0: no -0.0)
+    if f(stat["min"]) == f(stat["max"]):
         return f(stat["median"])
     return f"{f(stat['median'])} [{f(stat['min'])}, {f(stat['max'])}]"
 
 
-def _delta(agg: dict, m: str, key: str) -> dict:
-    start, end = agg[m][f"{key}_start"]["per_seed"], agg[m][f"{key}_end"]["per_seed"]
-    d = [e - s for s, e in zip(start, end)]
-    return {"median": float(np.median(d)), "min": min(d), "max": max(d)}
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
-def summary_markdown(result: dict, agg: dict, elapsed_s: float | None) -> str:
-    cfg, methods = result["config"], result["config"]["methods"]
-    rl = cfg["rl"]
-    seeds = cfg["seeds"]
-    warm = result["warm_start"]
-    lines = [
-        "# CW-GRPO demo: a miniature GRPO vs Clip-Cov vs CW-GRPO run on CPU",
+def _n(count: int, word: str, plural: str = "") -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def _change(metrics: dict, method: str) -> list[float]:
+    """Per seed, final minus initial sampled held-out accuracy."""
+    start, end = per_seed(metrics, method, "sample_acc_start"), per_seed(metrics, method, "sample_acc_end")
+    return [e - s for s, e in zip(start, end)]
+
+
+def _diff(metrics: dict, a: str, b: str, key: str) -> list[float]:
+    return [x - y for x, y in zip(per_seed(metrics, a, key), per_seed(metrics, b, key))]
+
+
+def _count(diffs: list[float], pct: bool) -> str:
+    """'higher in 2 of 3 seeds' (equal at the printed precision counts as equal)."""
+    r = [round(100 * d, PCT_DIGITS) if pct else round(d, 3) for d in diffs]
+    up, same = sum(v > 0 for v in r), sum(v == 0 for v in r)
+    return f"higher in {up} of {_n(len(r), 'seed')}" + (f", equal in {same}" if same else "")
+
+
+def results_block(metrics: dict) -> str:
+    """The results table, the per-seed table and the reading: the part of the docs page the README includes."""
+    cfg, methods, seeds = metrics["config"], metrics["config"]["methods"], metrics["config"]["seeds"]
+    lines = [f"> **{SMOKE}**", ""] if cfg.get("quick") else []
+    over = f"Median over seeds {', '.join(map(str, seeds))} with [min, max]" if len(seeds) > 1 else f"Seed {seeds[0]}"
+    lines += [
+        f"{over}; held-out set of {cfg['eval_size']} problems, {_n(cfg['eval_samples'], 'sample')} each at "
+        f"temperature 1 (sampled) and one greedy; {_n(cfg['rl']['steps'], 'RL step')}.",
         "",
+        "| method | sampled accuracy: start → end (%) | change (points) | greedy accuracy at the end (%) "
+        f"| entropy, last {_n(min(LAST, cfg['rl']['steps']), 'step')} (nats) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for m in methods:
+        start, end = per_seed(metrics, m, "sample_acc_start"), per_seed(metrics, m, "sample_acc_end")
+        lines.append(_row([
+            label(m), f"{_fmt(start, pct=True)} → {_fmt(end, pct=True)}",
+            _fmt(_change(metrics, m), pct=True, sign=True),
+            _fmt(per_seed(metrics, m, "greedy_acc_end"), pct=True), _fmt(per_seed(metrics, m, "entropy_last")),
+        ]))
+    others = [m for m in methods if m != "vanilla"] if "vanilla" in methods else []
+    columns = ["seed", "start", *(f"{label(m)} end" for m in methods),
+               *(f"{label(m)} − GRPO (points)" for m in others)]
+    lines += ["", "Per seed, sampled held-out accuracy (%):", "", _row(columns), _row(["---"] * len(columns))]
+    start = per_seed(metrics, methods[0], "sample_acc_start")
+    for i, s in enumerate(seeds):
+        ends = [_fmt([per_seed(metrics, m, "sample_acc_end")[i]], pct=True) for m in methods]
+        diffs = [_fmt([_diff(metrics, m, "vanilla", "sample_acc_end")[i]], pct=True, sign=True) for m in others]
+        lines.append(_row([str(s), _fmt([start[i]], pct=True), *ends, *diffs]))
+    lines += ["", "Reading (computed from the numbers above):", "", *_reading(metrics, others)]
+    return "\n".join(lines)
+
+
+def _reading(metrics: dict, others: list[str]) -> list[str]:
+    methods, n = metrics["config"]["methods"], len(metrics["config"]["seeds"])
+    out = []
+    for m in methods:
+        change = _change(metrics, m)
+        rose = sum(round(100 * c, PCT_DIGITS) > 0 for c in change)
+        out.append(f"- {label(m)}: sampled accuracy rose in {rose} of {_n(n, 'seed')} "
+                   f"(change {_fmt(change, pct=True, sign=True)} points).")
+    for m in others:
+        acc = _diff(metrics, m, "vanilla", "sample_acc_end")
+        ent = _diff(metrics, m, "vanilla", "entropy_last")
+        spread = max(np.ptp(per_seed(metrics, x, "sample_acc_end")) for x in (m, "vanilla"))
+        med = float(np.median(acc))
+        relation = "smaller than" if abs(med) < spread else "at least"
+        out.append(
+            f"- {label(m)} vs GRPO, final sampled accuracy: {_count(acc, pct=True)} "
+            f"({', '.join(_fmt([d], pct=True, sign=True) for d in acc)} points; "
+            f"median {_fmt([med], pct=True, sign=True)}); "
+            f"final entropy: {_count(ent, pct=False)} ({', '.join(_fmt([d], sign=True) for d in ent)} nats)."
+        )
+        if n > 1:
+            out.append(f"  The median accuracy difference is {relation} the spread over seeds "
+                       f"(largest max − min of the two methods: {_fmt([spread], pct=True)} points).")
+    out.append(f"- {_n(n, 'seed')} of a toy model: this shows the mechanism running, not evidence for or against "
+               "the paper's effect size.")
+    return out
+
+
+def render_markdown(metrics: dict, figure: str = "curves.png") -> str:
+    """The whole page: setup, provenance, results block, covariance tail, weights, figure."""
+    cfg, methods, rl = metrics["config"], metrics["config"]["methods"], metrics["config"]["rl"]
+    env, seeds = metrics.get("environment", {}), cfg["seeds"]
+    warm = metrics["warm_start"]
+    lines = ["# CW-GRPO demo: a miniature GRPO vs Clip-Cov vs CW-GRPO run on CPU", ""]
+    if cfg.get("quick"):
+        lines += [f"> **{SMOKE}**", ""]
+    lines += [
         "A small-scale simulation of the mechanism, **not** the paper's experiment or result: a "
         f"{cfg['layers']}-layer, {cfg['hidden']}-wide Qwen2 (random init) learns two-digit addition "
-        "(`ab+cd=`, answer in `\\boxed{}`), first by a short supervised warm start, then by RL with "
+        "(`ab+cd=`, answer in `\\boxed{}`), first by a supervised warm start to a sampled accuracy of "
+        f"{100 * cfg['warm_target']:g}% on a probe set, then by RL with "
         f"{rl['prompts_per_step']} prompts x {rl['group_size']} samples per step for {rl['steps']} steps "
         f"(lr {rl['lr']:g}, one on-policy update per step, the whole step as one micro-batch, "
         "`seq-mean-token-mean`). Reward: `cwgrpo_verl.reward.compute_score` "
         f"(format weight {rl['format_weight']:g}); advantage: verl registry `{rl['adv_estimator']}`; "
         "losses: verl registry `vanilla`, `clip_cov`, `cw_grpo`. Every method starts from the same warm-start "
-        "checkpoint of its seed and sees the same prompts.",
+        "checkpoint of its seed and sees the same prompts and sampling seeds.",
         "",
-        f"Seeds: {', '.join(map(str, seeds))}; numbers are the median over seeds with [min, max]. "
-        f"Held-out set: {cfg['eval_size']} fixed problems, greedy and {cfg['eval_samples']} samples each. "
-        "Warm start: " + ", ".join(f"seed {s}: {warm[s]['warm_start_steps']} steps" for s in seeds) + ".",
-        "",
-        "## Accuracy and entropy",
-        "",
-        "| method | held-out acc, sampled: start → end (%) | change (points) | greedy: end (%) | change (points) "
-        "| entropy, first 5 steps | entropy, last 10 steps |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"Command: `{metrics.get('command', 'python -m cwgrpo_verl.demo')}`; wall time "
+        + (f"{metrics['elapsed_s']:.0f} s" if metrics.get("elapsed_s") is not None else "not recorded")
+        + f" ({_n(cfg['workers'], 'process', 'processes')} x {_n(cfg['threads'], 'thread')}). Warm start: "
+        + ", ".join(f"seed {s}: {warm[str(s)]['warm_start_steps']} steps" for s in seeds) + ".",
     ]
-    for m in methods:
-        a = agg[m]
-        lines.append(
-            f"| {LABELS.get(m, m)} | {_fmt(a['sample_acc_start'], pct=True)} → {_fmt(a['sample_acc_end'], pct=True)} "
-            f"| {_fmt(_delta(agg, m, 'sample_acc'), pct=True)} | {_fmt(a['greedy_acc_end'], pct=True)} "
-            f"| {_fmt(_delta(agg, m, 'greedy_acc'), pct=True)} | {_fmt(a['entropy_first'])} "
-            f"| {_fmt(a['entropy_last'])} |"
-        )
+    if env:
+        lines += ["", "Environment: " + "; ".join(f"{k} {v}" for k, v in env.items())
+                  + f". Run fingerprint `{fingerprint(metrics)}` (also in the figure's metadata)."]
+    lines += ["", "## Results", "", results_block(metrics), "",
+              f"![entropy and held-out accuracy per RL step]({figure})"]
     lines += [
         "",
         "## Covariance tail (the paper's Table 1 statistic)",
@@ -179,8 +210,9 @@ def summary_markdown(result: dict, agg: dict, elapsed_s: float | None) -> str:
         "| --- |" + " --- |" * (len(TAIL) + 3),
     ]
     for m in methods:
-        cells = [_fmt(agg[m][f"cov_pos_top_{q}"]) for q in TAIL] + [_fmt(agg[m][f"cov_neg_top_{q}"]) for q in TAIL[:3]]
-        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+        cells = [_fmt(per_seed(metrics, m, f"cov_pos_top_{q}")) for q in TAIL]
+        cells += [_fmt(per_seed(metrics, m, f"cov_neg_top_{q}")) for q in TAIL[:3]]
+        lines.append(f"| {label(m)} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "## CW-GRPO weights (mean over steps)",
@@ -192,28 +224,51 @@ def summary_markdown(result: dict, agg: dict, elapsed_s: float | None) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for m in methods:
-        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(_fmt(agg[m][k]) for k in WEIGHT_COLS) + " |")
-    lines += ["", "## Reading", "", *_reading(agg, methods, len(seeds))]
-    if elapsed_s is not None:
-        lines += ["", f"Wall time: {elapsed_s:.0f} s."]
-    lines += ["", "![curves](curves.png)", ""]
-    return "\n".join(lines)
+        lines.append(f"| {label(m)} | " + " | ".join(_fmt(per_seed(metrics, m, k)) for k in WEIGHT_COLS) + " |")
+    return "\n".join(lines) + "\n"
 
 
-def _reading(agg: dict, methods: list[str], n_seeds: int) -> list[str]:
-    """Plain statements of what the numbers show, computed, not hand-written."""
-    out = []
-    for m in methods:
-        d = _delta(agg, m, "sample_acc")
-        out.append(f"- {LABELS.get(m, m)}: sampled held-out accuracy changed by {100 * d['median']:+.1f} points "
-                   f"(median; range {100 * d['min']:+.1f} to {100 * d['max']:+.1f}).")
-    if "cw_grpo" in methods and "vanilla" in methods:
-        diff = [c - v for c, v in zip(agg["cw_grpo"]["sample_acc_end"]["per_seed"],
-                                      agg["vanilla"]["sample_acc_end"]["per_seed"])]
-        ent = [c - v for c, v in zip(agg["cw_grpo"]["entropy_last"]["per_seed"],
-                                     agg["vanilla"]["entropy_last"]["per_seed"])]
-        out.append(f"- CW-GRPO minus GRPO, final sampled accuracy: {', '.join(f'{100 * x:+.1f}' for x in diff)} "
-                   f"points per seed; final entropy: {', '.join(f'{x:+.3f}' for x in ent)} nats per seed.")
-        out.append(f"- {n_seeds} seed(s): a difference between methods smaller than the spread over seeds is not "
-                   "evidence either way; this miniature shows the mechanism running, not the paper's effect size.")
-    return out
+def write_report(metrics: dict, out: Path) -> dict:
+    """metrics.json, steps.csv, evals.csv, curves.png and summary.md in ``out``; returns the saved metrics."""
+    metrics = with_summaries(metrics)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    _write_csv(out / "steps.csv", [{"seed": r["seed"], "method": r["method"], **s} for r in metrics["runs"]
+                                   for s in r["steps"]])
+    _write_csv(out / "evals.csv", [{"seed": r["seed"], "method": r["method"], **e} for r in metrics["runs"]
+                                   for e in r["evals"]])
+    plot(metrics, out / "curves.png", fingerprint(metrics))
+    (out / "summary.md").write_text(render_markdown(metrics))
+    return metrics
+
+
+def write_docs(metrics: dict, docs: Path) -> None:
+    """The published copy: docs/demo.json (the run, less unused per-step records), demo.md, demo_curves.png."""
+    view = docs_view(with_summaries(metrics))
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "demo.json").write_text(json.dumps(view, indent=1) + "\n")
+    plot(view, docs / "demo_curves.png", fingerprint(view))
+    (docs / "demo.md").write_text(render_markdown(view, figure="demo_curves.png"))
+
+
+def readme_block(readme_text: str) -> str | None:
+    """The text between the README's demo markers (None without markers)."""
+    if BLOCK_START not in readme_text or BLOCK_END not in readme_text:
+        return None
+    return readme_text.split(BLOCK_START, 1)[1].split(BLOCK_END, 1)[0].strip("\n")
+
+
+def update_readme(path: Path, metrics: dict) -> None:
+    """Replace the block between the demo markers of ``path`` with ``results_block(metrics)``."""
+    text = path.read_text(encoding="utf-8")
+    head, rest = text.split(BLOCK_START, 1)
+    tail = rest.split(BLOCK_END, 1)[1]
+    path.write_text(f"{head}{BLOCK_START}\n{results_block(metrics)}\n{BLOCK_END}{tail}", encoding="utf-8")
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)

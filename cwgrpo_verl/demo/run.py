@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import platform
 import threading
+from importlib.metadata import PackageNotFoundError, version
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
@@ -36,6 +38,35 @@ class DemoConfig:
     layers: int = 2
     threads: int = 1
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    quick: bool = False  # smoke-test sizes (--quick): the numbers mean nothing
+
+
+def environment() -> dict:
+    """What a run's numbers depend on besides the code and config: library versions and the CPU.
+
+    On one machine a seed's run is bitwise reproducible (measured: 1 or 2 processes, 1 or 2 threads), but
+    other CPU kernels round differently and the sampled trajectories then part: forcing torch's generic
+    kernels (``ATEN_CPU_CAPABILITY=default``) instead of AVX2 changed seed 0 from its warm start on.
+    """
+    def ver(dist: str) -> str:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "python": platform.python_version(),
+        **{name: ver(name) for name in ("torch", "verl", "transformers", "math-verify", "numpy", "tokenizers")},
+        "cpu": f"{platform.machine()}, {_cpu_model()}, torch kernels {torch.backends.cpu.get_cpu_capability()}",
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown model"
 
 
 def eval_problems(cfg: DemoConfig) -> list:
@@ -88,7 +119,7 @@ def rl_job(cfg: DemoConfig, seed: int, method: str, state: dict) -> tuple[int, s
 
 
 def run_experiment(cfg: DemoConfig, show_progress: bool = True) -> dict:
-    """Run every (seed, method); returns ``{"config", "warm_start": {seed: info}, "runs": [...]}``."""
+    """Run every (seed, method); returns ``{"config", "environment", "warm_start": {"seed": info}, "runs": [...]}``."""
     total = len(cfg.seeds) * (_warm_units(cfg) + len(cfg.methods) * cfg.rl.steps)
     bar = tqdm(total=total, desc="warm start + RL", unit="step", disable=not show_progress)
     warm, runs = {}, []
@@ -118,7 +149,8 @@ def run_experiment(cfg: DemoConfig, show_progress: bool = True) -> dict:
     bar.close()
     order = {(s, m): i for i, (s, m) in enumerate((s, m) for s in cfg.seeds for m in cfg.methods)}
     runs.sort(key=lambda r: order[(r["seed"], r["method"])])
-    return {"config": asdict(cfg), "warm_start": warm, "runs": runs}
+    warm = {str(seed): warm[seed] for seed in cfg.seeds}  # JSON object keys are strings
+    return {"config": asdict(cfg), "environment": environment(), "warm_start": warm, "runs": runs}
 
 
 def _run_record(seed: int, method: str, hist: dict) -> dict:
