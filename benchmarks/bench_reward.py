@@ -1,15 +1,19 @@
-"""Benchmark ``cwgrpo_verl.reward.compute_score`` against verl's built-in math-verify scorer.
+"""Throughput of ``cwgrpo_verl.reward.compute_score`` beside verl's built-in math-verify scorer, in one run.
 
-Part 1, throughput: sequential calls over a realistic mix (a ``<think>`` block of a few hundred words, then a
-boxed answer; MATH-500 golds, half right and half wrong), ours and verl's
-``verl.utils.reward_score.math_verify.compute_score`` side by side, in the same process.
+The same responses (MATH-500 golds, half right and half wrong, a few hundred words of reasoning each) go to:
 
-Part 2, adversarial inputs: exponent towers, huge factorials, 5000-deep braces, megabyte strings, null
-bytes. Every call must return within ``timeout + 1 s``; after a timeout the killed child must be gone and the
-remaining children idle (no CPU time accumulating). For contrast, verl's scorer is given one tower with a short
-timeout and its pool process is shown still computing afterwards (then killed by pid).
+* verl's ``verl.utils.reward_score.math_verify.compute_score``, called one at a time;
+* ours with one worker, called one at a time;
+* ours with two workers, called from two threads (verl's reward manager calls it from an executor).
 
-    python benchmarks/bench_reward.py [--quick] [--data ../shared/data/math500.jsonl] [--timeout 5]
+Rounds of each interleave, in rotating order, so that load drifting on a shared machine hits all three alike. Then the two-worker
+run is repeated with adversarial inputs (exponent towers computed in C, huge factorials, deep braces, megabyte
+strings) fed beside it by a third thread on a third worker: the normal samples' latency must stay far below
+the limit (nothing waits for a stuck sample). Targets on 2 cores: ours/verl >= 1.0 with one worker and >= 1.6
+with two, with the same verdicts.
+
+    python benchmarks/bench_reward.py [--quick] [-n 300] [--data ../shared/data/math500.jsonl] [--timeout 2]
+    python benchmarks/bench_reward.py --pool-libraries   # the pebble / loky measurements of docs/reward.md
 """
 
 from __future__ import annotations
@@ -18,220 +22,253 @@ import argparse
 import json
 import os
 import random
+import statistics
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cwgrpo_verl import reward as R  # noqa: E402
+from cwgrpo_verl.reward.pool import Pool  # noqa: E402
 
+MATH = R.DATA_SOURCES["math500"]
 WORDS = (
     "so we need to compute the value first note that the equation gives us a relation between the terms "
     "let me check this again carefully if we substitute back we get the same expression hence the sum is "
     "consistent wait maybe I should consider the other case as well then the product simplifies nicely"
 ).split()
+ADVERSARIAL = {
+    "tower 9^{9^{9}} (C bigint)": "The final answer is $\\boxed{9^{9^{9}}}$",
+    "tower 10^{10^{10^{10}}}": "The answer is $\\boxed{10^{10^{10^{10}}}}$",
+    "factorial (10^8)!": "\\boxed{(10^{8})!}",
+    "5000-deep braces": "\\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}",
+    "1 MB of braces": "{" * 500_000 + "}" * 500_000,
+    "unclosed \\[ x 40000": "\\[ a " * 40_000,
+    "1 MB of $...$": "$1+1$ " * 170_000,
+}
+FALLBACK_ROWS = [
+    {"solution": "So $x = \\boxed{12}$.", "answer": "12"},
+    {"solution": "Hence $\\boxed{\\frac{3}{4}}$.", "answer": "\\frac{3}{4}"},
+    {"solution": "We get $\\boxed{(1,2)}$.", "answer": "(1,2)"},
+    {"solution": "Thus $\\boxed{2\\sqrt{3}}$.", "answer": "2\\sqrt{3}"},
+]
 
 
-def _cpu_ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def make_mix(rows: list[dict], n: int, group: int = 1, seed: int = 0) -> list[tuple[str, str, str, bool]]:
-    """(response, our ground truth, verl ground truth, expected correct) tuples; ``group`` responses per problem."""
+def make_mix(rows: list[dict], n: int, seed: int = 0) -> list[tuple[str, str, str, bool]]:
+    """(response, our ground truth, verl's ground truth, right?) for ``n`` responses."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        row = rows[(i // group) % len(rows)]
+        row = rows[i % len(rows)]
         right = i % 2 == 0
         answer = row["answer"] if right else rows[(i * 7 + 3) % len(rows)]["answer"]
         if not right and answer == row["answer"]:
-            answer = answer + "+1"
+            answer += "+1"
         words = [rng.choice(WORDS) for _ in range(rng.randint(200, 400))]
         for k in range(0, len(words), 40):
             words.insert(k, f"$x_{{{k}}} = {rng.randint(1, 99)}$")
-        think = " ".join(words)
-        resp = f"{think}\n</think>\n\nTherefore, the final answer is $\\boxed{{{answer}}}$."
+        closing = f"Therefore, the final answer is: $\\boxed{{{answer}}}$. I hope it is correct."
+        resp = " ".join(words) + "\n</think>\n\n" + closing
         out.append((resp, R.gold_from_row("math500", row), row["answer"], right))
     return out
 
 
-ADVERSARIAL = {
-    "tower \\boxed{10^{10^{10^{10}}}}": "The answer is $\\boxed{10^{10^{10^{10}}}}$",
-    "tower 9^{9^{9^{9}}}": "so \\boxed{9^{9^{9^{9}}}}",
-    "plain tower 10**10**10**10": "The final answer is 10**10**10**10",
-    "factorial (10^8)!": "\\boxed{(10^{8})!}",
-    "factorial 100000000!": "The answer is $\\boxed{100000000!}$",
-    "5000-deep braces": "\\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}",
-    "2000-deep sqrt": "$\\boxed{" + "\\sqrt{" * 2000 + "2" + "}" * 2000 + "}$",
-    "1 MB of text + boxed": "word " * 200_000 + "\\boxed{3}",
-    "1 MB of $...$": "$1+1$ " * 170_000,
-    "null bytes": "\x00" * 10_000 + "\\boxed{3}\x00\x00",
-    "1 MB of braces": "{" * 500_000 + "}" * 500_000,
-}
+_POOLS: dict[int, Pool] = {}
 
 
-def bench_throughput(warm, mix, verl_fn) -> dict:
-    """Sequential calls; both scorers first warmed on other problems (a long-lived scorer is warm in training)."""
-    for resp, g_ours, g_verl, _ in warm:
-        R.compute_score(R.DATA_SOURCES["math500"], resp, g_ours)
-        verl_fn(resp, g_verl)
-    # interleave chunks of 10 calls so that load drift on a shared machine hits both scorers alike
-    ours, theirs = [], []
-    t_ours = t_verl = 0.0
-    for k in range(0, len(mix), 10):
-        chunk = mix[k : k + 10]
-        t0 = time.perf_counter()
-        ours += [R.compute_score(R.DATA_SOURCES["math500"], resp, g) for resp, g, _, _ in chunk]
-        t_ours += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        theirs += [verl_fn(resp, g) for resp, _, g, _ in chunk]
-        t_verl += time.perf_counter() - t0
-    agree = right_ours = right_verl = 0
-    for o, v, (_, _, _, exp) in zip(ours, theirs, mix):
-        agree += int((o["acc"] == 1.0) == (v == 1.0))
-        right_ours += int((o["acc"] == 1.0) == exp)
-        right_verl += int((v == 1.0) == exp)
+def use_pool(workers: int) -> None:
+    """Each configuration scores on processes of its own: worker caches (parsed golds) are not shared."""
+    R._POOL = _POOLS.setdefault(workers, Pool(workers))
+
+
+def run_ours(chunk, workers: int, timeout_s: float, pool: ThreadPoolExecutor | None) -> list[dict]:
+    use_pool(workers)
+    call = lambda item: R.compute_score(MATH, item[0], item[1], timeout_s=timeout_s, workers=workers)  # noqa: E731
+    return list(pool.map(call, chunk)) if pool is not None else [call(item) for item in chunk]
+
+
+def throughput(mix, verl_fn, timeout_s: float, rounds: int = 10) -> dict:
+    """Rounds of verl (sequential), ours x1 (sequential) and ours x2 (two threads) on the same chunk, the order
+    rotating from round to round (a worker's parse caches then favour no one in particular)."""
+    secs = {"verl": 0.0, "ours1": 0.0, "ours2": 0.0}
+    acc: dict[str, list] = {"verl": [], "ours1": [], "ours2": []}
+    step = max(1, len(mix) // rounds)
+    with ThreadPoolExecutor(max_workers=2) as two:
+        scorers = {
+            "verl": lambda chunk: [verl_fn(resp, gold) for resp, _, gold, _ in chunk],
+            "ours1": lambda chunk: [r["acc"] for r in run_ours(chunk, 1, timeout_s, None)],
+            "ours2": lambda chunk: [r["acc"] for r in run_ours(chunk, 2, timeout_s, two)],
+        }
+        names = list(scorers)
+        for r, k in enumerate(range(0, len(mix), step)):
+            chunk = mix[k : k + step]
+            for name in names[r % 3 :] + names[: r % 3]:
+                t0 = time.perf_counter()
+                acc[name] += scorers[name](chunk)
+                secs[name] += time.perf_counter() - t0
+    expected = [right for *_, right in mix]
     return {
         "n": len(mix),
-        "rps_ours": len(mix) / t_ours,
-        "rps_verl": len(mix) / t_verl,
-        "agree": agree,
-        "expected_ours": right_ours,
-        "expected_verl": right_verl,
+        "rps": {k: len(mix) / v for k, v in secs.items()},
+        "as_built": {k: sum((a == 1.0) == e for a, e in zip(v, expected)) for k, v in acc.items()},
+        "agree": sum((a == 1.0) == (b == 1.0) == (c == 1.0) for a, b, c in zip(*acc.values())),
     }
 
 
-def bench_adversarial(timeout_s: float) -> tuple[list[tuple[str, str, float, str, bool]], bool]:
-    R.compute_score(R.DATA_SOURCES["math500"], "\\boxed{1}", "$1$")  # warm
-    time.sleep(0.5)
-    rows = []
-    ok = True
-    for mode in ("eval", "train"):
-        for name, text in ADVERSARIAL.items():
-            t0 = time.perf_counter()
-            res = R.compute_score(R.DATA_SOURCES["math500"], text, "$3$", mode=mode, timeout_s=timeout_s)
-            dt = time.perf_counter() - t0
-            killed_gone = True
-            if res["reason"] in ("timeout", "crash"):
-                killed = R.worker_pids()["last_killed"]
-                killed_gone = killed is not None and not R.process_alive(killed)
-            within = dt <= timeout_s + 1.0
-            ok &= within and killed_gone
-            rows.append((mode, name, dt, res["reason"], killed_gone))
-    # the surviving children must be idle: no CPU time accumulating over one second
-    R.compute_score(R.DATA_SOURCES["math500"], "\\boxed{1}", "$1$")  # a fresh worker after the last kill
-    live = R.worker_pids()
-    pids = [p for p in (live["worker"], live["zygote"]) if p is not None]
-    t1 = {p: _cpu_ticks(p) for p in pids}
-    time.sleep(1.0)
-    t2 = {p: _cpu_ticks(p) for p in pids}
-    busy = {p: (t2[p] or 0) - (t1[p] or 0) for p in pids}
-    idle = all(v <= 2 for v in busy.values())  # <= 20 ms of CPU in 1 s
-    ok &= idle
-    rows.append(("-", f"children {pids} CPU ticks in 1 s after the run: {busy}", 0.0, "idle" if idle else "BUSY", idle))
-    return rows, ok
+def mixed_with_adversarial(mix, timeout_s: float) -> dict:
+    """Two threads score the normal mix on 2 workers while a third feeds adversarial inputs (3 workers)."""
+    latencies: list[float] = []
+    adversarial: list[tuple[str, float, str]] = []
+    stop = threading.Event()
 
+    def feed():
+        while not stop.is_set():
+            for name, text in ADVERSARIAL.items():
+                if stop.is_set():
+                    return
+                t0 = time.perf_counter()
+                res = R.compute_score(MATH, text, "$3$", timeout_s=timeout_s, workers=3)
+                adversarial.append((name, time.perf_counter() - t0, res["reason"]))
 
-def verl_leftover_demo(verl_module) -> str:
-    """verl's scorer on one tower: it returns at its timeout, but its pool process keeps computing."""
-    text = "The answer is $\\boxed{10^{10^{10^{10}}}}$"
+    use_pool(3)
+
+    def one(item):
+        t0 = time.perf_counter()
+        res = R.compute_score(MATH, item[0], item[1], timeout_s=timeout_s, workers=3)
+        latencies.append(time.perf_counter() - t0)
+        return res["acc"]
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
     t0 = time.perf_counter()
-    score = verl_module.compute_score(text, "3", timeout=2.0)
-    dt = time.perf_counter() - t0
-    pool = verl_module._pool
-    pids = list(getattr(pool, "_processes", {}) or {})
-    t1 = {p: _cpu_ticks(p) for p in pids}
-    time.sleep(1.0)
-    t2 = {p: _cpu_ticks(p) for p in pids}
-    busy = {p: (t2[p] or 0) - (t1[p] or 0) for p in pids if t1[p] is not None and t2[p] is not None}
-    # clean up: the pool processes are ours (started by this benchmark); kill them by pid
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in pids:
+    with ThreadPoolExecutor(max_workers=2) as two:
+        accs = list(two.map(one, mix))
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    feeder.join()
+    return {
+        "rps": len(mix) / elapsed,
+        "p50": statistics.median(latencies),
+        "max": max(latencies),
+        "as_built": sum((a == 1.0) == right for a, (*_, right) in zip(accs, mix)),
+        "adversarial": adversarial,
+    }
+
+
+def pool_libraries() -> int:
+    """The measurements behind the choice of a hand-written pool (pebble and loky, if installed)."""
+    import multiprocessing as mp
+    import signal
+
+    print("pool libraries: a task stuck in C (9**9**9), limit 1 s, 2 workers, 4 such tasks")
+    try:
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        import pebble
+        from pebble import ProcessPool
+
+        pool = ProcessPool(max_workers=2, context=mp.get_context("forkserver"))
+        pool.schedule(os.getpid).result()
+        t0 = time.monotonic()
+        futs = [pool.schedule(pow, (9, 9**9), timeout=1.0) for _ in range(4)]
+        done = []
+        for f in futs:
+            try:
+                f.result()
+            except FutureTimeout:
+                done.append(time.monotonic() - t0)
+        print(f"  pebble {pebble.__version__}: timed out after " + ", ".join(f"{d:.1f}" for d in done) + " s")
+        victim = pool.schedule(os.getpid).result()
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(0.5)
         try:
-            os.kill(p, 9)
-        except ProcessLookupError:
-            pass
-    verl_module._pool = None
-    return (
-        f"verl built-in on the tower (timeout=2 s): returned {score} after {dt:.2f} s; "
-        f"its pool processes' CPU ticks in the next 1 s: {busy} "
-        f"({'still computing' if any(v > 20 for v in busy.values()) else 'idle'})"
-    )
+            pool.schedule(os.getpid).result(timeout=10)
+            print("  pebble: after an idle worker was killed, the pool still works")
+        except Exception as exc:  # noqa: BLE001
+            print(f"  pebble: after an idle worker was killed: {type(exc).__name__}: {exc}")
+        pool.stop()
+        pool.join(10)
+    except ImportError:
+        print("  pebble: not installed (pip install pebble)")
+    try:
+        import loky
+
+        ex = loky.get_reusable_executor(max_workers=2)
+        ex.submit(os.getpid).result()
+        futs = [ex.submit(time.sleep, 2), ex.submit(time.sleep, 0.5)]
+        time.sleep(0.2)
+        os.kill(next(iter(ex._processes)), signal.SIGKILL)  # what a per-task limit would have to do
+        errors = []
+        for f in futs:
+            try:
+                f.result()
+                errors.append("ok")
+            except Exception as exc:  # noqa: BLE001
+                errors.append(type(exc).__name__)
+        print(f"  loky {loky.__version__}: no per-task limit; killing one worker -> the 2 tasks in flight: {errors}")
+    except ImportError:
+        print("  loky: not installed (pip install loky)")
+    return 0
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="100 responses, 2 s timeout, no verl leftover demo")
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "math500.jsonl"))
-    ap.add_argument("-n", type=int, default=None, help="responses in the throughput mix (default 500, quick 100)")
-    ap.add_argument("--group", type=int, default=4, help="responses per problem in the grouped mix (default 4)")
-    ap.add_argument("--timeout", type=float, default=None, help="per-sample timeout (default 5 s, quick 2 s)")
+    ap.add_argument("--quick", action="store_true", help="60 responses, 1 s limit (smoke test)")
+    ap.add_argument("-n", type=int, default=None, help="responses (default 300; quick 60)")
+    ap.add_argument("--data", default=os.environ.get("CWGRPO_SHARED_DATA", str(REPO.parent / "shared" / "data")))
+    ap.add_argument("--timeout", type=float, default=None, help="limit per sample (default 2 s; quick 1 s)")
+    ap.add_argument("--pool-libraries", action="store_true", help="only measure pebble and loky (if installed)")
     args = ap.parse_args(argv)
-    n = args.n or (100 if args.quick else 500)
-    timeout_s = args.timeout or (2.0 if args.quick else 5.0)
-
-    data = Path(os.environ.get("CWGRPO_SHARED_DATA", "")) / "math500.jsonl" if os.environ.get("CWGRPO_SHARED_DATA") else Path(args.data)
-    if data.exists():
-        rows = [json.loads(x) for x in data.read_text().splitlines() if x.strip()]
-        src = str(data)
-    else:  # tiny self-written fallback so the benchmark still runs
-        rows = [
-            {"solution": "So $x = \\boxed{12}$.", "answer": "12"},
-            {"solution": "Hence $\\boxed{\\frac{3}{4}}$.", "answer": "\\frac{3}{4}"},
-            {"solution": "We get $\\boxed{(1,2)}$.", "answer": "(1,2)"},
-            {"solution": "Thus $\\boxed{2\\sqrt{3}}$.", "answer": "2\\sqrt{3}"},
-        ]
-        src = "built-in fallback rows (shared data not found)"
-
+    if args.pool_libraries:
+        return pool_libraries()
+    n = args.n or (60 if args.quick else 300)
+    timeout_s = args.timeout or (1.0 if args.quick else 2.0)
+    data = Path(args.data)
+    data = data / "math500.jsonl" if data.is_dir() else data
+    rows = [json.loads(x) for x in data.read_text().splitlines() if x.strip()] if data.exists() else FALLBACK_ROWS
     import verl.utils.reward_score.math_verify as verl_mv
 
-    print(f"== cwgrpo reward benchmark ({'quick' if args.quick else 'full'}; {os.cpu_count()} CPUs; data: {src})")
     verl_fn = lambda resp, gold: verl_mv.compute_score(resp, gold)  # noqa: E731
-    results = {}
-    for group in (1, args.group):
-        half = len(rows) // 2 if len(rows) > 8 else 0
-        warm = make_mix(rows[half:] or rows, 40, group=group, seed=1)
-        tp = bench_throughput(warm, make_mix(rows[:half] or rows, n, group=group), verl_fn)
-        ratio = tp["rps_ours"] / tp["rps_verl"]
-        results[group] = (tp, ratio)
-        what = "every problem once" if group == 1 else f"{group} responses per problem, as in a GRPO group / mean@k"
-        print(f"throughput over {tp['n']} responses ({what}; sequential calls, half right / half wrong):")
-        print(f"  cwgrpo_verl.reward.compute_score       : {tp['rps_ours']:8.1f} responses/s")
-        print(f"  verl math_verify.compute_score         : {tp['rps_verl']:8.1f} responses/s")
-        print(f"  ratio ours / verl                      : {ratio:8.2f}x")
-        print(f"  verdict as constructed: ours {tp['expected_ours']}/{tp['n']}, verl {tp['expected_verl']}/{tp['n']};"
-              f" ours and verl agree on {tp['agree']}/{tp['n']}")
-    tp, ratio = results[args.group]
-
-    print(f"adversarial inputs (timeout {timeout_s:.1f} s; limit {timeout_s + 1:.1f} s per call):")
-    rows_adv, ok_adv = bench_adversarial(timeout_s)
-    worst = max(r[2] for r in rows_adv)
-    for mode, name, dt, reason, good in rows_adv:
-        if mode == "-":
-            print(f"  {name}: {reason}")
-        else:
-            print(f"  [{mode:5s}] {name:32s} {dt:6.2f} s  {reason:8s}{'' if good else '  (killed child still alive!)'}")
-    print(f"  worst wall time: {worst:.2f} s (limit {timeout_s + 1:.1f} s); child restarts so far: {R._POOL.restarts}")
-
-    if not args.quick:
-        print(verl_leftover_demo(verl_mv))
-    R.shutdown()
-
-    # target: >= verl's built-in; both do the same math-verify work, so allow 10% for noise on a shared machine
-    passed = ok_adv and ratio >= 0.9
-    tp1, ratio1 = results[1]
-    print(f"SUMMARY: throughput (group {args.group}) {tp['rps_ours']:.1f} vs {tp['rps_verl']:.1f} responses/s "
-          f"({ratio:.2f}x; every problem once: {ratio1:.2f}x), "
-          f"worst adversarial {worst:.2f} s <= {timeout_s + 1:.1f} s: {'yes' if ok_adv else 'NO'} -> "
-          f"{'PASS' if passed else 'FAIL'}")
-    return 0 if passed else 1
+    half = len(rows) // 2 if len(rows) > 8 else 0
+    warm, mix = make_mix(rows[half:] or rows, 30, seed=1), make_mix(rows[:half] or rows, n)
+    print(f"== reward benchmark: {n} responses, limit {timeout_s} s, {os.cpu_count()} CPUs, load "
+          f"{os.getloadavg()[0]:.1f}; data: {data if data.exists() else 'built-in rows'}")
+    for resp, ours, verl_gold, _ in warm:  # all warm (processes started, imports done), on other problems
+        verl_fn(resp, verl_gold)
+        for workers in (1, 2, 3):
+            use_pool(workers)
+            R.compute_score(MATH, resp, ours, workers=workers)
+    tp = throughput(mix, verl_fn, timeout_s)
+    rps = tp["rps"]
+    r1, r2 = rps["ours1"] / rps["verl"], rps["ours2"] / rps["verl"]
+    print(f"  verl math_verify.compute_score (sequential) : {rps['verl']:7.1f} responses/s")
+    print(f"  ours, 1 worker (sequential)                 : {rps['ours1']:7.1f} responses/s   {r1:5.2f}x verl")
+    print(f"  ours, 2 workers (2 threads)                 : {rps['ours2']:7.1f} responses/s   {r2:5.2f}x verl")
+    print(f"  verdicts as built: verl {tp['as_built']['verl']}/{n}, ours x1 {tp['as_built']['ours1']}/{n}, "
+          f"ours x2 {tp['as_built']['ours2']}/{n}; all three agree on {tp['agree']}/{n}")
+    mixed = mixed_with_adversarial(mix, timeout_s)
+    worst = max((d for _, d, _ in mixed["adversarial"]), default=0.0)
+    print(f"  ours, 2 workers + adversarial feeder (3rd worker): {mixed['rps']:7.1f} responses/s; normal latency "
+          f"median {mixed['p50'] * 1000:.0f} ms, max {mixed['max'] * 1000:.0f} ms; verdicts as built "
+          f"{mixed['as_built']}/{n}")
+    reasons: dict[str, int] = {}
+    for _, _, reason in mixed["adversarial"]:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    print(f"  adversarial inputs scored meanwhile: {len(mixed['adversarial'])} ({reasons}), "
+          f"worst {worst:.2f} s for a {timeout_s} s limit")
+    for pool in _POOLS.values():
+        pool.close()
+    R._POOL = None
+    ok = (r1 >= 1.0 and r2 >= 1.6 and tp["agree"] == n and mixed["max"] < timeout_s
+          and worst <= timeout_s + 1.0 and mixed["as_built"] == tp["as_built"]["ours1"])
+    print(f"RATIOS: 1 worker {r1:.2f}x (target >= 1.0), 2 workers {r2:.2f}x (target >= 1.6); "
+          f"same verdicts: {'yes' if tp['agree'] == n else 'NO'}; adversarial stall: "
+          f"{'none' if mixed['max'] < timeout_s else 'YES'} -> {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

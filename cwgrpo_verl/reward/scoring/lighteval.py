@@ -1,0 +1,47 @@
+"""Evaluation mode: the verdict of the paper's lighteval ``extractive_match`` (commit ed084813, precision 5).
+
+Gold: extracted as an expression (AIME, AMC) or as LaTeX (MATH-500, Minerva, OlympiadBench); when nothing can
+be extracted it stays the raw string. Prediction: expression and LaTeX targets, ``\\boxed{}`` at the highest
+priority. Both keep the first parsed candidate plus the first candidate's string (lighteval's "first_match"
+fallback), and the sample is right when any (gold, prediction) pair is equal (:mod:`.compare`).
+"""
+
+from __future__ import annotations
+
+from .candidates import GOLD_TARGETS, PRED_TARGETS, candidate_groups
+from .compare import any_equal
+from .parse import value_of
+
+PRECISION = 5
+
+
+def extract(text: str, patterns) -> list:
+    """lighteval's ``extract_target_from_pred`` (any match, first-match fallback): ``[value?, string?]``."""
+    values: list = []
+    fallback = None
+    for group in candidate_groups(text, patterns):
+        for match, kind in group:
+            value, string = value_of(text, match, kind)
+            if string and fallback is None:
+                fallback = string
+            if value is not None:
+                values.append(value)
+                break
+        if values:
+            break
+    if fallback is not None:
+        values.append(fallback)
+    return values
+
+
+def extract_gold(gold: str, kind: str) -> list:
+    """The gold's candidates, or the raw gold string when none can be extracted."""
+    return extract(gold, GOLD_TARGETS[kind]) or [gold]
+
+
+def extract_prediction(text: str) -> list:
+    return extract(text, PRED_TARGETS)
+
+
+def is_correct(golds: list, preds: list) -> bool:
+    return any_equal(golds, preds, PRECISION)

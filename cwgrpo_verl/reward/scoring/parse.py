@@ -1,0 +1,183 @@
+"""From a candidate match to a value: lighteval's extraction step (commit ed084813) on today's parser.
+
+lighteval normalised a LaTeX candidate with latex2sympy2_extended's ``normalize_latex`` (basic LaTeX, units,
+malformed operators, nits, equations, ``\\boxed`` contents) and parsed it with ``latex2sympy``; an expression
+candidate becomes a sympy ``Number`` or ``parse_expr(..., evaluate=False)``; a percent sign multiplies by
+1/100. Every attempt also yields the candidate's string, which lighteval keeps as a fallback. The parser is
+latex2sympy2_extended 1.11 (what math-verify 0.9 pins), not the 1.0.6 of the paper;
+:func:`normalize` and :func:`parse_latex` redo the steps whose behaviour changed since (see docs/reward.md).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import sympy
+from latex2sympy2_extended import math_normalization as l2s_norm
+from latex2sympy2_extended.latex2sympy2 import ConversionConfig, NormalizationConfig, latex2sympy, normalize_latex
+from latex2sympy2_extended.sets import FiniteSet as L2SFiniteSet
+from math_verify.grader import should_treat_as_complex
+
+from .candidates import group_text
+
+# 1.11 steps that are kept: basic LaTeX clean-up, then (after lighteval's equation and unit steps) nits and
+# malformed operators. Steps that changed since 1.0.6 are done here instead: \boxed extraction, "and"/"or",
+# the word "percent", unit words (1.0.6 removed none), and symbol case (1.0.6 kept it).
+_BASIC = NormalizationConfig(basic_latex=True, units=False, malformed_operators=False, nits=False, boxed="none")
+_FIXES = NormalizationConfig(basic_latex=False, units=False, malformed_operators=True, nits=True, boxed="none")
+_CONVERSION = ConversionConfig(lowercase_symbols=False)
+_AND_OR = re.compile(r"(?<!\w)(?:and|or)(?!\w)|\\text\{\s*(?:and|or)\s*\}")
+_PERCENT_WORD = re.compile(r"\s*percent|\\text\{percent\}")
+_EMPTY_TEXT = re.compile(r"\\text\s*\{\s*\}")
+_BOX_SEPARATOR = re.compile(r"^\s*(?:and|or|,)\s*$")
+_PERCENT_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*\\?%")
+
+
+def percent_of(value):
+    """``value %`` as lighteval wrote it: an unevaluated product with 1/100."""
+    return sympy.Mul(value, sympy.Rational(1, 100), evaluate=False)
+
+
+def _closing_brace(text: str, opening: int, limit: int) -> int | None:
+    depth = 0
+    for i in range(opening, limit):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+def boxed_contents(text: str, last: bool) -> str:
+    """The contents of the ``\\boxed{}``/``\\fbox{}`` of ``text``, right to left, joined by commas (the text itself
+    if there is none). ``last``: only the rightmost, plus the ones before it joined by "and", "or" or a comma.
+    An unclosed box yields the rest of the text when it is the rightmost."""
+    results: list[str] = []
+    limit, prev_start = len(text), None
+    while True:
+        boxed, fbox = text.rfind("\\boxed", 0, limit), text.rfind("\\fbox", 0, limit)
+        start = max(boxed, fbox)
+        if start < 0:
+            break
+        brace = start + (6 if boxed > fbox else 5)
+        while brace < limit and text[brace].isspace():
+            brace += 1
+        if brace >= limit:
+            break
+        close = _closing_brace(text, brace, limit) if text[brace] == "{" else None
+        if close is None:
+            if not results:
+                results.append(text[brace:])
+            break
+        if last and prev_start is not None and not _BOX_SEPARATOR.match(text[close + 1 : prev_start]):
+            break
+        results.append(text[brace + 1 : close].strip())
+        prev_start = limit = start
+    return ",".join(reversed(results)) if results else text
+
+
+def normalize(latex: str, boxed_last: bool) -> str:
+    """lighteval's ``normalize_latex`` (basic LaTeX, equations, units, nits, malformed operators, boxed)."""
+    text = boxed_contents(latex, last=boxed_last)
+    text = _PERCENT_WORD.sub(r"\\%", _AND_OR.sub(";", text))
+    text = normalize_latex(text, _BASIC)
+    if "," not in text and ";" not in text:  # "a = b = c" -> "c"; "a=1, b=2" stays
+        parts = l2s_norm.equation_split_regex.split(text)
+        if len(parts) > 2:
+            text = parts[-1]
+    stripped = l2s_norm.unit_superscript_regex.sub("", text).strip()  # a trailing \text{unit}, maybe squared
+    if stripped and stripped != text:
+        text = stripped
+    text = _EMPTY_TEXT.sub(" ", text)
+    return normalize_latex(text, _FIXES)
+
+
+@lru_cache(maxsize=256)
+def parse_latex(latex: str):
+    """sympy value of a normalised LaTeX string (raises when it does not parse).
+
+    Numbers followed by a percent sign are parsed here (1.11 fails on them, and writes 1/100 differently)."""
+    is_real = not should_treat_as_complex(latex)
+    percents: dict[str, str] = {}
+    if "%" in latex:
+
+        def placeholder(m: re.Match) -> str:
+            name = f"cwgrpopercent{len(percents)}"
+            percents[name] = m.group(1)
+            return f"\\text{{{name}}}"
+
+        latex = _PERCENT_NUMBER.sub(placeholder, latex)
+    value = latex2sympy(
+        latex, is_real=is_real, convert_degrees=False, normalization_config=None, conversion_config=_CONVERSION
+    )
+    if percents:
+        number = lambda v: sympy.Number((v.lstrip("0") or "0") if v.isdigit() else v)  # noqa: E731 - as 1.0.6
+        value = value.xreplace({sympy.Symbol(k, real=is_real): percent_of(number(v)) for k, v in percents.items()})
+    return value
+
+
+def _latex_value(text: str, match: re.Match):
+    """lighteval's ``extract_latex``: every environment of the match, joined into a set when all parse."""
+    groups = match.re.groupindex
+    found = []
+    for prefix in ("first", "next1", "next2", "next3", "next4", "next5"):
+        for name in groups:
+            if name.startswith(prefix + "_latex"):
+                content = group_text(text, match, name)
+                if content:
+                    found.append((prefix, name.split("_", 1)[1], content))
+                    break
+    values, strings = [], []
+    for prefix, kind, content in found:
+        normalized = normalize(content, boxed_last=kind == "latexBoxed")
+        strings.append(normalized)
+        try:
+            value = parse_latex(normalized)
+            if prefix + "_percent" in groups and group_text(text, match, prefix + "_percent"):
+                value = percent_of(value)
+        except Exception:  # noqa: BLE001 - lighteval: any parsing failure means "not parsed"
+            value = None
+        values.append(value)
+    if not values:
+        return None, ""
+    if len(values) > 1 and all(v is not None for v in values):
+        items = []
+        for v in values:
+            items.extend(v.args if isinstance(v, sympy.FiniteSet) else [v])
+        return L2SFiniteSet(*items), " and ".join(strings)
+    return values[0], strings[0]
+
+
+@lru_cache(maxsize=256)
+def _parse_expr(expr: str):
+    from sympy.parsing import parse_expr
+
+    return parse_expr(expr, evaluate=False)
+
+
+def _expr_value(text: str, match: re.Match):
+    """lighteval's ``extract_expr``: a number (thousands separators and leading zeros dropped) or an expression."""
+    groups = match.re.groupindex
+    get = lambda n: (group_text(text, match, n) or "") if n in groups else ""  # noqa: E731
+    integer = next((v for v in (get("integer1"), get("integer2"), get("integer3")) if v), "")
+    decimal = next((v for v in (get("decimal1"), get("decimal2"), get("decimal3")) if v), "")
+    if integer or decimal:
+        integer = integer.translate(str.maketrans("", "", ", ")).lstrip("0") or "0"
+        number_str = integer + decimal.replace(",", ".")
+        number = sympy.Number(number_str)
+        return (percent_of(number) if get("percent") else number), number_str
+    expr = get("expr")
+    if expr:
+        try:
+            return _parse_expr(expr.replace("\n", " ").replace("^", "**")), expr
+        except Exception:  # noqa: BLE001
+            pass
+    return None, expr
+
+
+def value_of(text: str, match: re.Match, kind: str):
+    """``(value or None, fallback string)`` of one candidate."""
+    return _latex_value(text, match) if kind == "latex" else _expr_value(text, match)

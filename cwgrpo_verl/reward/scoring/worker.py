@@ -1,0 +1,129 @@
+"""The processes that score: a zygote that imports the scoring once, and the workers it forks.
+
+Started by the caller's pool as ``python -c <bootstrap> <this folder> <socket fd>``: a fresh interpreter with
+no verl, torch or caller threads in it. The zygote imports sympy and math-verify, warms their caches on a few
+typical answers, reports ``ready`` and then forks one worker per byte the caller sends, handing back the
+worker's pid and the caller's ends of two pipes (SCM_RIGHTS). Workers inherit the warm interpreter
+(copy-on-write), so a replacement is ready in milliseconds.
+
+Both die with their parent, whatever they are doing: the zygote and each worker set ``PR_SET_PDEATHSIG``
+to SIGKILL (Linux), which the kernel delivers even during a long C-level computation, when no Python code
+can run. The zygote also exits when the caller's socket closes, and a worker when its request pipe closes.
+Workers are reaped by the kernel (SIGCHLD ignored in the zygote), so one killed by the caller vanishes at once.
+
+Protocol, worker side (``multiprocessing.connection`` framing, JSON): request
+``{"mode", "gold_kind", "gold", "text"}``, answer ``{"acc", "pred", "reason"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent exits; exit now if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(0)
+
+
+def _limit_memory() -> None:
+    """Address-space limit of the scoring processes (``CWGRPO_REWARD_MEM_MB``, default 4096; 0 = none)."""
+    mb = int(os.environ.get("CWGRPO_REWARD_MEM_MB", "4096") or 0)
+    if mb > 0:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (mb << 20, mb << 20))
+
+
+def _serve(check_answer, read_fd: int, write_fd: int) -> None:
+    """Worker loop: one request in, one answer out, until the caller closes the request pipe."""
+    from multiprocessing.connection import Connection
+
+    inbox = Connection(read_fd, writable=False)
+    outbox = Connection(write_fd, readable=False)
+    while True:
+        try:
+            req = json.loads(inbox.recv_bytes())
+        except (EOFError, OSError):
+            return
+        try:
+            res = check_answer(req["mode"], req.get("gold_kind", "latex"), req["gold"], req["text"])
+        except MemoryError:
+            res = {"acc": False, "pred": "", "reason": "memory"}
+        except Exception:  # noqa: BLE001 - model text must never end the loop (RecursionError included)
+            res = {"acc": False, "pred": "", "reason": "error"}
+        outbox.send_bytes(json.dumps({"acc": bool(res["acc"]), "pred": res["pred"], "reason": res["reason"]}).encode())
+
+
+_WARM_ANSWERS = (
+    "1", "-3", "0.25", "\\frac{3}{4}", "2\\sqrt{3}", "\\dfrac{\\pi}{6}", "(1,2)", "[0, 1)", "x^2+1",
+    "\\{1, 2\\}", "10\\%", "45^\\circ", "\\text{(B)}", "3 \\cdot 10^{4}", "\\infty", "a=2",
+)
+
+
+def _warm_up(check_answer) -> None:
+    """Score a few typical answers so that every forked worker inherits warm parser and sympy caches."""
+    for i, ans in enumerate(_WARM_ANSWERS):
+        other = _WARM_ANSWERS[(i + 1) % len(_WARM_ANSWERS)]
+        text = f"<think>\nso $y = {other}$ here\n</think>\nThe final answer is $\\boxed{{{ans}}}$."
+        for gold in (f"Hence $\\boxed{{{ans}}}$.", f"${other}$"):
+            check_answer("eval", "latex", gold, text)
+            check_answer("train", "latex", gold, text)
+        check_answer("eval", "expr", ans, text)
+
+
+def zygote(sock_fd: int, parent_pid: int, check_answer) -> None:
+    """Import and warm the scoring, then fork a ready worker per byte received; exit when the socket closes."""
+    sock = socket.socket(fileno=sock_fd)
+    try:
+        die_with_parent(parent_pid)
+        logging.disable(logging.WARNING)  # parsers log every failed parse; keep the caller's stderr quiet
+        _limit_memory()
+        _warm_up(check_answer)
+    except BaseException as exc:  # noqa: BLE001
+        sock.sendall(json.dumps({"ready": False, "error": repr(exc)}).encode())
+        return
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    sock.sendall(b'{"ready": true}')
+    zygote_pid = os.getpid()
+    while True:
+        try:
+            cmd = sock.recv(1)
+        except OSError:
+            cmd = b""
+        if not cmd:
+            os._exit(0)
+        c_read, p_write = os.pipe()
+        p_read, c_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                sock.close()
+                os.close(p_write)
+                os.close(p_read)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                die_with_parent(zygote_pid)
+                _serve(check_answer, c_read, c_write)
+            except BaseException:  # noqa: BLE001
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(c_read)
+        os.close(c_write)
+        socket.send_fds(sock, [pid.to_bytes(8, "little")], [p_write, p_read])
+        os.close(p_write)
+        os.close(p_read)

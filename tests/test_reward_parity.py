@@ -1,0 +1,73 @@
+"""Evaluation mode against the paper's own scorer: lighteval's verdicts at commit ed084813.
+
+``tests/fixtures/reward_parity/cases.json.gz`` holds model-like responses of our own over gold answers of the
+five sets (right, wrong, equivalent forms, long responses with an early box, percent, decimals, tuples,
+intervals, sets, units, text) and the verdict lighteval's ``extractive_match`` gave each of them, produced by
+``generate.py`` next to it in a scratch environment with lighteval itself. The scoring code runs in this process
+(no pool), so a disagreement shows the extracted values of both sides.
+
+The default run checks every fifth case plus all long and hand-written ones (about 10 s); set
+``CWGRPO_REWARD_PARITY=all`` to check all of them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cwgrpo_verl.reward.scoring import check_answer, lighteval
+
+FIXTURE = Path(__file__).parent / "fixtures" / "reward_parity"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("reward_parity_generate", FIXTURE / "generate.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)  # stdlib only at import time: lighteval is imported inside run_lighteval()
+    doc = json.loads(gzip.decompress((FIXTURE / "cases.json.gz").read_bytes()))
+    return gen, doc["golds"], doc["cases"]
+
+
+GEN, GOLDS, CASES = _load()
+ALL = os.environ.get("CWGRPO_REWARD_PARITY") == "all"
+
+
+def _selected(case) -> bool:
+    return ALL or case["id"] % 5 == 0 or case["kind"].startswith("long") or case["set"] == "handwritten"
+
+
+def test_fixture_covers_what_the_issue_lists():
+    kinds = {c["kind"] for c in CASES}
+    assert {"long_early_box", "long_early_box_wrong", "percent_vs_plain", "irrational_5dp", "tuple_decimal_angle",
+            "interval_wrong_side", "set_reordered", "unit", "text_name", "wrong_boxed"} <= kinds
+    assert {c["set"] for c in CASES} == {"aime24", "amc23", "math500", "minerva", "olympiadbench", "handwritten"}
+    longs = [GEN.join(c["parts"]) for c in CASES if c["kind"] == "long_early_box"]
+    assert longs and min(len(t) for t in longs) > 16_384
+    assert 0.3 < sum(c["lighteval"] for c in CASES) / len(CASES) < 0.9  # both verdicts are well represented
+
+
+def test_evaluation_mode_gives_lighteval_verdicts():
+    wrong = []
+    picked = [c for c in CASES if _selected(c)]
+    for case in picked:
+        gold, text = GOLDS[case["gold"]], GEN.join(case["parts"])
+        got = check_answer("eval", case["gold_kind"], gold, text)
+        if float(got["acc"]) != case["lighteval"]:
+            ours = {"pred": [str(x) for x in lighteval.extract_prediction(text)],
+                    "gold": [str(x) for x in lighteval.extract_gold(gold, case["gold_kind"])]}
+            wrong.append((case["id"], case["set"], case["kind"], case["lighteval"], case["extracted"], ours))
+    assert not wrong, f"{len(wrong)}/{len(picked)} verdicts differ from lighteval's: {wrong[:5]}"
+
+
+@pytest.mark.parametrize("kind", ["long_early_box", "long_early_box_wrong"])
+def test_an_early_box_in_a_long_response_is_what_counts(kind):
+    """The issue's first kind of disagreement: a boxed answer early in a response over 16,384 characters."""
+    cases = [c for c in CASES if c["kind"] == kind]
+    for case in cases:
+        got = check_answer("eval", case["gold_kind"], GOLDS[case["gold"]], GEN.join(case["parts"]))
+        assert float(got["acc"]) == case["lighteval"] == (1.0 if kind == "long_early_box" else 0.0), case["id"]
