@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,28 +175,28 @@ def run(
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", start_new_session=True)
+        copier = threading.Thread(target=_copy_output, args=(proc, log, echo), daemon=True)
+        copier.start()
         try:
-            _copy_output(proc, log, echo, deadline=start + timeout_s)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)  # our own process group: the driver and its local Ray
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            log.write(f"\n[smoke] no exit after {timeout_s:.0f} s: stopping the run\n")
+            os.killpg(proc.pid, signal.SIGKILL)  # our own process group: the driver and its local Ray
             proc.wait()
+        copier.join(timeout=30)
     seconds = time.monotonic() - start
-    leftovers = _stop_leftovers(str(ray_dir))
+    leftovers = _stop_leftovers(session=proc.pid, marker=str(ray_dir))
     shutil.rmtree(ray_dir, ignore_errors=True)
     return Run(method=method, scope=scope, script=script, module=module, returncode=proc.returncode, seconds=seconds, work=work,
                log=log_path.read_text(encoding="utf-8", errors="replace"), metrics=_read_metrics(metrics_file),
                events=_read_jsonl(events_file), leftovers=leftovers)
 
 
-def _copy_output(proc: subprocess.Popen, log, echo: bool, deadline: float) -> None:
+def _copy_output(proc: subprocess.Popen, log, echo: bool) -> None:
     for line in proc.stdout:
         log.write(line)
         if echo:
             sys.stdout.write(line)
-        if time.monotonic() > deadline:
-            log.write(f"\n[smoke] timed out: stopping the run\n")
-            return
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -211,23 +212,28 @@ def _read_metrics(path: Path) -> dict[int, dict]:
     return merged
 
 
-def processes_mentioning(marker: str) -> list[int]:
-    """Processes whose command line names ``marker`` (our Ray temp dir): exactly the Ray processes we started."""
+def our_processes(session: Optional[int] = None, marker: Optional[str] = None) -> list[int]:
+    """Live processes of the session ``session`` (a run's driver is started in a new session, which the Ray it
+    starts inherits) or whose command line names ``marker`` (its Ray temp dir, also in Ray's workers' arguments).
+    Either way exactly what the run started: nobody else's process matches. Linux, as verl."""
     found = []
-    for entry in Path("/proc").iterdir():  # Linux: the project's platform (verl runs on Linux only)
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            state, _ppid, _pgrp, sid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:4]
+            mentions = marker is not None and marker.encode() in (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if state != "Z" and (int(sid) == session or mentions):
+            found.append(int(entry.name))
     return found
 
 
-def _stop_leftovers(marker: str, grace_s: float = 15.0) -> list[int]:
+def _stop_leftovers(session: int, marker: str, grace_s: float = 15.0) -> list[int]:
     """Give our Ray a moment to finish its own shutdown; kill (and report) whatever of ours is still there."""
     deadline = time.monotonic() + grace_s
-    while (alive := processes_mentioning(marker)) and time.monotonic() < deadline:
+    while (alive := our_processes(session, marker)) and time.monotonic() < deadline:
         time.sleep(0.5)
     for pid in alive:
         try:
@@ -265,19 +271,23 @@ def checks(run: Run, expected_steps: Optional[list[int]] = None) -> list[Check]:
     norms = [run.metrics[s].get("actor/grad_norm") for s in run.steps]
     out.append(Check("actor/grad_norm finite and > 0", _every_step(run, lambda m: _finite_positive(m.get("actor/grad_norm"))),
                      f"actor/grad_norm {_fmt(norms)}"))
-    synced = {e.get("global_steps"): e for e in run.events if e.get("event") == "weights"}
-    moved = [s for s in run.steps if s in synced and synced[s]["max_abs_change_from_initial"] > 0]
+    loads = [e for e in run.events if e.get("event") == "weights"]
+    servers = sorted({e["server"] for e in loads})
+    changed = {(e["server"], e["global_steps"]): e["max_abs_change_from_initial"] for e in loads}
+    moved = [s for s in run.steps if servers and all(changed.get((name, s), 0) > 0 for name in servers)]
     out.append(Check("trained weights reached the rollout server", bool(run.steps) and moved == run.steps,
-                     f"steps whose trained weights the server loaded: {moved}; "
-                     f"largest change {_fmt([synced[s]['max_abs_change_from_initial'] for s in moved])}"))
+                     f"steps whose trained weights all {len(servers)} server(s) loaded: {moved}; largest change "
+                     f"{_fmt([max(changed.get((n, s), 0) for n in servers) for s in moved])}"))
     if run.module == RECIPE:
         out.append(_covariance_check(run))
     if run.method == "cwgrpo":
         out.append(_weights_check(run))
-    validation = {k: v for k, v in run.metrics.get(min(run.metrics, default=0), {}).items() if k.startswith("val-core/")}
-    if any("val-core/" in k for step in run.metrics.values() for k in step):
+    validation = {(s, k): v for s, m in run.metrics.items() for k, v in m.items() if k.startswith("val-core/")}
+    if validation:
+        example = next(iter(validation.items()))
         out.append(Check("validation scored with the project's reward", all(math.isfinite(v) for v in validation.values()),
-                         f"{len(validation)} val-core metrics, e.g. {next(iter(validation.items()), None)}"))
+                         f"{len(validation)} val-core metrics at steps {sorted({s for s, _ in validation})}, "
+                         f"e.g. {example[0][1]} = {example[1]}"))
     out.append(Check("no process left behind", not run.leftovers,
                      f"{len(run.leftovers)} Ray processes of this run outlived it" if run.leftovers else "none"))
     return out

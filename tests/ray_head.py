@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cwgrpo_verl.smoke import processes_mentioning
+from cwgrpo_verl.smoke import our_processes
 
 
 def free_port() -> int:
@@ -58,7 +58,7 @@ def local_ray_head(num_cpus: int = 2, timeout_s: float = 120.0):
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
         deadline = time.monotonic() + 30
-        while (left := processes_mentioning(temp_dir)) and time.monotonic() < deadline:
+        while (left := our_processes(head.pid, temp_dir)) and time.monotonic() < deadline:
             time.sleep(0.5)
         for pid in left:  # ours for certain: they name our temp dir
             with contextlib.suppress(ProcessLookupError):
