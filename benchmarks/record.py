@@ -1,0 +1,102 @@
+"""Run a measurement and record its output for the README, with a digest of the code it measured.
+
+    python benchmarks/record.py loss_cpu            # or reward_cpu, smoke_step_time; --list shows them
+    python benchmarks/record.py all
+
+Writes ``docs/results/<name>.md``: the command, the machine, a sha256 of the measured sources, and the output,
+and copies it into the README between its ``<!-- result:<name> -->`` markers. ``tests/test_results.py`` fails
+when a measured source changed after the recording (rerun this) or when the README's copy differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results"
+PY = sys.executable
+
+MEASUREMENTS = {
+    "loss_cpu": (
+        [PY, "benchmarks/bench_loss.py", "--device", "cpu"],
+        ["benchmarks/bench_loss.py", "cwgrpo_verl/core.py", "cwgrpo_verl/metrics.py"],
+    ),
+    "reward_cpu": (
+        [PY, "benchmarks/bench_reward.py"],
+        ["benchmarks/bench_reward.py", "cwgrpo_verl/reward"],
+    ),
+    "smoke_step_time": (
+        [PY, "-m", "cwgrpo_verl.smoke", "--method", "grpo,cwgrpo", "--steps", "6"],
+        ["cwgrpo_verl/core.py", "cwgrpo_verl/metrics.py", "cwgrpo_verl/groups.py", "cwgrpo_verl/loss.py",
+         "cwgrpo_verl/scope.py", "recipe/cwgrpo/trainer.py", "cwgrpo_verl/smoke.py", "cwgrpo_verl/cpu"],
+    ),
+}
+
+
+def source_files(sources: list[str]) -> list[Path]:
+    files = []
+    for source in sources:
+        path = REPO / source
+        files += sorted(p for p in path.rglob("*.py")) if path.is_dir() else [path]
+    return files
+
+
+def digest(sources: list[str]) -> str:
+    sha = hashlib.sha256()
+    for path in source_files(sources):
+        sha.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return sha.hexdigest()[:16]
+
+
+def header(name: str) -> str:
+    command, sources = MEASUREMENTS[name]
+    shown = " ".join(["python", *command[1:]])
+    return (f"<!-- measured by `python benchmarks/record.py {name}`: {shown} -->\n"
+            f"<!-- sources {digest(sources)}: {', '.join(sources)} -->\n")
+
+
+def record(name: str) -> Path:
+    command, _ = MEASUREMENTS[name]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    load = os.getloadavg()[0]  # before the measurement: how busy the machine was
+    start = time.monotonic()
+    out = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"{' '.join(command)} failed ({out.returncode}):\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load {load:.1f} before"
+    body = "\n".join(line for line in out.stdout.strip().splitlines() if not line.startswith("Writing model"))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.md"
+    path.write_text(f"{header(name)}```\n# {machine}; {time.monotonic() - start:.0f} s\n{body}\n```\n")
+    readme = REPO / "README.md"
+    begin, end = f"<!-- result:{name} -->\n", f"<!-- /result:{name} -->"
+    text = readme.read_text()
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        readme.write_text(head + begin + path.read_text() + end + rest.split(end, 1)[1])
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", nargs="?", choices=[*MEASUREMENTS, "all"])
+    parser.add_argument("--list", action="store_true", help="list the measurements and their commands")
+    args = parser.parse_args(argv)
+    if args.list or not args.name:
+        for name, (command, sources) in MEASUREMENTS.items():
+            print(f"{name}: {' '.join(command[1:])}  (sources: {', '.join(sources)})")
+        return 0
+    for name in MEASUREMENTS if args.name == "all" else [args.name]:
+        print(f"recorded {record(name).relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
