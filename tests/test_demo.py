@@ -155,13 +155,15 @@ def test_readme_quotes_the_committed_results(published):
 
 @pytest.fixture(scope="module")
 def seed0(tmp_path_factory):
+    """Seed 0 of the default run, GRPO and CW-GRPO only: Clip-Cov is verl's pinned loss, and what it shares with
+    them here (warm start, reward, estimator, sampling) is checked through them; a third of the time is saved."""
     out = tmp_path_factory.mktemp("demo_seed0")
-    assert main(["--seed", "0", "--out", str(out), "--no-progress"]) == 0
+    assert main(["--seed", "0", "--methods", "vanilla,cw_grpo", "--out", str(out), "--no-progress"]) == 0
     return json.loads((out / "metrics.json").read_text())
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["vanilla", "clip_cov", "cw_grpo"])
+@pytest.mark.parametrize("method", ["vanilla", "cw_grpo"])
 def test_seed_0_of_the_default_run_reproduces_the_committed_numbers(seed0, published, method):
     here, then = seed0["environment"], published["environment"]
     platform = {k: (then[k], here[k]) for k in PLATFORM if then[k] != here[k]}
