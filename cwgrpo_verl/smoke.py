@@ -44,8 +44,9 @@ PROMPT_LENGTH, RESPONSE_LENGTH = 128, 32
 RECIPE = "recipe.cwgrpo.main_cwgrpo"
 
 
-def cpu_overrides(work: Path, model: Path, ray_dir: Path, steps: int) -> list[str]:
-    """The Hydra overrides that move a run onto the CPU backend at smoke-test sizes (nothing about the method)."""
+def cpu_overrides(work: Path, model: Path, ray_dir: Path, steps: int, ranks: int = 1) -> list[str]:
+    """The Hydra overrides that move a run onto the CPU backend at smoke-test sizes (nothing about the method).
+    ``ranks`` data-parallel training processes (FSDP2 over gloo), each with its own rollout server."""
     return [
         # sizes
         f"data.train_batch_size={PROMPTS}",
@@ -81,13 +82,13 @@ def cpu_overrides(work: Path, model: Path, ray_dir: Path, steps: int) -> list[st
         "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
         "trainer.device=cpu",
         "trainer.nnodes=1",
-        "trainer.n_gpus_per_node=1",
+        f"trainer.n_gpus_per_node={ranks}",
         "trainer.logger=[console,file]",
         f"trainer.default_local_dir={work / 'checkpoints'}",
         # a Ray of our own: a new local instance (never an existing cluster), on loopback, in our directory
         "+ray_kwargs.ray_init.address=local",
-        "ray_kwargs.ray_init.num_cpus=8",
-        "+ray_kwargs.ray_init.num_gpus=1",
+        f"ray_kwargs.ray_init.num_cpus={8 * ranks}",  # Ray's bookkeeping units, not cores: verl reserves several per rank
+        f"+ray_kwargs.ray_init.num_gpus={ranks}",
         "+ray_kwargs.ray_init.include_dashboard=false",
         f"+ray_kwargs.ray_init._temp_dir={ray_dir}",
         "+ray_kwargs.ray_init._node_ip_address=127.0.0.1",
@@ -134,6 +135,7 @@ def run(
     timeout_s: float = 600.0,
     echo: bool = False,
     extra_env: Optional[dict[str, str]] = None,
+    ranks: int = 1,
 ) -> Run:
     """Run ``examples/<script>`` on the CPU backend and collect what it logged. Keeps ``work`` (a new temporary
     directory when None) so a second run with the same ``work`` resumes from its checkpoints. ``extra_env`` is
@@ -167,7 +169,7 @@ def run(
     )
     for key, value in (extra_env or {}).items():
         env[key] = f"{env[key]},{value}" if key == "VERL_USE_EXTERNAL_MODULES" else value
-    command = ["bash", str(EXAMPLES / script), *cpu_overrides(work, model, ray_dir, steps), *overrides]
+    command = ["bash", str(EXAMPLES / script), *cpu_overrides(work, model, ray_dir, steps, ranks), *overrides]
     module = subprocess.run(command, env={**env, "DRY_RUN": "1"}, capture_output=True, text=True,
                             check=True).stdout.split("\n", 1)[0]
     log_path = work / "run.log"
@@ -357,6 +359,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=_positive_int, default=2, help="training steps (default: 2)")
     parser.add_argument("--model", type=_model_dir, default=None,
                         help="a small Hugging Face model of the Qwen2 family instead of the built-in tiny one")
+    parser.add_argument("--ranks", type=_positive_int, default=1, choices=[1, 2], metavar="{1,2}",
+                        help="data-parallel training processes (FSDP2 over gloo), each with a rollout server; 2 "
+                        "checks the whole-group balancing across ranks (default: 1)")
     parser.add_argument("--work", type=Path, default=None, help="keep the run's files here (default: a temp dir)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run before it is stopped")
     parser.add_argument("--verbose", action="store_true", help="print the trainer's output as it runs")
@@ -372,7 +377,8 @@ def main(argv=None) -> int:
         print(f"smoke: examples/train.sh METHOD={method} PRESET={args.preset} "
               f"CW_SCOPE={args.scope} for {args.steps} step(s) on the CPU backend ...", flush=True)
         result = run(method, preset=args.preset, scope=args.scope, steps=args.steps, model=args.model,
-                     overrides=tuple(args.overrides), work=work, timeout_s=args.timeout, echo=args.verbose)
+                     overrides=tuple(args.overrides), work=work, timeout_s=args.timeout, echo=args.verbose,
+                     ranks=args.ranks)
         verdicts = checks(result, expected_steps=list(range(1, args.steps + 1)))
         for verdict in verdicts:
             print(f"  {'ok  ' if verdict.ok else 'FAIL'}  {verdict.name}: {verdict.detail}")
