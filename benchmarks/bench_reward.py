@@ -49,6 +49,7 @@ ADVERSARIAL = {
     "1 MB of braces": "{" * 500_000 + "}" * 500_000,
     "unclosed \\[ x 40000": "\\[ a " * 40_000,
     "1 MB of $...$": "$1+1$ " * 170_000,
+    "unclosed boxes in one \\[": "\\[\n\\boxed{x\n" * 10_000 + "\\]",
 }
 FALLBACK_ROWS = [
     {"solution": "So $x = \\boxed{12}$.", "answer": "12"},
@@ -125,14 +126,14 @@ def mixed_with_adversarial(mix, timeout_s: float) -> dict:
     adversarial: list[tuple[str, float, str]] = []
     stop = threading.Event()
 
-    def feed():
-        while not stop.is_set():
+    def feed():  # whole passes over ADVERSARIAL, until the normal mix is done: every input is scored at least once
+        while True:
             for name, text in ADVERSARIAL.items():
-                if stop.is_set():
-                    return
                 t0 = time.perf_counter()
                 res = R.compute_score(MATH, text, "$3$", timeout_s=timeout_s, workers=3)
                 adversarial.append((name, time.perf_counter() - t0, res["reason"]))
+            if stop.is_set():
+                return
 
     use_pool(3)
 
@@ -258,8 +259,9 @@ def main(argv=None) -> int:
     reasons: dict[str, int] = {}
     for _, _, reason in mixed["adversarial"]:
         reasons[reason] = reasons.get(reason, 0) + 1
-    print(f"  adversarial inputs scored meanwhile: {len(mixed['adversarial'])} ({reasons}), "
-          f"worst {worst:.2f} s for a {timeout_s} s limit")
+    kinds = len({name for name, _, _ in mixed["adversarial"]})
+    print(f"  adversarial inputs scored meanwhile: {len(mixed['adversarial'])}, all {kinds} kinds at least once "
+          f"({reasons}), worst {worst:.2f} s for a {timeout_s} s limit")
     for pool in _POOLS.values():
         pool.close()
     R._POOL = None

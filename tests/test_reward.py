@@ -328,13 +328,6 @@ def test_verl_loader_and_naive_manager():
 
 # ---------------------------------------------------------------------------------------------- self-check
 
-# Gold answers that no reasonable response can match under lighteval's rules (data defects kept for parity).
-KNOWN_UNMATCHABLE = {
-    # OlympiadBench: final_answer "$221,$8$" is malformed; lighteval extracts only the string "221," from it.
-    ("olympiadbench", "$221,$8$"),
-}
-
-
 @pytest.mark.slow
 def test_self_check_every_gold_answer():
     if not SHARED_DATA.is_dir() or not all((SHARED_DATA / f).exists() for f in R.EVAL_FILES.values()):
@@ -344,10 +337,8 @@ def test_self_check_every_gold_answer():
     unexpected = []
     for key, r in report.items():
         lines.append(f"{key}: {r['passed']}/{r['n']}")
-        rows = [json.loads(x) for x in (SHARED_DATA / R.EVAL_FILES[key]).read_text().splitlines() if x.strip()]
-        for i, ans, reason, pred in r["failures"]:
-            if (key, R.gold_from_row(key, rows[i])) not in KNOWN_UNMATCHABLE:
-                unexpected.append((key, i, ans, reason, pred))
+        unexpected += [(key, *failure) for failure in r["failures"] if failure not in r["known"]]
+        assert len(r["known"]) <= 1  # the one defect the self-check forgives
     print("self-check pass rates: " + ", ".join(lines))
     assert report["math500"]["n"] == 167 and report["olympiadbench"]["n"] == 225
     assert not unexpected, unexpected
@@ -378,5 +369,31 @@ def test_self_check_command_line(tmp_path, monkeypatch, capsys):
     assert run_cli() == 0
     assert "math500           1/   1" in capsys.readouterr().out
     (tmp_path / "olympiadbench.jsonl").write_text(json.dumps({"final_answer": ["$221,$8$"]}) + "\n")  # unmatchable
+    assert run_cli() == 0  # the known data defect of the real set is reported, and forgiven
+    out = capsys.readouterr().out
+    assert "olympiadbench     0/   1" in out and "(a known data defect)" in out
+    (tmp_path / "olympiadbench.jsonl").write_text(json.dumps({"final_answer": ["$5,$6$"]}) + "\n")  # another one
     assert run_cli() == 1
-    assert "olympiadbench     0/   1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "olympiadbench     0/   1" in out and "(a known data defect)" not in out
+
+
+def test_a_number_too_long_to_convert_is_an_unparsed_candidate_not_an_error():
+    """4,500 digits with thousands separators: more than Python converts to an int; scored like any non-answer."""
+    number = "1" + ",000" * 1500
+    res = compute_score(DATA_SOURCES["math500"], f"The final answer is {number}. I hope it is correct.", "$3$")
+    assert res["acc"] == 0.0 and res["reason"] != "error", res
+
+
+def test_model_output_is_never_run_as_code(tmp_path):
+    """Answers that would run code if anything along the way eval'd them (sympy's parse_expr does, on what the
+    expression pattern lets through: digits, spaces and operators only)."""
+    marker = tmp_path / "ran"
+    call = f"__import__('os').system('touch {marker}')"
+    payloads = [f"$\\boxed{{{call}}}$", f"The final answer is {call}. I hope it is correct.", f"answer: 1+{call}",
+                f"$\\boxed{{1+2*({call})}}$", f"$\\boxed{{\\text{{{call}}}}}$", f"= (1 + 2) * 3 {call} 4"]
+    for mode in ("eval", "train"):
+        for payload in payloads:
+            res = compute_score(DATA_SOURCES["math500"], f"<think>\nx\n</think>\n{payload}", "$3$", mode=mode)
+            assert res["acc"] == 0.0, (payload, res)
+    assert not marker.exists()

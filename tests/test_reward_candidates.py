@@ -47,11 +47,12 @@ def test_same_matches_as_a_plain_scan(text):
 
 
 def test_masking_and_cutting_keep_positions():
-    text = "\\[ a \\] then \\[ b and \\( c \\) and \\( d\n" + "1+" * 150 + "x"
+    text = "\\[ a \\] then \\[ b and \\( c \\) and \\( d\n" + "1+" * 150 + "x \\[ e \\\\] \\( f \\\\) g \\)"
     masked = C._mask_unclosable(text)
     assert len(masked) == len(text)
-    assert masked.count(C._MASK) == 2  # the "\[" after the last "\]" and the "\(" with no "\)" on its line
-    assert masked.index(C._MASK) == text.index("\\[ b") and masked.rindex(C._MASK) == text.index("\\( d")
+    # the "\[" after the last "\]", the "\(" with no "\)" on its line, and the two whose first close is escaped
+    assert [i for i, c in enumerate(masked) if c == C._MASK] == [
+        text.index(opener) for opener in ("\\[ b", "\\( d", "\\[ e", "\\( f")]
     cut = C._cut_long_runs(text)
     assert len(cut) == len(text) and cut.count(C._MASK) == 300 // C.MAX_EXPR_RUN
 
@@ -66,6 +67,12 @@ ADVERSARIAL = {
     "final answer words": "final answer is " * 12_000,
     "boxed environments without box": "\\[ x \\] $y$ " * 20_000 + "\\boxed{3}",
     "nested braces": "\\boxed{" + "{" * 200_000 + "1" + "}" * 200_000 + "}",
+    # boxes without a closing brace inside one environment (each opener and each box once cost a scan to its end)
+    "unclosed boxes in one \\[ environment": "\\[\n\\boxed{x\n" * 10_000 + "\\]",
+    "unclosed boxes in one \\( environment": "\\(\\boxed{" * 10_000 + "\\)",
+    "unclosed boxes between dollars": "$" + "\\boxed{" * 30_000 + "$ }",
+    "closed boxes, escaped close": "\\[\\boxed{x}" * 10_000 + "\\\\]",
+    "boxes after the last brace": "\\boxed{1} " + "\\boxed{" * 30_000,
 }
 
 

@@ -92,7 +92,7 @@ def own_pool():
 # ---------------------------------------------------------------------------------------------- limits
 
 
-@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -1.0, 0, 0.0, "abc", None, True])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -1.0, 0, 0.0, 1e7, "abc", None, True])
 def test_invalid_time_limits_are_rejected_before_any_process_starts(bad):
     R.shutdown()
     with pytest.raises(ValueError, match="timeout_s"):
@@ -235,7 +235,8 @@ def test_scoring_after_fork_while_other_threads_score_or_hold_the_lock(own_pool)
     held, release = threading.Event(), threading.Event()
 
     def hold_lock():
-        with R._pool(None)._cond:
+        pool = R._pool(None)
+        with R._POOL_LOCK, pool._cond:  # the module's lock (held while a pool resizes) and the pool's own
             held.set()
             release.wait(10)
 

@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT_S = 5.0
+MAX_TIMEOUT_S = 86_400.0  # one day
 #: Most workers a process starts by default (``min(this, usable cores)``); verl runs ``reward.num_workers``
 #: (8) reward processes per job, each with its own pool.
 DEFAULT_MAX_WORKERS = 4
@@ -89,8 +90,8 @@ def _check_timeout(value: Any) -> float:
         seconds = float(value)
     except ValueError:
         raise ValueError(f"cwgrpo reward: timeout_s must be a number of seconds, got {value!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"cwgrpo reward: timeout_s must be finite and > 0 seconds, got {value!r}")
+    if not 0 < seconds <= MAX_TIMEOUT_S:  # also refuses nan; far larger limits overflow the OS's poll()
+        raise ValueError(f"cwgrpo reward: timeout_s must be > 0 and at most {MAX_TIMEOUT_S:.0f} seconds, got {value!r}")
     return seconds
 
 

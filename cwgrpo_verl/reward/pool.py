@@ -35,11 +35,11 @@ STARTUP_TIMEOUT_S = float(os.environ.get("CWGRPO_REWARD_STARTUP_S", "120"))
 _SCORING_DIR = Path(__file__).with_name("scoring")
 # Load the scoring folder as a top-level package (no import of cwgrpo_verl, hence none of verl/torch).
 _BOOTSTRAP = (
-    "import importlib.util, os, sys; sys.path.pop(0); d, fd = sys.argv[1], int(sys.argv[2]); "
+    "import importlib.util, os, sys; sys.path.pop(0); d, fd, caller = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]); "
     "s = importlib.util.spec_from_file_location('_cwgrpo_scoring', os.path.join(d, '__init__.py'), "
     "submodule_search_locations=[d]); m = importlib.util.module_from_spec(s); "
     "sys.modules['_cwgrpo_scoring'] = m; s.loader.exec_module(m); "
-    "from _cwgrpo_scoring import worker; worker.zygote(fd, os.getppid(), m.check_answer)"
+    "from _cwgrpo_scoring import worker; worker.zygote(fd, caller, m.check_answer)"
 )
 
 
@@ -102,7 +102,7 @@ class Zygote:
         def run() -> None:  # this thread is the zygote's parent thread for PR_SET_PDEATHSIG
             try:
                 started["proc"] = subprocess.Popen(
-                    [sys.executable, "-c", _BOOTSTRAP, str(_SCORING_DIR), str(theirs.fileno())],
+                    [sys.executable, "-c", _BOOTSTRAP, str(_SCORING_DIR), str(theirs.fileno()), str(os.getpid())],
                     pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL,
                     env=_child_env(),
@@ -145,6 +145,8 @@ class Zygote:
             for fd in fds:
                 os.close(fd)
             raise OSError("the reward's scoring process sent no worker")
+        for fd in fds:  # received descriptors are inheritable: keep them out of programs this process runs
+            os.set_inheritable(fd, False)
         return Worker(int.from_bytes(msg, "little"), fds[0], fds[1])
 
     def alive(self) -> bool:
@@ -225,7 +227,6 @@ class Pool:
         self._workers: dict[int, Worker] = {}  # every live worker, idle or busy
         self._busy = 0
         self._closed = False
-        self.restarts = 0
         self.last_killed: int | None = None
         self._ids = itertools.count()
 
@@ -295,15 +296,12 @@ class Pool:
             try:
                 result = worker.call(data, timeout)
             except DeadBeforeStart as exc:
-                self.restarts += 1
                 self._release(worker, keep=False, dead=exc.dead)
                 continue
             except Timeout:
-                self.restarts += 1
                 self._release(worker, keep=False)
                 return {"acc": False, "pred": "", "reason": "timeout"}
             except Crash as exc:
-                self.restarts += 1
                 self._release(worker, keep=False, dead=exc.dead)
                 crashes += 1
                 if crashes < 2:

@@ -2,8 +2,9 @@
 
     python -m cwgrpo_verl.reward --self-check ../shared/data [--workers N] [--timeout 10] [--every N]
 
-Prints the pass rate per set and every failure; exits 1 if any answer fails. OlympiadBench row 194 has the
-malformed gold ``$221,$8$`` that lighteval cannot match either, so 674/675 there is the expected result.
+Prints the pass rate per set and every failure; exits 1 if any answer fails other than the known data defects
+below (OlympiadBench row 194 has the malformed gold ``$221,$8$`` that lighteval cannot match either, so 674/675
+there is the expected result).
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from typing import Any
 
 from . import compute_score, default_workers, model_like_response
 from .sources import DATA_SOURCES, EVAL_FILES, answer_from_row, gold_from_row
+
+
+#: Gold answers that no reasonable response can match under lighteval's rules (data defects kept for parity).
+KNOWN_UNMATCHABLE = {
+    # OlympiadBench: final_answer "$221,$8$" is malformed; lighteval extracts only the string "221," from it.
+    ("olympiadbench", "$221,$8$"),
+}
 
 
 def run(data_dir, timeout_s: float = 10.0, workers: int | None = None, every: int = 1) -> dict[str, dict[str, Any]]:
@@ -36,7 +44,9 @@ def run(data_dir, timeout_s: float = 10.0, workers: int | None = None, every: in
                 picked,
             )
             failures = [(i, answers[i], r["reason"], r["pred"]) for i, r in zip(picked, results) if r["acc"] != 1.0]
-            report[key] = {"n": len(picked), "passed": len(picked) - len(failures), "failures": failures}
+            known = [f for f in failures if (key, gold_from_row(key, rows[f[0]])) in KNOWN_UNMATCHABLE]
+            report[key] = {"n": len(picked), "passed": len(picked) - len(failures), "failures": failures,
+                           "known": known}
     return report
 
 
@@ -58,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     bad = 0
     for key, r in report.items():
         print(f"{key:14s} {r['passed']:4d}/{r['n']:4d} = {100.0 * r['passed'] / max(r['n'], 1):6.2f}%")
-        for i, ans, reason, pred in r["failures"]:
-            print(f"    row {i}: answer={ans!r} reason={reason} pred={pred!r}")
-        bad += len(r["failures"])
+        for failure in r["failures"]:
+            i, ans, reason, pred = failure
+            note = " (a known data defect)" if failure in r["known"] else ""
+            print(f"    row {i}: answer={ans!r} reason={reason} pred={pred!r}{note}")
+        bad += len(r["failures"]) - len(r["known"])
     return 1 if bad else 0
 
 

@@ -12,7 +12,10 @@ text on realistic and adversarial input alike:
   are masked in a same-length copy of the text, so no attempt scans to the end of the text for each of them;
 * runs of more than :data:`MAX_EXPR_RUN` expression characters (digits, spaces, operators) are cut for the
   expression patterns, whose nested repetition would otherwise backtrack polynomially on such runs;
-* an environment is only tried as a "boxed environment" when a ``\\boxed{`` lies between its delimiters.
+* a "boxed environment" is only tried at an opener whose environment closes validly and holds a ``\\boxed{``
+  with a ``}`` after it (the conditions under which the pattern matches), found from sorted delimiter positions;
+  the pattern then matches without backtracking over other boxes;
+* ``\\boxed{.+}`` is not tried past the last ``}``.
 
 Match positions are those of the original text (the copies have its length), and matched strings are read
 from the original text.
@@ -101,6 +104,9 @@ def _envs(boxed: bool) -> str:
     return _env("first_", boxed) + rest
 
 
+_BOXED = r"(?P<first_latexBoxed>\\boxed{.+})"
+
+
 def _latex_patterns(boxed_priority: int, without_anchor: bool = True) -> list[tuple[int, str]]:
     envs = _envs(False)
     pats = [
@@ -113,7 +119,7 @@ def _latex_patterns(boxed_priority: int, without_anchor: bool = True) -> list[tu
         pats.append((300, envs))
     if boxed_priority >= 0:
         pats.append((boxed_priority, _envs(True)))
-        pats.append((boxed_priority, r"(?P<first_latexBoxed>\\boxed{.+})"))
+        pats.append((boxed_priority, _BOXED))
     return pats
 
 
@@ -128,6 +134,7 @@ class Pattern:
     kind: str
     regex: re.Pattern
     boxed_env: bool = False  # only worth trying at environments that contain \boxed{
+    ends_with_brace: bool = False  # a match ends at a "}"
 
 
 def compile_targets(kinds: tuple[str, ...], boxed_priority: int = 55) -> list[Pattern]:
@@ -139,7 +146,8 @@ def compile_targets(kinds: tuple[str, ...], boxed_priority: int = 55) -> list[Pa
         if kind == "latex":
             boxed_env = _envs(True)
             for prio, src in _latex_patterns(boxed_priority):
-                out.append(Pattern(prio, kind, re.compile(src, re.DOTALL), boxed_env=src == boxed_env))
+                out.append(Pattern(prio, kind, re.compile(src, re.DOTALL), boxed_env=src == boxed_env,
+                                   ends_with_brace=src == _BOXED))
         else:
             for prio, src in _expr_patterns():
                 out.append(Pattern(prio, kind, re.compile(src)))
@@ -163,7 +171,7 @@ class _Text:
         self.text = text
         self._latex: str | None = None
         self._expr: str | None = None
-        self._boxed: list[int] | None = None
+        self._positions: dict[str, list[int]] = {}
 
     @property
     def latex(self) -> str:
@@ -177,37 +185,42 @@ class _Text:
             self._expr = _cut_long_runs(self.text)
         return self._expr
 
-    def boxed_between(self, start: int, end: int) -> bool:
-        if self._boxed is None:
-            self._boxed = [m.start() for m in re.finditer(r"\\boxed\{", self.text)]
-        i = bisect.bisect_left(self._boxed, start)
-        return i < len(self._boxed) and self._boxed[i] < end
+    def next(self, token: str, at: int) -> int | None:
+        """The first position >= ``at`` where ``token`` starts in the scanned copy (occurrences may overlap)."""
+        positions = self._positions.get(token)
+        if positions is None:
+            positions = self._positions[token] = [m.start() for m in re.finditer(f"(?={re.escape(token)})",
+                                                                                   self.latex)]
+        return _first_at(positions, at)
 
 
 def _mask_unclosable(text: str) -> str:
-    """Mask the backslash of every ``\\[`` after the last ``\\]`` and every ``\\(`` with no ``\\)`` after it
-    on its line. They can open no environment; as content of another one they are read from the original."""
+    """Mask the backslash of every ``\\[`` and ``\\(`` that cannot close: an environment's body cannot pass the
+    first ``\\]`` (``\\)`` or line end) after its opener, and a closing delimiter after a backslash does not
+    close. Such openers open nothing; as content of another environment they are read from the original."""
     if "\\[" not in text and "\\(" not in text:
         return text
     chars = None
-    last_close = text.rfind("\\]")
-    pos = text.find("\\[", last_close + 1 if last_close >= 0 else 0)
-    while pos >= 0:
-        chars = chars or list(text)
-        chars[pos] = _MASK
-        pos = text.find("\\[", pos + 2)
-    line_start = 0
-    while line_start <= len(text):
-        line_end = text.find("\n", line_start)
-        line_end = len(text) if line_end < 0 else line_end
-        close = text.rfind("\\)", line_start, line_end)
-        pos = text.find("\\(", max(line_start, close + 1) if close >= 0 else line_start, line_end)
-        while pos >= 0:
+    bracket_closes = [m.start() for m in re.finditer(r"\\\]", text)]
+    paren_closes = [m.start() for m in re.finditer(r"\\\)", text)]
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    for opener in re.finditer(r"\\[\[(]", text):
+        start = opener.start()
+        if text[start + 1] == "[":
+            close = _first_at(bracket_closes, start + 2)
+            closes = close is not None and text[close - 1] != "\\"
+        else:
+            close, newline = _first_at(paren_closes, start + 2), _first_at(newlines, start + 2)
+            closes = close is not None and (newline is None or close < newline) and text[close - 1] != "\\"
+        if not closes:
             chars = chars or list(text)
-            chars[pos] = _MASK
-            pos = text.find("\\(", pos + 2, line_end)
-        line_start = line_end + 1
+            chars[start] = _MASK
     return text if chars is None else "".join(chars)
+
+
+def _first_at(positions: list[int], at: int) -> int | None:
+    i = bisect.bisect_left(positions, at)
+    return positions[i] if i < len(positions) else None
 
 
 _RUN = re.compile(rf"{_EXPR_CHAR}+")
@@ -226,44 +239,66 @@ def _cut_long_runs(text: str) -> str:
 
 
 _ENV_OPENER = re.compile(r"\$|\\\[|\\\(|\s\[")
+_INLINE_DOLLAR_BODY = re.compile(r"(?:\\[$]|[^\n$])*")
+_INLINE_BRACKET_BODY = re.compile(r"[^\n\]\[]*")
 
 
 def _boxed_env_matches(pattern: re.Pattern, t: _Text) -> Iterator[re.Match]:
-    """``finditer`` of the boxed-environment pattern, attempted only where a ``\\boxed{`` can be inside."""
+    """``finditer`` of the boxed-environment pattern, attempted only at openers where it matches.
+
+    Trying the pattern at every opener would cost, for each opener inside one environment (``\\[`` after
+    ``\\[`` ...), a scan to its end for every ``\\boxed{`` in between: cubic in the text."""
     if "\\boxed{" not in t.text:
         return
     scan, pos = t.latex, 0
     for opener in _ENV_OPENER.finditer(scan):
         start = opener.start()
-        if start < pos:
-            continue
-        if not t.boxed_between(start, _env_limit(scan, opener)):
-            continue
-        m = pattern.match(scan, start)
-        if m is not None:
-            yield m
-            pos = m.end()
+        if start >= pos and _holds_boxed_answer(scan, t, opener):
+            m = pattern.match(scan, start)
+            if m is not None:  # always, by the conditions checked
+                yield m
+                pos = m.end()
 
 
-def _env_limit(scan: str, opener: re.Match) -> int:
-    """An upper bound of where the environment opened here can close (its content cannot pass it)."""
-    start, tok = opener.start(), opener.group()
-    if tok == "$":
-        if scan.startswith("$$", start):
-            end = scan.find("$$", start + 2)
-            return len(scan) if end < 0 else end
-        end = scan.find("\n", start)
-        return len(scan) if end < 0 else end
-    if tok == "\\[":
-        end = scan.find("\\]", start + 2)
-        return len(scan) if end < 0 else end
-    end = scan.find("\n", start + 1)
-    return len(scan) if end < 0 else end
+def _holds_boxed_answer(scan: str, t: _Text, opener: re.Match) -> bool:
+    """Whether a boxed environment matches at ``opener``: the opener may open, its body (as far as the body's
+    characters reach) ends at a closing delimiter that may close, and holds ``\\boxed{`` with a ``}`` at least
+    one character after it."""
+    start, token = opener.start(), opener.group()
+    before = scan[start - 1] if start else ""
+    if token == "$" and scan.startswith("$$", start):
+        content, may_open = start + 2, before != "\\"
+        end = t.next("$$", content)
+    elif token == "$":
+        content, may_open = start + 1, before != "\\" and not before.isdecimal()
+        end = _INLINE_DOLLAR_BODY.match(scan, content).end()
+        end = end if scan.startswith("$", end) else None
+    elif token == "\\[":
+        content, may_open = start + 2, before != "\\"
+        end = t.next("\\]", content)
+    elif token == "\\(":
+        content, may_open = start + 2, before != "\\"
+        end, newline = t.next("\\)", content), t.next("\n", content)
+        end = None if end is None or (newline is not None and newline < end) else end
+    else:  # whitespace and "[", closed by "]" and whitespace
+        content, may_open = start + 2, True
+        end = _INLINE_BRACKET_BODY.match(scan, content).end()
+        return (scan.startswith("]", end) and scan[end + 1:end + 2].isspace()
+                and _boxed_with_content(t, content, end))
+    return may_open and end is not None and scan[end - 1] != "\\" and _boxed_with_content(t, content, end)
+
+
+def _boxed_with_content(t: _Text, content: int, end: int) -> bool:
+    box = t.next("\\boxed{", content)
+    brace = None if box is None else t.next("}", box + 8)
+    return brace is not None and brace < end
 
 
 def _matches(p: Pattern, t: _Text) -> Iterator[re.Match]:
     if p.boxed_env:
         return _boxed_env_matches(p.regex, t)
+    if p.ends_with_brace:
+        return p.regex.finditer(t.latex, 0, t.latex.rfind("}") + 1)
     return p.regex.finditer(t.latex if p.kind == "latex" else t.expr)
 
 

@@ -167,7 +167,10 @@ def _expr_value(text: str, match: re.Match):
     if integer or decimal:
         integer = integer.translate(str.maketrans("", "", ", ")).lstrip("0") or "0"
         number_str = integer + decimal.replace(",", ".")
-        number = sympy.Number(number_str)
+        try:
+            number = sympy.Number(number_str)
+        except Exception:  # noqa: BLE001  (e.g. more digits than Python converts): not a parsable candidate
+            return None, number_str
         return (percent_of(number) if get("percent") else number), number_str
     expr = get("expr")
     if expr:
