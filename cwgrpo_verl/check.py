@@ -21,8 +21,11 @@ run (bad arguments, unreachable address, nothing within ``--timeout``).
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -192,9 +195,10 @@ def check_cluster(address: str | None, runtime_env: dict | None, dog: Watchdog) 
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    driver = fresh_driver_probe()  # meanwhile: this process has imported cwgrpo_verl, so it cannot tell
     dog.stage = f"connecting to the Ray cluster at {address or 'the default address'}"
     ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, logging_level=logging.WARNING)
-    reports: dict[str, dict | None] = {"driver": probe()}
+    reports: dict[str, dict | None] = {}
     try:
         _by_value()
         nodes = alive_nodes()
@@ -215,7 +219,29 @@ def check_cluster(address: str | None, runtime_env: dict | None, dog: Watchdog) 
     finally:
         dog.stage = "disconnecting from Ray"
         ray.shutdown()
-    return reports
+    dog.stage = "waiting for the driver's report (a fresh `import verl` on this machine)"
+    return {"driver": driver_report(driver, dog.left()), **reports}
+
+
+def fresh_driver_probe() -> subprocess.Popen:
+    """:func:`probe` in a new interpreter on this machine, as a training driver starts (``import verl`` first)."""
+    source = f"{inspect.getsource(probe)}\nimport json\nprint(json.dumps(probe()))"
+    return subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, text=True)
+
+
+def driver_report(process: subprocess.Popen, timeout_s: float) -> dict | None:
+    try:
+        out, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None
+    lines = out.strip().splitlines()
+    if process.returncode or not lines:
+        return {"pid": process.pid, "host": socket.gethostname(), "ok": False,
+                "reason": f"the probe exited with status {process.returncode}"}
+    return json.loads(lines[-1])
 
 
 # --- job: submit this check to the job server ---------------------------------------------------------------------

@@ -10,6 +10,7 @@
 # Paths must be absolute and on storage every node sees; the recipe checks them on every node at start-up.
 # PRINT_CONFIG=1 makes the job print the composed config and exit (nothing is trained).
 # FORWARD_ENV lists the environment variables the job gets from this shell (the secrets and caches it needs).
+# The metrics log (VERL_FILE_LOGGER_ROOT, default: this directory) is resolved here too and always forwarded.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -18,7 +19,7 @@ PYTHON=${PYTHON:-python3}
 export RAY_ADDRESS=${RAY_ADDRESS:-http://127.0.0.1:8265}
 WORKING_DIR=${WORKING_DIR:-$(cd "$HERE/.." && pwd)}
 RUNTIME_ENV=${RUNTIME_ENV:-$HERE/runtime_env.yaml}
-FORWARD_ENV=${FORWARD_ENV:-"WANDB_API_KEY WANDB_PROJECT WANDB_ENTITY HF_TOKEN HF_HOME HF_ENDPOINT VERL_FILE_LOGGER_ROOT VERL_FILE_LOGGER_PATH"}
+FORWARD_ENV=${FORWARD_ENV:-"WANDB_API_KEY WANDB_PROJECT WANDB_ENTITY HF_TOKEN HF_HOME HF_ENDPOINT"}
 SUBMISSION_ID=${SUBMISSION_ID:-}
 NO_WAIT=${NO_WAIT:-0}                          # 1: return after submitting; follow with `ray job logs -f ID`
 
@@ -33,11 +34,22 @@ else
     mapfile -t lines <<< "$resolved"
     command=(python -m "${lines[@]}")
     for arg in "${lines[@]:1}"; do  # the paths a job on another node must be able to see
-        case "$arg" in
-            data.train_files=*|trainer.default_local_dir=*)
-                value=${arg#*=}
-                [[ "$value" == /* ]] || { echo "submit_ray_job.sh: $arg is not an absolute path" >&2; exit 2; } ;;
+        key=${arg%%=*}; key=${key#+}; key=${key#+}
+        case "$key" in
+            data.train_files|data.val_files|trainer.default_local_dir|trainer.resume_from_path) ;;
+            actor_rollout_ref.model.path|actor_rollout_ref.ref.model.path) ;;
+            *) continue ;;
         esac
+        value=${arg#*=}; value=${value#[}; value=${value%]}
+        IFS=, read -ra paths <<< "$value"
+        for path in "${paths[@]}"; do
+            [[ "$path" == /* || "$path" == null || "$path" == *://* ]] && continue
+            # a model path that names nothing here is a hub name
+            [[ "$key" == *model.path && "$path" != "~"* && ! -e "$path" ]] && continue
+            echo "submit_ray_job.sh: $key=$path is not an absolute path; the job runs on another machine, in a" \
+                 "copy of the repo: give paths on storage every node sees" >&2
+            exit 2
+        done
     done
     [[ "${PRINT_CONFIG:-0}" == "1" ]] && command+=(--cfg job --resolve)
 fi
@@ -49,7 +61,14 @@ import yaml
 
 env = yaml.safe_load(open(sys.argv[1])) or {}
 env["working_dir"] = sys.argv[2]
-env.setdefault("env_vars", {}).update({name: os.environ[name] for name in sys.argv[3:] if name in os.environ})
+env_vars = env.setdefault("env_vars", {})
+env_vars.update({name: os.environ[name] for name in sys.argv[3:] if name in os.environ})
+# verl's file logger writes <root>/<project>/<experiment>.jsonl under the job's working directory, Ray's temporary
+# copy of the repo: resolve it here, to where a run started from this directory would write it
+if os.environ.get("VERL_FILE_LOGGER_PATH"):
+    env_vars["VERL_FILE_LOGGER_PATH"] = os.path.abspath(os.path.expanduser(os.environ["VERL_FILE_LOGGER_PATH"]))
+else:
+    env_vars["VERL_FILE_LOGGER_ROOT"] = os.path.abspath(os.path.expanduser(os.environ.get("VERL_FILE_LOGGER_ROOT", ".")))
 print(json.dumps(env))
 EOF
 )

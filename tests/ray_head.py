@@ -45,7 +45,9 @@ def local_ray_head(num_cpus: int = 2, timeout_s: float = 120.0):
     url = f"http://127.0.0.1:{dashboard}"
     try:
         deadline = time.monotonic() + timeout_s
-        while subprocess.run([ray_cli(), "job", "list", "--address", url], env=env, capture_output=True).returncode:
+        # ready when it takes a job: the dashboard answers `ray job list` before its job agent is up
+        probe = [ray_cli(), "job", "submit", "--no-wait", "--address", url, "--", "true"]
+        while subprocess.run(probe, env=env, capture_output=True).returncode:
             if head.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the test's Ray head did not come up:\n{head.stdout.read()[-3000:]}")
             time.sleep(1)

@@ -137,7 +137,10 @@ def test_dashboard_address_checks_every_node_and_fails_on_the_one_without_the_pl
     assert "NOT registered: import verl did not load cwgrpo_verl" in worker
     assert "VERL_USE_EXTERNAL_PLUGINS=none" in worker
     verdict = next(line for line in out.splitlines() if line.startswith("cwgrpo_verl: "))
-    assert verdict.startswith("cwgrpo_verl: MISSING in 1 of 3 (node ") and "pip install -e ." in verdict
+    # the job's driver runs on either node: missing in the worker node, and in the driver when it runs there
+    driver_ok = "registered (cwgrpo_verl" in next(line for line in out.splitlines() if line.startswith("driver: "))
+    expected = "cwgrpo_verl: MISSING in 1 of 3 (node " if driver_ok else "cwgrpo_verl: MISSING in 2 of 3 (driver, node "
+    assert verdict.startswith(expected) and "pip install -e ." in verdict, verdict
 
 
 def test_job_defaults_ship_what_submit_ray_job_ships():
@@ -263,3 +266,10 @@ def test_blackholed_address_times_out_with_one_line(capsys, monkeypatch):
             assert err == (f"error: cannot reach Ray at {scheme}127.0.0.1:{port} (no answer within 1 s): is the head "
                            "running and the port open from here? (--address / RAY_ADDRESS)\n")
     assert time.monotonic() - started < 5
+
+
+def test_the_drivers_report_comes_from_a_fresh_interpreter(monkeypatch):
+    """This process imported cwgrpo_verl; a driver's `import verl` must load it by itself to count as registered."""
+    monkeypatch.setenv("VERL_USE_EXTERNAL_PLUGINS", "none")
+    report = check.driver_report(check.fresh_driver_probe(), timeout_s=120)
+    assert report["ok"] is False and "import verl did not load cwgrpo_verl" in report["reason"], report

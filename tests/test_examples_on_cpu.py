@@ -156,12 +156,15 @@ def test_a_job_carries_the_submitting_shells_settings(ray_head, tmp_path):
     data, ckpt = tmp_path / "shared" / "data", tmp_path / "shared" / "ckpt"
     env = {**env, "PYTHON": sys.executable, "PRINT_CONFIG": "1", "NNODES": "2", "N_GPUS_PER_NODE": "8",
            "DATA_DIR": str(data), "CHECKPOINT_DIR": str(ckpt), "LOGGER": "[console,file,wandb]", "STOP_AT_STEP": "100"}
-    job = submit(env, "qwen_math_7b_grpo.sh", "trainer.test_freq=25", "actor_rollout_ref.rollout.temperature=0.9")
+    # an override with what a shell or Hydra could mangle on the way: quotes, a comma, a space, $, an interpolation
+    job = submit(env, "qwen_math_7b_grpo.sh", "trainer.test_freq=25", "actor_rollout_ref.rollout.temperature=0.9",
+                 "trainer.experiment_name='run 1, $HOME ${trainer.project_name}'")
     output = job.stdout + job.stderr
     assert job.returncode == 0 and "succeeded" in output, output[-4000:]
     for line in ("nnodes: 2", "n_gpus_per_node: 8", f"train_files: {data}/open_rs.parquet",
                  f"default_local_dir: {ckpt}", "test_freq: 25", "temperature: 0.9", "stop_at_step: 100",
-                 "total_training_steps: 150", "loss_mode: vanilla", "- wandb"):
+                 "total_training_steps: 150", "loss_mode: vanilla", "- wandb", "experiment_name: run 1, $HOME cwgrpo",
+                 f"- {data}/olympiadbench.parquet"):
         assert re.search(rf"^\s*{re.escape(line)}$", output, re.M), (line, output[-4000:])
 
 
@@ -182,6 +185,7 @@ def test_a_job_gets_the_named_environment_and_one_resolved_command(tmp_path):
     assert "CWGRPO_NOT_FORWARDED" not in runtime_env["env_vars"] and "HF_HOME" not in runtime_env["env_vars"]
     assert runtime_env["env_vars"]["VERL_USE_EXTERNAL_MODULES"] == "cwgrpo_verl"  # from runtime_env.yaml
     assert runtime_env["working_dir"] == str(REPO)
+    assert runtime_env["env_vars"]["VERL_FILE_LOGGER_ROOT"] == str(REPO)  # the metrics log: not Ray's repo copy
     command = args[args.index("--") + 1:]
     assert command[:3] == ["python", "-m", "recipe.cwgrpo.main_cwgrpo"]
     assert {"trainer.nnodes=3", "data.train_files=/shared/data/open_rs.parquet", "trainer.test_freq=25",
@@ -192,18 +196,43 @@ def test_a_job_gets_the_named_environment_and_one_resolved_command(tmp_path):
 def test_a_node_that_cannot_see_the_data_fails_at_start_up_naming_the_path(ray_head, tmp_path):
     _, env = ray_head
     missing = tmp_path / "not-shared"
-    env = {**env, "PYTHON": sys.executable, "DATA_DIR": str(missing), "CHECKPOINT_DIR": str(tmp_path / "ckpt")}
+    env = {**env, "PYTHON": sys.executable, "DATA_DIR": str(missing), "CHECKPOINT_DIR": str(tmp_path / "ckpt"),
+           "VERL_FILE_LOGGER_ROOT": str(tmp_path / "logs")}
     job = submit(env, "r1_distill_1.5b_cwgrpo.sh", "trainer.n_gpus_per_node=1")
     output = job.stdout + job.stderr
     assert job.returncode != 0, output[-3000:]
     assert re.search(rf"node [\d.]+: data.train_files={re.escape(str(missing))}/open_rs.parquet: no such file", output), \
         output[-4000:]
+    # the output folders were checked (a file written there from the task runner's node), and nothing is left there
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "logs"]
+    assert not list((tmp_path / "ckpt").iterdir()) and not list((tmp_path / "logs").iterdir())
 
 
-def test_relative_paths_are_refused_before_submitting():
-    env = {**os.environ, "DATA_DIR": "data", "RAY": "/bin/false"}
-    job = submit(env, "r1_distill_1.5b_cwgrpo.sh")
-    assert job.returncode == 2 and "data.train_files=data/open_rs.parquet is not an absolute path" in job.stderr
+@pytest.mark.parametrize("env_or_override, refused", [
+    ({"DATA_DIR": "data"}, "data.train_files=data/open_rs.parquet"),
+    ("data.val_files=[/shared/a.parquet,b.parquet]", "data.val_files=b.parquet"),
+    ("+trainer.resume_from_path=ckpt/global_step_50", "trainer.resume_from_path=ckpt/global_step_50"),
+    ({"MODEL_PATH": "examples"}, "actor_rollout_ref.model.path=examples"),  # a local folder, given relative
+])
+def test_relative_paths_are_refused_before_submitting(env_or_override, refused):
+    env = {**os.environ, "RAY": "/bin/false", "DATA_DIR": "/shared/data"}
+    overrides = []
+    if isinstance(env_or_override, dict):
+        env.update(env_or_override)
+    else:
+        overrides.append(env_or_override)
+    job = submit(env, "r1_distill_1.5b_cwgrpo.sh", *overrides)
+    assert job.returncode == 2 and f"{refused} is not an absolute path" in job.stderr, job.stderr
+
+
+def test_hub_model_names_and_absolute_paths_are_submitted(tmp_path):
+    fake_ray = tmp_path / "ray"
+    fake_ray.write_text("#!/usr/bin/env bash\nexit 0\n")
+    fake_ray.chmod(0o755)
+    env = {**os.environ, "RAY": str(fake_ray), "PYTHON": sys.executable, "DATA_DIR": "/shared/data",
+           "MODEL_PATH": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"}
+    job = submit(env, "r1_distill_1.5b_cwgrpo.sh", "trainer.resume_from_path=null")
+    assert job.returncode == 0, job.stderr
 
 
 def test_the_main_ppo_script_runs_the_readmes_flags():

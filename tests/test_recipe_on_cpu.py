@@ -117,3 +117,26 @@ def test_a_resumed_run_logs_to_a_new_file_instead_of_truncating_the_earlier_one(
     assert keep_earlier_file_log(cfg) == tmp_path / "p" / "e.3.jsonl"
     os.environ["VERL_FILE_LOGGER_PATH"] = "/chosen/by/the/user.jsonl"
     assert keep_earlier_file_log(cfg) is None
+
+
+def test_start_up_names_each_path_a_node_cannot_see_or_that_is_not_shared(tmp_path, monkeypatch):
+    """What each node's probe reports (tests/test_examples_on_cpu.py runs it on a real Ray node)."""
+    from recipe.cwgrpo.preflight import path_problems, run_paths
+
+    data, ckpt, logs = tmp_path / "data", tmp_path / "ckpt", tmp_path / "logs"
+    data.mkdir()
+    (data / "open_rs.parquet").touch()
+    monkeypatch.setenv("VERL_FILE_LOGGER_ROOT", str(logs))
+    monkeypatch.delenv("VERL_FILE_LOGGER_PATH", raising=False)
+    cfg = compose_recipe([f"data.train_files={data}/open_rs.parquet", f"data.val_files=[{data}/missing.parquet]",
+                          f"trainer.default_local_dir={ckpt}", "actor_rollout_ref.model.path=org/hub-name"])
+    paths = run_paths(cfg)
+    assert paths == {"data.train_files": (f"{data}/open_rs.parquet", "file"),
+                     "data.val_files": (f"{data}/missing.parquet", "file"),
+                     "trainer.default_local_dir": (str(ckpt), "writable"),
+                     "VERL_FILE_LOGGER_ROOT": (str(logs), "writable")}  # the hub name is not a path
+    assert path_problems(paths) == [f"data.val_files={data}/missing.parquet: no such file"]
+    (ckpt / ".marker").touch()  # written by the task runner's node; the logs folder "is another disk"
+    problems = path_problems(paths, marker=".marker")
+    assert problems[1:] == [f"VERL_FILE_LOGGER_ROOT={logs}: not the storage the task runner's node sees (a file "
+                            "written there from that node is absent here): use a folder on a shared file system"]

@@ -1,15 +1,17 @@
 """Start-up work of the recipe's task runner, before any model is loaded.
 
-- :func:`check_paths_on_every_node`: every node that takes part sees the run's data, model and checkpoints. On a
-  cluster the paths are resolved on the submitting machine (examples/submit_ray_job.sh) and must be on storage
-  every node mounts; a node that cannot see them would otherwise fail minutes later with a bare
-  FileNotFoundError, or write checkpoints to its own disk.
+- :func:`check_paths_on_every_node`: every node that takes part sees the run's data, model, checkpoint folder and
+  metrics log. On a cluster the paths are resolved on the submitting machine (examples/submit_ray_job.sh) and must
+  be on storage every node mounts; a node that cannot see them would otherwise fail minutes later with a bare
+  FileNotFoundError, or write checkpoints to its own disk (a file written into each output folder from this node
+  must be visible from every other node).
 - :func:`keep_earlier_file_log`: a resumed run logs to a new file instead of truncating the earlier one.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -26,11 +28,18 @@ def run_paths(config: DictConfig) -> dict[str, tuple[str, str]]:
             paths[f"data.{key}" + (f"[{i}]" if len(files) > 1 else "")] = (str(path), "file")
     paths["actor_rollout_ref.model.path"] = (str(config.actor_rollout_ref.model.path), "dir")
     paths["trainer.default_local_dir"] = (str(config.trainer.default_local_dir), "writable")
+    loggers = config.trainer.get("logger") or []
+    if "file" in ([loggers] if isinstance(loggers, str) else list(loggers)):
+        if os.environ.get("VERL_FILE_LOGGER_PATH"):
+            paths["VERL_FILE_LOGGER_PATH"] = (os.path.dirname(os.environ["VERL_FILE_LOGGER_PATH"]), "writable")
+        elif os.environ.get("VERL_FILE_LOGGER_ROOT"):
+            paths["VERL_FILE_LOGGER_ROOT"] = (os.path.expanduser(os.environ["VERL_FILE_LOGGER_ROOT"]), "writable")
     return {key: value for key, value in paths.items() if os.path.isabs(value[0])}  # hub names, hdfs:// skipped
 
 
-def path_problems(paths: dict[str, tuple[str, str]]) -> list[str]:
-    """What this machine cannot see (runs on each node)."""
+def path_problems(paths: dict[str, tuple[str, str]], marker: Optional[str] = None) -> list[str]:
+    """What this machine cannot see (runs on each node). ``marker``: the name of a file the task runner wrote into
+    every writable folder; a folder without it is another disk than the task runner's."""
     problems = []
     for key, (path, kind) in paths.items():
         if kind == "file" and not os.path.isfile(path):
@@ -45,6 +54,9 @@ def path_problems(paths: dict[str, tuple[str, str]]) -> list[str]:
                 writable, path = False, f"{path} ({error.strerror})"
             if not writable:
                 problems.append(f"{key}={path}: cannot write here")
+            elif marker and not os.path.exists(os.path.join(path, marker)):
+                problems.append(f"{key}={path}: not the storage the task runner's node sees (a file written there "
+                                "from that node is absent here): use a folder on a shared file system")
     return problems
 
 
@@ -58,17 +70,34 @@ def _nodes_that_take_part(accelerator: str) -> Iterable[dict]:
 def check_paths_on_every_node(config: DictConfig, accelerator: str = "GPU", timeout_s: float = 120.0) -> None:
     """Raise a ValueError naming each node and path it cannot see; nodes with an accelerator and this one count."""
     import ray
+    from ray.exceptions import GetTimeoutError
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     paths = run_paths(config)
     if not paths:
         return
+    marker = f".cwgrpo-shared-{uuid.uuid4().hex}"
+    written = []
+    for path, kind in paths.values():
+        if kind == "writable" and not path_problems({"": (path, kind)}):
+            Path(path, marker).touch()
+            written.append(Path(path, marker))
     probe = ray.remote(num_cpus=0)(path_problems)
     nodes = list(_nodes_that_take_part(accelerator))
-    refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(paths)
-            for n in nodes]
+    refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            .remote(paths, marker) for n in nodes]
+    try:
+        answers = ray.get(refs, timeout=timeout_s)
+    except GetTimeoutError:
+        raise ValueError(
+            f"could not check the run's paths: not every node of {[n['NodeManagerAddress'] for n in nodes]} "
+            f"answered within {timeout_s:.0f} s (a node without a free slot for a zero-CPU task, or unreachable)"
+        ) from None
+    finally:
+        for file in written:
+            file.unlink(missing_ok=True)
     found = []
-    for node, problems in zip(nodes, ray.get(refs, timeout=timeout_s)):
+    for node, problems in zip(nodes, answers):
         found += [f"node {node['NodeManagerAddress']}: {problem}" for problem in problems]
     if found:
         raise ValueError(
