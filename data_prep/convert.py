@@ -175,7 +175,7 @@ def convert(
                 if skip_invalid:
                     rejects.write({"row": c.source.rownum, "field": error.field, "problem": error.problem,
                                    "message": message, "data": _jsonable(c.source.data)})
-                elif len(listed) < MAX_LISTED_ERRORS:
+                if len(listed) < MAX_LISTED_ERRORS:
                     listed.append(message)
                 continue
             position = s.valid
@@ -202,6 +202,7 @@ def convert(
             )
         if s.written == 0:
             why = f"; the {s.screened_out} valid row(s) all overlap evaluation problems (--drop-contaminated)" if s.screened_out else ""
+            why += f"; {s.rejected} invalid, the first: {listed[0]}" if s.rejected else ""
             raise DataPrepError(f"{name}: no valid rows in {label} (of {s.total}){why}")
         outputs.commit()
     s.path = out / f"{name}.parquet"

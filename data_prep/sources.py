@@ -3,7 +3,8 @@
 Rows stream (jsonl line by line, parquet batch by batch, datasets memory-mapped), so memory does not grow with
 the file.  Anything wrong with one jsonl line -- invalid UTF-8, invalid JSON, nesting too deep for the parser,
 an integer too long to convert, not an object -- becomes that row's :class:`~data_prep.common.RowError`; blank
-lines are skipped.  A JSON array file is parsed whole (it cannot stream): a syntax error there is a file error.
+lines are skipped.  A JSON array file is decoded one element at a time from its text (the text is held whole):
+a syntax error there is a file error.
 Failures that concern the whole source raise :class:`~data_prep.common.DataPrepError` naming the file and the
 flag that chose it.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,29 +77,72 @@ def iter_jsonl(path: Path) -> Iterator[SourceRow]:
             position += 1
 
 
+_JSON_WS = re.compile(r"[ \t\n\r]*")
+
+
 def _iter_json_array(path: Path, split: str | None) -> Iterator[SourceRow]:
-    raw = path.read_bytes()
+    """A JSON list of objects, decoded one element at a time from the text (the parsed rows are never all in
+    memory); a list wrapped in an object (``{"data": [...]}``) is parsed whole."""
     try:
-        obj = json.loads(raw.decode("utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataPrepError(f"{path}: invalid UTF-8 at byte {e.start + 1} (a JSON array file is read whole)") from None
-    except json.JSONDecodeError as e:
-        raise DataPrepError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-    except (RecursionError, ValueError) as e:
-        raise DataPrepError(f"{path}: invalid JSON ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    del raw
-    if isinstance(obj, dict):  # {"data": [...]}; column-oriented files are not supported
-        for key in ("data", "rows", split or "train"):
-            if isinstance(obj.get(key), list):
-                obj = obj[key]
-                break
-    if not isinstance(obj, list):
-        raise DataPrepError(f"{path}: expected a JSON list of objects or JSON lines")
-    for i, r in enumerate(obj):
+    pos = _JSON_WS.match(text).end()
+    if text.startswith("[", pos):
+        rows = _json_array_elements(path, text, pos + 1)
+    else:
+        rows = _json_wrapped_rows(path, text, split)
+    for i, r in enumerate(rows):
         if isinstance(r, dict):
             yield SourceRow(i + 1, i, r)
         else:
             yield SourceRow(i + 1, i, None, RowError("*", f"row is not an object (got {type(r).__name__})"))
+
+
+def _json_error(path: Path, text: str, pos: int, what: str) -> DataPrepError:
+    line = text.count("\n", 0, pos) + 1
+    return DataPrepError(f"{path}: invalid JSON at line {line} column {pos - text.rfind(chr(10), 0, pos)}: {what}")
+
+
+def _json_array_elements(path: Path, text: str, pos: int) -> Iterator[Any]:
+    decoder = json.JSONDecoder()
+    pos = _JSON_WS.match(text, pos).end()
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            try:
+                element, pos = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as e:
+                raise _json_error(path, text, e.pos, e.msg) from None
+            except (RecursionError, ValueError) as e:  # too deep, an integer too long: the element cannot be skipped
+                reason = f"{type(e).__name__}: {str(e).splitlines()[0]}"
+                raise _json_error(path, text, pos, f"cannot decode this element ({reason})") from None
+            yield element
+            pos = _JSON_WS.match(text, pos).end()
+            if text.startswith(",", pos):
+                pos = _JSON_WS.match(text, pos + 1).end()
+            elif text.startswith("]", pos):
+                pos += 1
+                break
+            else:
+                raise _json_error(path, text, pos, "expected ',' or ']' after an element")
+    if _JSON_WS.match(text, pos).end() != len(text):
+        raise _json_error(path, text, pos, "extra data after the list")
+
+
+def _json_wrapped_rows(path: Path, text: str, split: str | None) -> list:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataPrepError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except (RecursionError, ValueError) as e:
+        raise DataPrepError(f"{path}: invalid JSON ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if isinstance(obj, dict):  # {"data": [...]}; column-oriented files are not supported
+        for key in ("data", "rows", split or "train"):
+            if isinstance(obj.get(key), list):
+                return obj[key]
+    raise DataPrepError(f"{path}: expected a JSON list of objects or JSON lines")
 
 
 def _iter_parquet(path: Path) -> Iterator[SourceRow]:
@@ -155,8 +200,9 @@ def iter_source_rows(source: str | os.PathLike, split: str | None = None, hint: 
         if p.is_dir():
             yield from _iter_saved(p, split, hint)
             return
-    except OSError as e:
-        raise DataPrepError(f"{hint} {p}: cannot read ({e.strerror or type(e).__name__})") from None
+    except OSError as e:  # pyarrow reports a corrupt file as an OSError without strerror
+        reason = e.strerror or (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DataPrepError(f"{hint} {p}: cannot read ({reason})") from None
     s = str(source)
     if s.startswith((".", "/", "~")) or s.endswith((".jsonl", ".json", ".parquet")) or s.count("/") > 1 or not s.strip():
         raise DataPrepError(f"{hint} {s}: no such file or folder (and not a hub dataset id such as owner/name)")

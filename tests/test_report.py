@@ -407,6 +407,20 @@ def test_two_runs_in_one_file_are_told_apart(tmp_path, capsys):
     _one_line_error(capsys, f"{joined}#3: this file holds 2 run(s)")
 
 
+def test_two_runs_that_log_the_same_step_are_told_apart(tmp_path):
+    """Two evaluation-only runs appended to one file both log step 0: two runs, not one overwritten by the other."""
+    joined = tmp_path / "evals.jsonl"
+    joined.write_bytes(file_log(tmp_path / "e1.jsonl", [(0, _val(GRPO_ACC_STEP2))]).read_bytes()
+                       + file_log(tmp_path / "e2.jsonl", [(0, _val(CW_ACC))]).read_bytes())
+    segments = report.read_segments(joined)
+    assert [sorted(s.steps) for s in segments] == [[0], [0]]
+    with pytest.raises(report.LogError, match="this file holds 2 runs"):
+        report.select(segments, None, joined)
+    # one run that logs one step in two records with different metrics stays one run
+    one = file_log(tmp_path / "one.jsonl", [(0, _val(CW_ACC)), (0, {"actor/entropy": 0.5}), (1, {"actor/entropy": 0.4})])
+    assert [sorted(s.steps) for s in report.read_segments(one)] == [[0, 1]]
+
+
 def test_bad_arguments_are_usage_errors(tmp_path, capsys):
     for argv, message in [(["--tail-steps", "0"], "--tail-steps: expected an integer >= 1"),
                           (["--checkpoints", "50,x"], "--checkpoints: expected comma-separated step numbers"),

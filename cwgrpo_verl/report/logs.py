@@ -88,7 +88,10 @@ class _Builder:
         return None
 
     def add(self, lineno: int, step: int, values: dict[str, float]) -> None:
-        if self.last_step is None or step < self.last_step:
+        """A record starts a new run when its step goes back, or repeats the last step with a metric it already has
+        (two runs appended to one file that both log step 0, for example)."""
+        repeated = step == self.last_step and not values.keys().isdisjoint(self.segments[-1].steps[step])
+        if self.last_step is None or step < self.last_step or repeated:
             self.segments.append(Segment(first_line=lineno))
         segment = self.segments[-1]
         segment.steps.setdefault(step, {}).update(values)
