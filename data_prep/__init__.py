@@ -11,8 +11,9 @@ CLI entry points::
     python -m data_prep.decontaminate --train X.parquet --eval DIR_OR_FILES... --report out.csv
                                       [--n 13] [--threshold 0.5] [--drop-contaminated --out CLEAN.parquet]
 
-Every run is all-or-nothing and re-runnable: outputs change only when a run succeeds, re-running over the same
-folder gives the same bytes, and every failure is one line naming the file, row and field, or the flag to use.
+Every output is all-or-nothing and re-runnable: a file changes only when the pass that writes it succeeds
+(``eval_sets`` writes the sets that succeed and reports the others), re-running over the same folder gives the
+same bytes, and every failure is one line naming the file, row and field, or the flag to use.
 Modules: ``common`` (what a row means), ``sources`` and ``hub`` (reading), ``convert`` (the pass),
 ``output`` (writing), ``decontaminate``, ``cli``.
 """
