@@ -137,6 +137,20 @@ def test_start_up_names_each_path_a_node_cannot_see_or_that_is_not_shared(tmp_pa
                      "VERL_FILE_LOGGER_ROOT": (str(logs), "writable")}  # the hub name is not a path
     assert path_problems(paths) == [f"data.val_files={data}/missing.parquet: no such file"]
     (ckpt / ".marker").touch()  # written by the task runner's node; the logs folder "is another disk"
-    problems = path_problems(paths, marker=".marker")
+    problems = path_problems(paths, marker=".marker", wait_s=0)
     assert problems[1:] == [f"VERL_FILE_LOGGER_ROOT={logs}: not the storage the task runner's node sees (a file "
                             "written there from that node is absent here): use a folder on a shared file system"]
+
+
+def test_a_marker_that_shows_late_on_a_network_file_system_still_counts(tmp_path):
+    import threading
+
+    from recipe.cwgrpo.preflight import path_problems
+
+    late = threading.Timer(1.5, (tmp_path / ".marker").touch)  # as an NFS client may show a new file late
+    late.start()
+    try:
+        assert path_problems({"trainer.default_local_dir": (str(tmp_path), "writable")}, marker=".marker",
+                             wait_s=20) == []
+    finally:
+        late.join()

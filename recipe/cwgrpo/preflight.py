@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Iterable, Optional
@@ -37,9 +39,10 @@ def run_paths(config: DictConfig) -> dict[str, tuple[str, str]]:
     return {key: value for key, value in paths.items() if os.path.isabs(value[0])}  # hub names, hdfs:// skipped
 
 
-def path_problems(paths: dict[str, tuple[str, str]], marker: Optional[str] = None) -> list[str]:
+def path_problems(paths: dict[str, tuple[str, str]], marker: Optional[str] = None, wait_s: float = 30.0) -> list[str]:
     """What this machine cannot see (runs on each node). ``marker``: the name of a file the task runner wrote into
-    every writable folder; a folder without it is another disk than the task runner's."""
+    every writable folder; a folder where it does not appear within ``wait_s`` is another disk than the task
+    runner's (a network file system may show a new file on other machines only after its cache expires)."""
     problems = []
     for key, (path, kind) in paths.items():
         if kind == "file" and not os.path.isfile(path):
@@ -54,10 +57,23 @@ def path_problems(paths: dict[str, tuple[str, str]], marker: Optional[str] = Non
                 writable, path = False, f"{path} ({error.strerror})"
             if not writable:
                 problems.append(f"{key}={path}: cannot write here")
-            elif marker and not os.path.exists(os.path.join(path, marker)):
+            elif marker and not _appears(path, marker, wait_s):
                 problems.append(f"{key}={path}: not the storage the task runner's node sees (a file written there "
                                 "from that node is absent here): use a folder on a shared file system")
     return problems
+
+
+def _appears(folder: str, name: str, wait_s: float) -> bool:
+    """Whether ``name`` is in ``folder`` within ``wait_s``, listing the folder (which has an NFS client revalidate
+    it) every second."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with contextlib.suppress(OSError):
+            if name in os.listdir(folder):
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(1.0)
 
 
 def _nodes_that_take_part(accelerator: str) -> Iterable[dict]:
