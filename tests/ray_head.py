@@ -7,20 +7,19 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from cwgrpo_verl.smoke import our_processes
+from verl.utils.net_utils import get_free_port
+
+from cwgrpo_verl.smoke import our_processes, stop_leftovers
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return get_free_port("127.0.0.1")[0]
 
 
 def ray_cli() -> str:
@@ -59,11 +58,9 @@ def local_ray_head(num_cpus: int = 2, timeout_s: float = 120.0):
         except subprocess.TimeoutExpired:  # ...but slowly: a test cluster has nothing to save
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
+        stop_leftovers(head.pid, temp_dir, grace_s=2.0)  # ours for certain: the head's session or its temp dir
         deadline = time.monotonic() + 10
         while (left := our_processes(head.pid, temp_dir)) and time.monotonic() < deadline:
-            for pid in left:  # ours for certain: the head's session or its temp dir
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)
         shutil.rmtree(temp_dir, ignore_errors=True)
         assert not left, f"processes of the test's Ray head survived SIGKILL: {left}"

@@ -25,7 +25,7 @@ def probed(work: Path) -> dict:
     """Record the cw_grpo loss's real micro-batches (tests/e2e/cw_probe.py) into work/probe."""
     (work / "probe").mkdir(parents=True, exist_ok=True)
     return {"VERL_USE_EXTERNAL_MODULES": "cw_probe", "CWGRPO_PROBE_DIR": str(work / "probe"),
-            "PYTHONPATH": os.pathsep.join([str(PROBE), str(smoke.REPO)])}
+            "PYTHONPATH": str(PROBE)}
 
 
 SCHEDULE = 4  # trainer.total_training_steps of both runs: the learning-rate schedule's horizon

@@ -7,7 +7,6 @@ so verl's resource-pool checks and worker placement work unchanged.
 from __future__ import annotations
 
 import contextlib
-import types
 from typing import Optional
 
 import torch
@@ -17,7 +16,7 @@ from verl.plugin.platform import PlatformBase, PlatformRegistry
 NAME = "cpu"
 
 
-class _DeviceModule(types.SimpleNamespace):
+class _DeviceModule:
     """What verl calls on ``get_torch_device()``: ``torch.cpu`` plus the CUDA memory/RNG calls it makes."""
 
     def __getattr__(self, name):
@@ -31,7 +30,7 @@ class _DeviceModule(types.SimpleNamespace):
     def _zero(*_args, **_kwargs):
         return 0
 
-    empty_cache = ipc_collect = set_device = synchronize = reset_peak_memory_stats = _none
+    empty_cache = ipc_collect = reset_peak_memory_stats = _none
     set_per_process_memory_fraction = _none
     memory_allocated = memory_reserved = max_memory_allocated = max_memory_reserved = _zero
 
@@ -161,13 +160,10 @@ def dedupe_backend(backend):
 
 def _install_backend_dedupe() -> None:
     original = dist.init_process_group
-    if getattr(original, "_cwgrpo_cpu", False):
-        return
 
     def init_process_group(backend=None, *args, **kwargs):
         return original(dedupe_backend(backend), *args, **kwargs)
 
-    init_process_group._cwgrpo_cpu = True
     dist.init_process_group = init_process_group
 
 

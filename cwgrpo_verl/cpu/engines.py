@@ -9,12 +9,10 @@ _ENGINES = {"language_model": "FSDPEngineWithLMHead", "value_model": "FSDPEngine
 
 
 def register() -> None:
+    """Once per process (``cwgrpo_verl.cpu.backend`` calls it on import)."""
     for model_type, class_name in _ENGINES.items():
         engine_cls = getattr(transformer_impl, class_name)
-        backends = EngineRegistry._engines.get(model_type, {})
-        for backend in ("fsdp", "fsdp2"):
-            if "cpu" not in backends.get(backend, {}):
-                EngineRegistry.register(model_type=model_type, backend=backend, device="cpu")(engine_cls)
+        EngineRegistry.register(model_type=model_type, backend=["fsdp", "fsdp2"], device="cpu")(engine_cls)
     _unpin_offload_policy()
 
 
@@ -22,11 +20,8 @@ def _unpin_offload_policy() -> None:
     """The reference model's FSDP2 engine asks for ``CPUOffloadPolicy(pin_memory=True)``; pinning needs an
     accelerator, and on a CPU the policy only has to keep the parameters where they already are."""
     policy_cls = transformer_impl.CPUOffloadPolicy
-    if getattr(policy_cls, "_cwgrpo_cpu", False):
-        return
 
     def cpu_offload_policy(*args, pin_memory=True, **kwargs):
         return policy_cls(*args, pin_memory=False, **kwargs)
 
-    cpu_offload_policy._cwgrpo_cpu = True
     transformer_impl.CPUOffloadPolicy = cpu_offload_policy

@@ -39,7 +39,6 @@ class HFServer:
         self.model_config = omega_conf_to_dataclass(model_config)
         self.name = server_name(replica_rank)
         self.model = AutoModelForCausalLM.from_pretrained(self.model_config.local_path, dtype=torch.float32).eval()
-        self.initial = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         if self.model_config.tokenizer is not None and self.model_config.tokenizer.eos_token_id is not None:
@@ -60,13 +59,17 @@ class HFServer:
         unexpected = sorted(set(state_dict) - set(own))
         if unexpected:
             raise KeyError(f"{self.name}: weights for unknown parameters {unexpected[:5]}")
+        change = 0.0  # from the weights the server held: > 0 shows that the trained weights arrived
         with torch.no_grad():
             for key, value in state_dict.items():
-                own[key].copy_(value.to(own[key].dtype))
+                value = value.to(own[key].dtype)
+                change = max(change, float((value - own[key]).abs().max()))
+                own[key].copy_(value)
         self.weight_version += 1
-        change = max(float((own[k] - self.initial[k]).abs().max()) for k in state_dict) if state_dict else 0.0
+        if global_steps is not None:
+            self.global_steps = global_steps
         event = {"event": "weights", "server": self.name, "version": self.weight_version, "tensors": len(state_dict),
-                 "global_steps": global_steps, "max_abs_change_from_initial": change}
+                 "global_steps": global_steps, "max_abs_change": change}
         path = os.environ.get(EVENTS_ENV)
         if path:
             with open(path, "a", encoding="utf-8") as events:
@@ -165,7 +168,7 @@ class HFReplica(RolloutReplica):
 
         server = (
             ray.remote(HFServer)
-            .options(name=server_name(self.replica_rank) + self.name_suffix, num_cpus=0,
+            .options(name=server_name(self.replica_rank), num_cpus=0,  # the name the adapter looks up
                      max_concurrency=self.max_concurrency)
             .remote(self.config, self.model_config, self.replica_rank)
         )
@@ -202,8 +205,6 @@ class HFServerAdapter(BaseRollout):
         if self.is_leader:
             server = ray.get_actor(server_name(self.replica_rank))
             await server.load_weights.remote(state, kwargs.get("global_steps"))
-            if kwargs.get("global_steps") is not None:
-                await server.set_global_steps.remote(kwargs["global_steps"])
 
 
 RolloutReplicaRegistry.register(NAME, lambda: HFReplica)

@@ -72,13 +72,13 @@ def write_data(directory: Path, train_rows: int = 32, eval_rows: int = 1, seed: 
     directory.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
 
-    def addition(split, count):
+    def addition(count):
         pairs = [(rng.randint(10, 49), rng.randint(10, 49)) for _ in range(count)]
         return [(f"What is {a} + {b}?", str(a + b)) for a, b in pairs]
 
-    train = [_row(SMOKE_SOURCE, q, a, "train", i) for i, (q, a) in enumerate(addition("train", train_rows))]
+    train = [_row(SMOKE_SOURCE, q, a, "train", i) for i, (q, a) in enumerate(addition(train_rows))]
     pd.DataFrame(train).to_parquet(directory / "open_rs.parquet")
     for name in EVAL_FILES:
-        rows = [_row(DATA_SOURCES[name], q, a, "test", i) for i, (q, a) in enumerate(addition(name, eval_rows))]
+        rows = [_row(DATA_SOURCES[name], q, a, "test", i) for i, (q, a) in enumerate(addition(eval_rows))]
         pd.DataFrame(rows).to_parquet(directory / f"{name}.parquet")
     return directory
