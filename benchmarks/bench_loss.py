@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cwgrpo_verl.core import cw_weights, ppo_clip_token_losses  # noqa: E402
 from cwgrpo_verl.metrics import to_host, weight_stats  # noqa: E402
 
+GROUP_SIZE = 12  # responses per prompt, as the paper's runs
+
 
 def make_batch(batch, length, device, seed=0):
     g = torch.Generator(device="cpu").manual_seed(seed)
@@ -116,11 +118,13 @@ def main(argv=None):
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
+    if args.batch % GROUP_SIZE:
+        parser.error(f"--batch must be a multiple of {GROUP_SIZE} (the group rows time prompt groups of {GROUP_SIZE})")
     device = torch.device(args.device)
     inputs = make_batch(args.batch, args.length, device)
 
     if device.type == "cuda":  # raises if anything inside the loss synchronises with the host
-        for group_size in (None, 12):
+        for group_size in (None, GROUP_SIZE):
             cw_step(*[t.clone().requires_grad_(i == 1) if i == 1 else t for i, t in enumerate(inputs)], detach=False,
                     sync_check=True, group_size=group_size)
         print("sync check: cw_grpo loss (micro-batch and group statistics) ran under set_sync_debug_mode('error') "
@@ -134,11 +138,9 @@ def main(argv=None):
         ("cw_grpo detached weights", lambda *x: cw_step(*x, detach=True)),
         ("cw_grpo authors' (non-detached)", lambda *x: cw_step(*x, detach=False)),
         ("  same, without the weight metrics", lambda *x: cw_step(*x, detach=False, metrics=False)),
-        ("cw_grpo per group of 12 (non-detached)", lambda *x: cw_step(*x, detach=False, group_size=12)),
+        (f"cw_grpo per group of {GROUP_SIZE} (non-detached)", lambda *x: cw_step(*x, detach=False, group_size=GROUP_SIZE)),
     ]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    if args.batch % 12:
-        parser.error("--batch must be a multiple of 12 (the group rows time prompt groups of 12)")
     print(f"device: {name}; torch {torch.__version__}; {args.batch} x {args.length} tokens; median of {args.iters}")
     results = measure(dict(rows), inputs, args.iters, device)
     base_ms, base_mem = results[rows[0][0]]

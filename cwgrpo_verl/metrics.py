@@ -30,10 +30,7 @@ WEIGHT_KEYS = (
     "weight_frac_lt_0.5",
     "weight_frac_gt_2",
     "weight_ess_frac",
-    "cov_mean",
-    "cov_std",
-    *(f"cov_pos_top_{k}" for k in TAIL_FRACTIONS),
-    *(f"cov_neg_top_{k}" for k in TAIL_FRACTIONS),
+    *(f"cov_{k}" for k in COV_KEYS if k != "num_tokens"),
     "num_tokens",
     "num_responses",
 )

@@ -28,8 +28,8 @@ logger = logging.getLogger("data_prep")
 # Names
 # --------------------------------------------------------------------------------------
 
-#: set name -> verl ``data_source``.  The reward module (cwgrpo_verl/reward.py) is expected to export
-#: the same mapping as ``DATA_SOURCES``; these strings are the contract between the two.
+#: set name -> verl ``data_source``: the reward's ``cwgrpo_verl.reward.DATA_SOURCES`` (the contract between the
+#: two; kept here so that data preparation imports neither verl nor torch; tests/test_data_prep.py checks they agree).
 DATA_SOURCES: dict[str, str] = {
     "open_rs": "cwgrpo/open_rs",
     "aime24": "cwgrpo/aime24",

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from cwgrpo_verl import reward
 from data_prep import common, decontaminate, eval_sets, open_rs
 from data_prep.common import (
     DATA_SOURCES,
@@ -651,19 +652,11 @@ def test_verl_rlhf_dataset_all_real_eval_sets_concatenate(eval_out, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
-# contract with the reward module (cwgrpo_verl/reward.py, written separately)
+# contract with the reward (cwgrpo_verl.reward)
 # ----------------------------------------------------------------------------------------------
 
 
-def _reward_module():
-    reward = pytest.importorskip("cwgrpo_verl.reward")
-    if not all(hasattr(reward, n) for n in ("DATA_SOURCES", "gold_from_row", "compute_score", "model_like_response")):
-        pytest.skip("cwgrpo_verl.reward does not export DATA_SOURCES/gold_from_row/compute_score yet")
-    return reward
-
-
 def test_reward_contract_names_and_gold(shared_data, eval_out):
-    reward = _reward_module()
     assert reward.DATA_SOURCES == DATA_SOURCES
     for set_name in EVAL_SETS:
         rows = read_parquet_rows(eval_out / f"{set_name}.parquet")
@@ -678,7 +671,6 @@ def test_reward_contract_names_and_gold(shared_data, eval_out):
 
 def test_reward_scores_boxed_answers(eval_out):
     """One row per set: the bare answer, boxed in a model-like response, scores 1 against our ground_truth."""
-    reward = _reward_module()
     for set_name in EVAL_SETS:
         r = read_parquet_rows(eval_out / f"{set_name}.parquet")[3]
         out = reward.compute_score(

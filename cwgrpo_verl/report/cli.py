@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-from cwgrpo_verl.report.logs import LogError, read_segments, select, split_selector, warn
+from cwgrpo_verl.report.logs import LogError, load_run, warn
 from cwgrpo_verl.report.tables import VAL_PATTERN, reads, table1, table2, table3
 from cwgrpo_verl.report.write import plot_entropy, write_table1, write_table2, write_table3
 
@@ -60,16 +60,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load(specs, strict: bool, used) -> dict[str, dict]:
-    runs = {}
-    for name, text in specs:
-        path, selector = split_selector(text)
-        runs[name], note = select(read_segments(path, strict, used), selector, path)
-        if note:
-            print(f"note: {name}: {note}", file=sys.stderr)
-    return runs
-
-
 def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
@@ -85,7 +75,7 @@ def main(argv=None) -> int:
     if len({n for n, _ in specs}) != len(specs):
         p.error("run names must be unique")
     try:
-        runs = load(specs, strict=not args.skip_bad_lines, used=used)
+        runs = {name: load_run(text, not args.skip_bad_lines, used, name=name) for name, text in specs}
     except LogError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

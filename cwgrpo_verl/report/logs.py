@@ -292,10 +292,11 @@ def select(segments: list[Segment], selector: str | None, path: Path) -> tuple[S
     return segments[k - 1].steps, (f"{path}: run #{k} of {n} ({spans})" if n > 1 else None)
 
 
-def load_run(spec: str | Path, strict: bool = True, used: Used | None = None) -> Steps:
-    """``{step: {metric: value}}`` of ``PATH``, ``PATH#K`` or ``PATH#resume`` (see the module docstring)."""
+def load_run(spec: str | Path, strict: bool = True, used: Used | None = None, name: str | None = None) -> Steps:
+    """``{step: {metric: value}}`` of ``PATH``, ``PATH#K`` or ``PATH#resume`` (see the module docstring); a note
+    (which run of several was read) goes to stderr, headed by the run's ``name``."""
     path, selector = split_selector(str(spec))
     steps, note = select(read_segments(path, strict, used), selector, path)
     if note:
-        warn(note)
+        print(f"note: {name}: {note}" if name else f"note: {note}", file=sys.stderr)
     return steps
