@@ -14,6 +14,11 @@ A driver outside the cluster cannot join it with ``ray.init`` (Ray supports that
 which is why the dashboard address is not mapped to the GCS one. Inside the job Ray sets ``RAY_ADDRESS`` to the
 GCS address, so the job's copy checks the nodes directly.
 
+``--timeout`` bounds the whole run: as a command it counts from the start of the process, so the several seconds
+of ``import verl`` (the package's ``__init__`` imports it before this module runs) are part of it; calls that take a
+deadline get what is left minus a small reserve, and a call that hangs is cut at the limit. If the imports alone
+took longer, the check stops as soon as it starts, saying so.
+
 Exit status: 0 registered everywhere, 1 missing in some process or a node did not answer, 2 the check could not
 run (bad arguments, unreachable address, nothing within ``--timeout``).
 """
@@ -151,16 +156,30 @@ def reachable(kind: str, address: str, seconds: float) -> None:
                          "here? (--address / RAY_ADDRESS)") from None
 
 
-class Watchdog:
-    """Ends the process with a one-line message when a Ray call that has no timeout of its own hangs."""
+def process_age() -> float:
+    """Seconds since this process started (0.0 where ``/proc`` cannot tell): the imports before ``main`` ran."""
+    try:
+        with open("/proc/self/stat") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
 
-    def __init__(self, seconds: float):
-        self.seconds, self.end, self.stage = seconds, time.monotonic() + seconds, "starting"
-        self._timer = threading.Timer(seconds + 2.0, self._expire)  # 2 s grace for calls that honour the deadline
+
+class Watchdog:
+    """Ends the process with a one-line message at ``seconds`` after ``spent`` seconds already used (the imports of
+    a command), when a Ray call that has no timeout of its own hangs. :meth:`left` is what calls that honour a deadline
+    get: the rest, minus a reserve (at most 1 s) to report before the process is ended."""
+
+    def __init__(self, seconds: float, spent: float = 0.0):
+        self.seconds, self.spent, self.stage = seconds, spent, "starting"
+        self.end = time.monotonic() + seconds - spent
+        self.reserve = min(1.0, 0.2 * seconds)
+        self._timer = threading.Timer(max(0.0, seconds - spent), self._expire)
         self._timer.daemon = True
 
     def left(self) -> float:
-        return max(0.0, self.end - time.monotonic())
+        return max(0.0, self.end - self.reserve - time.monotonic())
 
     def __enter__(self):
         self._timer.start()
@@ -170,7 +189,12 @@ class Watchdog:
         self._timer.cancel()
 
     def _expire(self):
-        print(f"error: {self.stage} did not finish within --timeout {self.seconds:g} s", file=sys.stderr, flush=True)
+        if self.spent >= self.seconds:
+            what = f"starting the check (import verl and the package) took {self.spent:.1f} s"
+            print(f"error: {what}: more than --timeout {self.seconds:g} s", file=sys.stderr, flush=True)
+        else:
+            what = f"{self.stage} did not finish"
+            print(f"error: {what} within --timeout {self.seconds:g} s", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(2)  # the hung call holds the main thread; nothing else can end it
 
@@ -190,13 +214,13 @@ def node_label(index: int, total: int, node: dict) -> str:
 
 def check_cluster(address: str | None, runtime_env: dict | None, dog: Watchdog) -> dict[str, dict | None]:
     """The driver's own report, then one probe pinned to each alive node; ``None`` where a node did not answer."""
+    dog.stage = f"connecting to the Ray cluster at {address or 'the default address'}"
     import logging
 
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     driver = fresh_driver_probe()  # meanwhile: this process has imported cwgrpo_verl, so it cannot tell
-    dog.stage = f"connecting to the Ray cluster at {address or 'the default address'}"
     ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, logging_level=logging.WARNING)
     reports: dict[str, dict | None] = {}
     try:
@@ -268,9 +292,9 @@ def load_runtime_env(path: Path) -> dict:
 
 def check_as_job(url: str, runtime_env: dict, dog: Watchdog) -> int:
     """Submit ``python -m cwgrpo_verl.check`` as a Ray job, print its output, return its exit status."""
+    dog.stage = f"contacting the Ray job server at {url}"
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    dog.stage = f"contacting the Ray job server at {url}"
     client = JobSubmissionClient(url)
     inner = max(1, int(0.8 * dog.left()))  # the job reports its nodes before our own limit
     entrypoint = f"python -m cwgrpo_verl.check --address auto --timeout {inner}"
@@ -303,7 +327,8 @@ def parser() -> argparse.ArgumentParser:
                         "job); default $RAY_ADDRESS, else what ray.init() picks (a cluster on this machine or a new "
                         "local one)")
     p.add_argument("--timeout", type=_positive, default=120.0,
-                   help="give up after this many seconds in all, with a message (default 120)")
+                   help="give up after this many seconds in all, with a message (default 120); counted from the start "
+                        "of the process, so it includes the few seconds of `import verl`")
     p.add_argument("--runtime-env", type=Path, metavar="YAML",
                    help="runtime env (as for `ray job submit --runtime-env`); default for an http address: "
                         f"{CHECKOUT_RUNTIME_ENV.relative_to(CHECKOUT)} of this checkout, as submit_ray_job.sh")
@@ -322,7 +347,8 @@ def _positive(text: str) -> float:
     return value
 
 
-def main(argv=None) -> int:
+def main(argv=None, spent: float = 0.0) -> int:
+    """The command line; ``spent``: seconds of ``--timeout`` already used (by ``python -m``, the imports)."""
     p = parser()
     args = p.parse_args(argv)
     try:
@@ -343,7 +369,7 @@ def main(argv=None) -> int:
             runtime_env = load_runtime_env(args.runtime_env) if args.runtime_env else None
     except CheckError as error:
         p.error(str(error))
-    with Watchdog(args.timeout) as dog:
+    with Watchdog(args.timeout, spent) as dog:
         try:
             if kind != "default":
                 reachable(kind, address, min(10.0, dog.left()))
@@ -365,4 +391,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(spent=process_age()))

@@ -1,6 +1,6 @@
 """Data preparation for cwgrpo-verl: Open-RS training parquet, evaluation parquets, decontamination.
 
-CLI entry points::
+CLI entry points (``python -m data_prep NAME ...`` runs ``python -m data_prep.NAME ...``)::
 
     python -m data_prep.open_rs --out DIR [--source HUB_ID_OR_PATH] [--no-system-prompt] [--skip-invalid]
                                 [--duplicates keep|drop|error]

@@ -1,7 +1,8 @@
 """One streaming pass from a source to ``<out>/<name>.parquet``: read, validate, find repeats, screen, write.
 
 Nothing is dropped silently.  An invalid row of any kind is a row error, ``FILE:row N: field 'X': problem``: it
-fails the run (nothing is written), or with ``skip_invalid`` it goes to ``<name>.rejects.jsonl``.  A row whose
+fails the run (nothing is written), or with ``skip_invalid`` it goes to ``<name>.rejects.jsonl`` (with its
+``data``, or, for a line that could not be parsed, ``data: null`` and the line itself as ``raw``).  A row whose
 problem text (whitespace aside) repeats an earlier row's follows ``duplicates``:
 
 * ``"error"``, the default for evaluation sets: a repeated item counts twice in the accuracy, so the score is no
@@ -28,7 +29,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from data_prep.common import PARQUET_SCHEMA, DataPrepError, RowError, build_row, problem_for
-from data_prep.output import DUPLICATES_SUFFIX, REJECTS_SUFFIX, Outputs, output_dir
+from data_prep.output import (
+    CONTAMINATED_SUFFIX,
+    CONTAMINATION_REPORT_SUFFIX,
+    DUPLICATES_SUFFIX,
+    REJECTS_SUFFIX,
+    Outputs,
+    output_dir,
+)
 from data_prep.sources import SourceRow, iter_source_rows
 
 logger = logging.getLogger("data_prep")
@@ -41,6 +49,8 @@ MAX_LISTED_ERRORS = 20
 
 class RowScreen(Protocol):
     """Decides, row by row, whether a valid row is written (decontamination is one)."""
+
+    def inputs(self) -> list[tuple[str, Path]]: ...
 
     def open(self, outputs: Outputs, out_dir: Path, name: str) -> None: ...
 
@@ -119,6 +129,14 @@ def _jsonable(obj: Any) -> Any:
             return None
 
 
+def _reject(c: Checked, error: RowError, message: str) -> dict[str, Any]:
+    record = {"row": c.source.rownum, "field": error.field, "problem": error.problem, "message": message,
+              "data": _jsonable(c.source.data)}
+    if c.source.data is None and c.source.raw is not None:  # a line that could not be parsed: keep it as read
+        record["raw"] = c.source.raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+    return record
+
+
 def _chars(row: dict[str, Any]) -> int:
     info = row["extra_info"]
     return sum(len(m["content"]) for m in row["prompt"]) + len(row["reward_model"]["ground_truth"]) + len(info["problem"])
@@ -145,12 +163,16 @@ def convert(
     s = Summary(name, label)
     rejects_path, dups_path = out / f"{name}{REJECTS_SUFFIX}", out / f"{name}{DUPLICATES_SUFFIX}"
     listed: list[str] = []
-    with Outputs() as outputs:
+    inputs = [(hint, source)] + (screen.inputs() if screen is not None else [])
+    with Outputs(inputs) as outputs:
         parquet = outputs.parquet(out / f"{name}.parquet", "--out", PARQUET_SCHEMA)
         rejects = outputs.jsonl(rejects_path, "--out")
         dups = outputs.jsonl(dups_path, "--out")
         if screen is not None:
             screen.open(outputs, out, name)
+        else:  # an earlier screened run's report and list describe other data than this run writes
+            outputs.remove(out / f"{name}{CONTAMINATION_REPORT_SUFFIX}", "--out")
+            outputs.remove(out / f"{name}{CONTAMINATED_SUFFIX}", "--out")
         chunk: list[dict[str, Any]] = []
         chars = 0
         checked = check_rows(set_name, source, split_label=split_label, messages_fn=messages_fn, hub_split=hub_split, hint=hint)
@@ -173,8 +195,7 @@ def convert(
                 s.rejected += 1
                 message = row_message(label, c.source.rownum, error)
                 if skip_invalid:
-                    rejects.write({"row": c.source.rownum, "field": error.field, "problem": error.problem,
-                                   "message": message, "data": _jsonable(c.source.data)})
+                    rejects.write(_reject(c, error, message))
                 if len(listed) < MAX_LISTED_ERRORS:
                     listed.append(message)
                 continue

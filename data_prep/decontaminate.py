@@ -20,9 +20,13 @@ Inputs: verl parquet files written by data_prep (problem text from ``extra_info.
 last user message), or raw jsonl/json/parquet files with a ``problem``/``question`` column
 (e.g. shared/data).  A folder means every ``*.parquet``/``*.jsonl``/``*.json`` in it (sorted by name), except
 what is not evaluation data: hidden files, data_prep's side files (``*.rejects.jsonl``, ``*.duplicates.jsonl``,
-``*.contaminated.jsonl``), this run's own input and output, and training sets (a verl parquet whose rows have
+``*.contaminated.jsonl``), the ``--train`` file, and training sets (a verl parquet whose rows have
 ``extra_info.split == 'train'`` or the Open-RS ``data_source``).  So ``--eval data/`` may hold the previous
 ``open_rs.parquet``: re-running gives the same result.  Naming such a file explicitly is an error.
+
+Outputs never overwrite inputs: ``--report``, ``--out`` and its ``.contaminated.jsonl`` list must each be another
+file than ``--train``, every evaluation file read and each other (a one-line error naming both, before anything is
+written).  ``--out`` needs ``--drop-contaminated``, and a run that would drop every training row writes nothing.
 """
 
 from __future__ import annotations
@@ -42,14 +46,21 @@ import pyarrow.parquet as pq
 
 from data_prep.cli import fraction, positive_int, run, setup_logging
 from data_prep.common import DATA_SOURCES, DataPrepError
-from data_prep.output import CONTAMINATED_SUFFIX, SIDE_FILE_SUFFIXES, Outputs, output_file
+from data_prep.output import (
+    CONTAMINATED_SUFFIX,
+    CONTAMINATION_REPORT_SUFFIX,
+    SIDE_FILE_SUFFIXES,
+    Outputs,
+    output_file,
+    same_file,
+)
 from data_prep.sources import iter_source_rows
 
 logger = logging.getLogger("data_prep.decontaminate")
 
 DEFAULT_N = 13
 DEFAULT_THRESHOLD = 0.5
-REPORT_SUFFIX = ".contamination.csv"
+REPORT_SUFFIX = CONTAMINATION_REPORT_SUFFIX
 
 _LATEX_DROP = re.compile(r"\\(left|right|big|Big|bigg|Bigg|quad|qquad|displaystyle|textstyle|mathrm|text|mbox)\b|\\[,;:! ]")
 _LATEX_RENAME = ((re.compile(r"\\[dt]frac\b"), " frac "), (re.compile(r"\\dbinom\b"), " binom "))
@@ -200,10 +211,12 @@ def load_texts(path: str | Path, default_name: str | None = None) -> list[Text]:
     return out
 
 
-def load_eval_texts(items: Iterable[str | Path], exclude: Iterable[str | Path] = (), flag: str = "--eval") -> list[Text]:
+def load_eval_texts(items: Iterable[str | Path], exclude: Iterable[str | Path] = (), flag: str = "--eval",
+                    paths: Sequence[Path] | None = None) -> list[Text]:
+    """The problem texts of the evaluation files named by ``items`` (``paths``: those files, when already expanded)."""
     items = list(items)
     texts: list[Text] = []
-    for p in expand_paths(items, exclude, flag):
+    for p in expand_paths(items, exclude, flag) if paths is None else paths:
         texts.extend(load_texts(p))
     if not texts:
         raise DataPrepError(
@@ -292,10 +305,15 @@ class Screen:
     """
 
     def __init__(self, index: EvalIndex, threshold: float = DEFAULT_THRESHOLD, drop: bool = False,
-                 min_score: float = 0.0, label: str = "train"):
+                 min_score: float = 0.0, label: str = "train", eval_flag: str = "--eval"):
         self.index, self.threshold, self.drop, self.min_score, self.label = index, threshold, drop, min_score, label
+        self.eval_flag = eval_flag
         self.pairs = self.flagged = self.dropped = self.rows = 0
         self._report = self._dropped = None
+
+    def inputs(self) -> list[tuple[str, Path]]:
+        """The evaluation files this screen read, as ``(flag, path)``: no output may overwrite them."""
+        return [(self.eval_flag, Path(p)) for p in dict.fromkeys(e.source for e in self.index.evals)]
 
     def open(self, outputs: Outputs, out_dir: Path, name: str, flag: str = "--out") -> None:
         self.open_files(outputs, out_dir / f"{name}{REPORT_SUFFIX}", out_dir / f"{name}{CONTAMINATED_SUFFIX}", flag, flag)
@@ -371,12 +389,25 @@ def decontaminate(args: argparse.Namespace) -> None:
         if kind not in (".parquet", ".jsonl") or out.suffix.lower() != kind:
             raise DataPrepError(f"--out {out}: must be a file of the same type as --train ({train.name}: .parquet or .jsonl)")
     report = output_file(args.report, "--report")
-    evals = load_eval_texts(args.eval, exclude=[train, out], flag="--eval")
-    screen = Screen(EvalIndex(evals, args.n), args.threshold, args.drop_contaminated, args.min_score, label=str(train))
-    with Outputs() as outputs:
-        dropped = out.with_name(out.stem + CONTAMINATED_SUFFIX) if out is not None else None
+    dropped = out.with_name(out.stem + CONTAMINATED_SUFFIX) if out is not None else None
+    eval_files = expand_paths(args.eval, exclude=[train], flag="--eval")
+    with Outputs([("--train", train), *(("--eval", p) for p in eval_files)]) as outputs:
+        # every output is checked against every input and the other outputs before the evaluation sets are read
+        planned = [(flag, path) for flag, path in (("--report", report), ("--out", out), ("--out", dropped)) if path]
+        for i, (flag, path) in enumerate(planned):
+            outputs.check(path, flag)
+            for other_flag, other in planned[:i]:
+                if same_file(path, other):
+                    raise DataPrepError(f"{flag} {path}: same file as {other_flag} {other}, also written by this run: "
+                                        "give another path")
+        evals = load_eval_texts(args.eval, flag="--eval", paths=eval_files)
+        screen = Screen(EvalIndex(evals, args.n), args.threshold, args.drop_contaminated, args.min_score, label=str(train))
         screen.open_files(outputs, report, dropped, "--report", "--out")
         _screen_file(train, screen, outputs, out)
+        if out is not None and screen.rows and screen.dropped == screen.rows:
+            raise DataPrepError(
+                f"--out {out}: all {screen.rows} training rows overlap evaluation problems (score >= {args.threshold}); "
+                "nothing written (without --drop-contaminated only the --report is written)")
         outputs.commit()
     print(screen.summary())
     print(f"report: {report}")
@@ -399,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     if args.drop_contaminated and not args.out:
         ap.error("--drop-contaminated needs --out CLEAN.parquet")
+    if args.out and not args.drop_contaminated:
+        ap.error("--out needs --drop-contaminated (without it no row is removed and only --report is written)")
     return run(decontaminate, args)
 
 

@@ -15,7 +15,8 @@ With ``--decontaminate-against`` the problems are checked against evaluation set
 parquet output or raw jsonl, files or folders; training sets in a folder, including this tool's own earlier
 output, are skipped): the pair report goes to ``DIR/open_rs.contamination.csv``; with
 ``--drop-contaminated`` rows scoring >= the threshold are removed and listed in
-``DIR/open_rs.contaminated.jsonl``.  Without network, name a local copy with ``--source`` (or set
+``DIR/open_rs.contaminated.jsonl``; a run without it removes both files of an earlier run (they would describe
+other data).  Without network, name a local copy with ``--source`` (or set
 ``HF_HUB_OFFLINE=1`` to use the Hugging Face cache).
 """
 
@@ -55,7 +56,7 @@ def prepare_open_rs(
     screen = None
     if decontaminate_against:  # before reading the source: a bad evaluation path fails first
         evals = load_eval_texts(decontaminate_against, exclude=[out / f"{NAME}.parquet", src], flag="--decontaminate-against")
-        screen = Screen(EvalIndex(evals, n), threshold, drop_contaminated, label=str(src))
+        screen = Screen(EvalIndex(evals, n), threshold, drop_contaminated, label=str(src), eval_flag="--decontaminate-against")
     summary = convert(
         NAME,
         src,

@@ -2,9 +2,11 @@
 
 A run opens every file it will write in one :class:`Outputs` and streams rows into them; no target changes until
 :meth:`Outputs.commit`, so a run that fails (bad rows, a full disk, Ctrl-C) leaves the previous outputs as they
-were.  Temporary files are named ``.<target>.<host>-<pid>-<random>.tmp``.  A process killed outright cannot
-remove its own, so every run first removes the stale ones of the targets it writes: those of a process on this
-host that no longer exists, and any older than :data:`STALE_AFTER_S` (another host, or an older naming).
+were.  Every target is checked, when it is opened, against the run's inputs and its other targets: a target that is
+the same file as one of them is a one-line error naming both, so no run writes over what it reads.  Temporary
+files are named ``.<target>.<host>-<pid>-<random>.tmp``.  A process killed outright cannot remove its own, so
+every run first removes the stale ones of the targets it writes: those of a process on this host that no longer
+exists, and any older than :data:`STALE_AFTER_S` (another host, or an older naming).
 
 Bytes are deterministic: parquet row groups are cut by :mod:`data_prep.convert` at positions that depend only
 on the rows; compression and options are fixed; no pandas metadata.
@@ -37,6 +39,8 @@ REJECTS_SUFFIX = ".rejects.jsonl"
 DUPLICATES_SUFFIX = ".duplicates.jsonl"
 CONTAMINATED_SUFFIX = ".contaminated.jsonl"
 SIDE_FILE_SUFFIXES = (REJECTS_SUFFIX, DUPLICATES_SUFFIX, CONTAMINATED_SUFFIX)
+#: the decontamination report written next to ``<name>.parquet``
+CONTAMINATION_REPORT_SUFFIX = ".contamination.csv"
 
 #: a temporary file older than this is stale even if its process still seems alive (pid reuse, another host)
 STALE_AFTER_S = 3600.0
@@ -72,6 +76,14 @@ def output_file(path: str | os.PathLike, flag: str) -> Path:
         raise DataPrepError(f"{flag} {p}: is a folder; give a file path")
     output_dir(p.parent, flag)
     return p
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` name one file (through links, ``..`` and hard links); a missing path by its name."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _alive(pid: int) -> bool:
@@ -202,18 +214,41 @@ class CsvSink:
 class Outputs:
     """The files of one run.  Use as a context manager: leaving it without :meth:`commit` discards them all.
 
+    ``inputs`` are ``(flag, path)`` of what the run reads: no target may be one of them, nor another target.
     An ``optional`` target that received no records is not written, and an old file at its path is removed
-    (a rejects list from an earlier run must not outlive the data it described).
+    (a rejects list from an earlier run must not outlive the data it described); so is a path given to
+    :meth:`remove` (a side file that this run does not write).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, inputs: Iterable[tuple[str, str | os.PathLike | None]] = ()) -> None:
+        self._inputs = [(flag, Path(p)) for flag, p in inputs if p is not None]
         self._targets: list[_Target] = []
         self._parquets: list[ParquetSink] = []
+        self._removals: list[tuple[Path, str]] = []
+
+    def check(self, path: Path, flag: str) -> None:
+        """A one-line error if ``path`` is an input of this run or already one of its targets."""
+        for other_flag, other in self._inputs:
+            if same_file(path, other):
+                raise DataPrepError(f"{flag} {path}: same file as the input {other_flag} {other}; writing it would "
+                                    "overwrite what this run reads: give another path")
+        for t in self._targets:
+            if same_file(path, t.path):
+                raise DataPrepError(f"{flag} {path}: same file as {t.flag} {t.path}, also written by this run: "
+                                    "give another path")
 
     def _open(self, path: str | os.PathLike, flag: str, optional: bool) -> _Target:
-        t = _Target(output_file(path, flag), flag, optional)
+        p = output_file(path, flag)
+        self.check(p, flag)
+        t = _Target(p, flag, optional)
         self._targets.append(t)
         return t
+
+    def remove(self, path: str | os.PathLike, flag: str) -> None:
+        """Remove the file at ``path`` on :meth:`commit` (a side file of an earlier run that this run does not write);
+        never one of the run's inputs."""
+        if not any(same_file(path, other) for _, other in self._inputs):
+            self._removals.append((Path(path), flag))
 
     def parquet(self, path: str | os.PathLike, flag: str, schema: pa.Schema) -> ParquetSink:
         sink = ParquetSink(self._open(path, flag, optional=False), schema)
@@ -248,6 +283,14 @@ class Outputs:
             except OSError as e:
                 raise DataPrepError(f"{t.flag} {t.path}: cannot write ({_reason(e)})") from None
         self._targets.clear()
+        for path, flag in self._removals:
+            try:
+                if path.is_file():
+                    path.unlink()
+                    logger.info("removed %s (from an earlier run; this run does not write it)", path)
+            except OSError as e:
+                raise DataPrepError(f"{flag} {path}: cannot remove the earlier run's file ({_reason(e)})") from None
+        self._removals.clear()
 
     def discard(self) -> None:
         for sink in self._parquets:
@@ -258,6 +301,7 @@ class Outputs:
         for t in self._targets:
             t.discard()
         self._targets.clear()
+        self._removals.clear()
 
     def __enter__(self) -> Outputs:
         return self

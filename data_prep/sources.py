@@ -35,7 +35,8 @@ class SourceRow:
 
     ``rownum`` is 1-based and is what messages show: the line of a jsonl file, else the row.  ``position`` is
     the 0-based position among the source's rows (blank lines do not count): it becomes ``extra_info.index``.
-    ``raw`` is the jsonl line as read (for tools that copy rows through unchanged).
+    ``raw`` is the jsonl line as read (for tools that copy rows through unchanged), or the JSON text of an array
+    element that is not an object.
     """
 
     rownum: int
@@ -96,7 +97,8 @@ def _iter_json_array(path: Path, split: str | None) -> Iterator[SourceRow]:
         if isinstance(r, dict):
             yield SourceRow(i + 1, i, r)
         else:
-            yield SourceRow(i + 1, i, None, RowError("*", f"row is not an object (got {type(r).__name__})"))
+            raw = json.dumps(r, ensure_ascii=False).encode("utf-8", "backslashreplace")
+            yield SourceRow(i + 1, i, None, RowError("*", f"row is not an object (got {type(r).__name__})"), raw=raw)
 
 
 def _json_error(path: Path, text: str, pos: int, what: str) -> DataPrepError:

@@ -7,7 +7,16 @@
 #       examples/submit_ray_job.sh [r1_distill_1.5b_cwgrpo.sh] [hydra overrides...]
 #   RAY_ADDRESS=http://HEAD:8265 examples/submit_ray_job.sh -- python -m cwgrpo_verl.check   # any other command
 #
-# Paths must be absolute and on storage every node sees; the recipe checks them on every node at start-up.
+# Only training scripts of examples/ are submitted: those that source _lib.sh and call run_entry (train.sh,
+# main_ppo_cwgrpo.sh, evaluate.sh) and those that exec train.sh (the per-run scripts). Any other file, one outside
+# examples/, or a name that is neither a script nor a Hydra override (KEY=VALUE, ~KEY) is refused before anything
+# runs; use `-- COMMAND` for anything else.
+# Overrides are parsed with Hydra's own parser (lists, quotes and all), in $PYTHON: the interpreter with the project
+# installed (default: this checkout's .venv, made by `make setup`, else python3). A line break in an override
+# cannot be carried and is refused; so is a sweep (a,b).
+# Paths must be absolute and on storage every node sees; the recipe checks them on every node at start-up. A model
+# path is a hub name only when it reads OWNER/NAME and names nothing here.
+# DRY_RUN=1 prints the `ray job submit` command, one argument per line, and submits nothing.
 # PRINT_CONFIG=1 makes the job print the composed config and exit (nothing is trained).
 # FORWARD_ENV lists the environment variables the job gets from this shell (the secrets and caches it needs).
 # The metrics log (VERL_FILE_LOGGER_ROOT, default: this directory) is resolved here too and always forwarded.
@@ -15,7 +24,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 RAY=${RAY:-ray}
-PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON:-$([[ -x "$HERE/../.venv/bin/python" ]] && echo "$HERE/../.venv/bin/python" || echo python3)}
 export RAY_ADDRESS=${RAY_ADDRESS:-http://127.0.0.1:8265}
 WORKING_DIR=${WORKING_DIR:-$(cd "$HERE/.." && pwd)}
 RUNTIME_ENV=${RUNTIME_ENV:-$HERE/runtime_env.yaml}
@@ -23,46 +32,117 @@ FORWARD_ENV=${FORWARD_ENV:-"WANDB_API_KEY WANDB_PROJECT WANDB_ENTITY HF_TOKEN HF
 SUBMISSION_ID=${SUBMISSION_ID:-}
 NO_WAIT=${NO_WAIT:-0}                          # 1: return after submitting; follow with `ray job logs -f ID`
 
-if [[ "${1:-}" == "--" ]]; then
+die() {
+    echo "submit_ray_job.sh: $*" >&2
+    exit 2
+}
+
+is_training_script() {
+    { grep -q '^source "$HERE/_lib.sh"' "$1" && grep -Eq '^run_entry[[:space:]]' "$1"; } ||
+        grep -Eq '^[^#]*exec bash .*/train\.sh"' "$1"
+}
+
+overrides=()                                   # what $PYTHON checks: the resolved Hydra overrides
+script=
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+    sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p;}' "${BASH_SOURCE[0]}"
+    exit 0
+elif [[ "${1:-}" == "--" ]]; then
     shift
+    (( $# )) || die "-- needs a command after it (e.g. -- python -m cwgrpo_verl.check)"
     command=("$@")
 else
     script=r1_distill_1.5b_cwgrpo.sh
-    if [[ "${1:-}" == *.sh ]]; then script=$(basename "$1"); shift; fi
-    [[ -f "$HERE/$script" ]] || { echo "submit_ray_job.sh: no examples/$script" >&2; exit 2; }
+    if [[ $# -gt 0 && ( "$1" == *.sh || ( "$1" != *=* && "$1" != "~"* ) ) ]]; then  # a script, not an override
+        given=$1
+        shift
+        path=$([[ "$given" == */* ]] && echo "$given" || echo "$HERE/$given")
+        if [[ ! -f "$path" ]]; then
+            [[ "$given" != */* ]] || die "$given: no such file"
+            [[ "$given" != *.sh && -f "$HERE/$given.sh" ]] &&
+                die "$given: no such script in examples/ (did you mean $given.sh?)"
+            die "$given: neither a script in examples/ nor a Hydra override (KEY=VALUE)"
+        fi
+        [[ "$(cd "$(dirname "$path")" && pwd -P)" == "$(cd "$HERE" && pwd -P)" ]] ||
+            die "$given: not in $HERE: only the training scripts there are submitted (the job runs in a copy of" \
+                "this repo); submit anything else with -- COMMAND"
+        script=$(basename "$path")
+        is_training_script "$HERE/$script" ||
+            die "examples/$script is not a training script (one that sources _lib.sh and calls run_entry, or execs" \
+                "train.sh): it would run here, not in the job; run it yourself, or submit -- COMMAND"
+    fi
+    for arg in "$@"; do
+        [[ "$arg" != *$'\n'* && "$arg" != *$'\r'* ]] ||
+            die "the override '${arg%%[$'\n\r']*}...' contains a line break, which cannot be carried into the" \
+                "job's command"
+    done
     resolved=$(DRY_RUN=1 bash "$HERE/$script" "$@")
     mapfile -t lines <<< "$resolved"
+    [[ "${lines[0]}" =~ ^[A-Za-z_][A-Za-z0-9_.]*$ ]] ||
+        die "examples/$script printed no Python entry point in its dry run (got '${lines[0]}')"
     command=(python -m "${lines[@]}")
-    for arg in "${lines[@]:1}"; do  # the paths a job on another node must be able to see
-        key=${arg%%=*}; key=${key#+}; key=${key#+}
-        case "$key" in
-            data.train_files|data.val_files|trainer.default_local_dir|trainer.resume_from_path) ;;
-            actor_rollout_ref.model.path|actor_rollout_ref.ref.model.path) ;;
-            *) continue ;;
-        esac
-        value=${arg#*=}; value=${value#[}; value=${value%]}
-        IFS=, read -ra paths <<< "$value"
-        for path in "${paths[@]}"; do
-            [[ "$path" == /* || "$path" == null || "$path" == *://* ]] && continue
-            # a model path that names nothing here is a hub name
-            [[ "$key" == *model.path && "$path" != "~"* && ! -e "$path" ]] && continue
-            echo "submit_ray_job.sh: $key=$path is not an absolute path; the job runs on another machine, in a" \
-                 "copy of the repo: give paths on storage every node sees" >&2
-            exit 2
-        done
-    done
-    [[ "${PRINT_CONFIG:-0}" == "1" ]] && command+=(--cfg job --resolve)
+    overrides=("${lines[@]:1}")
 fi
 
-runtime_env=$("$PYTHON" - "$RUNTIME_ENV" "$WORKING_DIR" $FORWARD_ENV <<'EOF'
-import json, os, sys
+# The overrides (parsed as Hydra parses them) and the job's runtime env. Exit status 2: a refusal, said on stderr.
+set +e
+runtime_env=$("$PYTHON" - "$RUNTIME_ENV" "$WORKING_DIR" "$FORWARD_ENV" "${overrides[@]}" <<'EOF'
+import json, os, re, sys
 
-import yaml
+PATH_KEYS = {"data.train_files", "data.val_files", "trainer.default_local_dir", "trainer.resume_from_path",
+             "actor_rollout_ref.model.path", "actor_rollout_ref.ref.model.path"}
+HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # OWNER/NAME (or a bare NAME)
 
-env = yaml.safe_load(open(sys.argv[1])) or {}
+
+def fail(message):
+    print(f"submit_ray_job.sh: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check(overrides):
+    """Every override as Hydra reads it; the paths a job on another node must be able to see."""
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+    except ImportError as error:
+        fail(f"PYTHON={sys.executable} cannot import hydra ({error}): set PYTHON to the interpreter verl is installed "
+             "in (e.g. PYTHON=.venv/bin/python)")
+    parser = OverridesParser.create()
+    for text in overrides:
+        try:
+            override = parser.parse_overrides([text])[0]
+        except Exception as error:  # Hydra's OverrideParseException, or a grammar error below it
+            fail(f"{text!r} is not a Hydra override ({str(error).strip().splitlines()[0]})")
+        if override.is_sweep_override():
+            fail(f"{text!r} is a sweep (values separated by commas), which one run cannot take: quote the value "
+                 "('a,b') or give a list ([a,b])")
+        key = override.key_or_group
+        if key not in PATH_KEYS:
+            continue
+        value = override.value()
+        for path in value if isinstance(value, list) else [value]:
+            if not isinstance(path, str) or path.startswith("/") or "://" in path or "${" in path:
+                continue  # null, absolute, a URL (hdfs://), an interpolation resolved in the job
+            local = os.path.exists(path)
+            if key.endswith("model.path") and HUB_NAME.fullmatch(path) and not local:
+                continue  # a hub name
+            where = "" if local else " (and nothing here has that name)"
+            fail(f"{key}={path} is not an absolute path{where}; the job runs on another machine, in a copy of the "
+                 "repo: give paths on storage every node sees")
+
+
+if len(sys.argv) > 4:
+    check(sys.argv[4:])
+try:
+    import yaml
+except ImportError as error:
+    fail(f"PYTHON={sys.executable} cannot import yaml ({error}): set PYTHON to the interpreter verl is installed in")
+try:
+    env = yaml.safe_load(open(sys.argv[1])) or {}
+except (OSError, yaml.YAMLError) as error:
+    fail(f"RUNTIME_ENV={sys.argv[1]}: cannot read it ({str(error).splitlines()[0]})")
 env["working_dir"] = sys.argv[2]
 env_vars = env.setdefault("env_vars", {})
-env_vars.update({name: os.environ[name] for name in sys.argv[3:] if name in os.environ})
+env_vars.update({name: os.environ[name] for name in sys.argv[3].split() if name in os.environ})
 # verl's file logger writes <root>/<project>/<experiment>.jsonl under the job's working directory, Ray's temporary
 # copy of the repo: resolve it here, to where a run started from this directory would write it
 if os.environ.get("VERL_FILE_LOGGER_PATH"):
@@ -72,7 +152,18 @@ else:
 print(json.dumps(env))
 EOF
 )
+status=$?
+set -e
+(( status != 2 )) || exit 2
+(( status == 0 )) || die "PYTHON=$PYTHON failed (exit status $status) while checking the overrides and writing the" \
+                         "runtime env; nothing submitted (set PYTHON to the interpreter verl is installed in)"
+[[ "${PRINT_CONFIG:-0}" == "1" && -n "$script" ]] && command+=(--cfg job --resolve)
+
 args=(--address "$RAY_ADDRESS" --runtime-env-json "$runtime_env")
 [[ -n "$SUBMISSION_ID" ]] && args+=(--submission-id "$SUBMISSION_ID")
 [[ "$NO_WAIT" == "1" ]] && args+=(--no-wait)
+if [[ "${DRY_RUN:-0}" == "1" ]]; then
+    printf '%s\n' "$RAY" job submit "${args[@]}" -- "${command[@]}"
+    exit 0
+fi
 exec "$RAY" job submit "${args[@]}" -- "${command[@]}"

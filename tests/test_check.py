@@ -273,3 +273,40 @@ def test_the_drivers_report_comes_from_a_fresh_interpreter(monkeypatch):
     monkeypatch.setenv("VERL_USE_EXTERNAL_PLUGINS", "none")
     report = check.driver_report(check.fresh_driver_probe(), timeout_s=120)
     assert report["ok"] is False and "import verl did not load cwgrpo_verl" in report["reason"], report
+
+
+def test_the_timeout_counts_what_was_spent_before_main_and_keeps_a_reserve():
+    dog = check.Watchdog(10.0, spent=4.0)
+    assert 4.9 < dog.left() <= 5.0  # 10 s in all, 4 already spent (the imports), 1 s kept to report
+    assert 5.9 < dog._timer.interval <= 6.0  # the hard stop: at 10 s from the start of the process
+    assert check.Watchdog(1.0).left() == pytest.approx(0.8, abs=0.05)
+    assert 0.0 <= check.process_age() < time.monotonic()  # this process has run for some time
+
+
+@pytest.mark.slow
+def test_the_command_ends_within_its_timeout_counted_from_the_start():
+    """`python -m cwgrpo_verl.check --timeout 5` against a silent listener ended after about 12 s: the 4-8 s of
+    `import verl` plus the limit plus a 2 s grace. Now the limit holds from the start of the process, and a limit
+    shorter than the imports ends the check as soon as they are done, saying so."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        runs = {}
+        for timeout in (1, 25):
+            started = time.monotonic()
+            proc = subprocess.run([sys.executable, "-m", "cwgrpo_verl.check", "--address", f"127.0.0.1:{port}",
+                                   "--timeout", str(timeout)], capture_output=True, text=True, timeout=120, env=env)
+            runs[timeout] = (proc, time.monotonic() - started)
+    proc, elapsed = runs[25]
+    assert proc.returncode == 2 and elapsed < 25 + 1.5, (elapsed, proc.stderr)
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: connecting to the Ray cluster at 127.0.0.1:{port} did not finish within --timeout 25 s"], proc.stderr
+    proc, elapsed = runs[1]
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(ours) == 1, proc.stderr
+    assert ours[0].startswith("error: starting the check (import verl and the package) took ")
+    assert ours[0].endswith(" s: more than --timeout 1 s")
+    assert elapsed < runs[25][1], elapsed  # stopped right after the imports, with no wait of its own

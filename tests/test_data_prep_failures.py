@@ -474,3 +474,126 @@ def test_bad_arguments_are_usage_errors(tmp_path, capsys, main, argv, message):
 def test_source_dir_that_is_not_a_folder(tmp_path, capsys):
     assert _cli(eval_sets.main, ["--out", tmp_path / "out", "--source-dir", FIXTURE], capsys) == (
         1, [f"error: --source-dir {FIXTURE}: not a folder"])
+
+
+# ----------------------------------------------------------------------------------------------
+# no output overwrites an input or another output; no run writes an empty file or nothing in silence
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def train_and_evals(tmp_path):
+    """A data_prep training parquet (with the planted evaluation problem) and an evaluation folder."""
+    evals = tmp_path / "eval"
+    assert eval_sets.main(["--out", str(evals), "--source-dir", str(EVAL_FIXTURES)]) == 0
+    train = open_rs.prepare_open_rs(tmp_path / "train", source=str(FIXTURE))
+    return train, evals
+
+
+def test_a_report_over_the_training_file_or_an_evaluation_file_is_refused(train_and_evals, tmp_path, capsys):
+    """Case 1: `--report T` wrote the CSV over the training file (and over an --eval file), exit 0."""
+    train, evals = train_and_evals
+    before = {train: train.read_bytes(), **{p: p.read_bytes() for p in evals.iterdir()}}
+    math500 = evals / "math500.parquet"
+    for eval_arg, report, other in [(evals, train, f"--train {train}"), (math500, math500, f"--eval {math500}"),
+                                    (evals, math500, f"--eval {math500}")]:
+        rc, err = _cli(decontaminate.main, ["--train", train, "--eval", eval_arg, "--report", report], capsys)
+        assert (rc, err) == (1, [f"error: --report {report}: same file as the input {other}; writing it would "
+                                 "overwrite what this run reads: give another path"])
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval", "train"]  # nothing else written
+
+
+def test_cleaned_data_over_the_report_or_the_training_file_is_refused(train_and_evals, tmp_path, capsys):
+    """Case 2: `--drop-contaminated --out X --report X` wrote the cleaned rows over the report, exit 0; an
+    in-place `--out` (the --train file) is refused as well."""
+    train, evals = train_and_evals
+    x = tmp_path / "x.parquet"
+    x.write_bytes(b"an earlier report")
+    train_bytes = train.read_bytes()
+    rc, err = _cli(decontaminate.main, ["--train", train, "--eval", evals, "--drop-contaminated", "--out", x,
+                                        "--report", x], capsys)
+    assert (rc, err) == (1, [f"error: --out {x}: same file as --report {x}, also written by this run: give another path"])
+    assert x.read_bytes() == b"an earlier report"
+    rc, err = _cli(decontaminate.main, ["--train", train, "--eval", evals, "--drop-contaminated", "--out", train,
+                                        "--report", tmp_path / "r.csv"], capsys)
+    assert (rc, err) == (1, [f"error: --out {train}: same file as the input --train {train}; writing it would "
+                             "overwrite what this run reads: give another path"])
+    assert train.read_bytes() == train_bytes and not (tmp_path / "r.csv").exists()
+
+
+def test_dropping_every_training_row_writes_nothing(tmp_path, capsys):
+    """Every row contaminated used to write a 0-row file (also in place over the training file)."""
+    evals = tmp_path / "eval"
+    evals.mkdir()
+    shutil.copy(FIXTURE, evals / "same_problems.jsonl")  # the training problems as evaluation problems
+    clean = tmp_path / "clean.jsonl"
+    rc, err = _cli(decontaminate.main, ["--train", FIXTURE, "--eval", evals, "--report", tmp_path / "r.csv",
+                                        "--drop-contaminated", "--out", clean], capsys)
+    assert (rc, err) == (1, [f"error: --out {clean}: all 8 training rows overlap evaluation problems (score >= 0.5); "
+                             "nothing written (without --drop-contaminated only the --report is written)"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval"]
+
+
+def test_out_without_drop_contaminated_is_a_usage_error(tmp_path, capsys):
+    """`--out X` alone used to write nothing and say nothing."""
+    with pytest.raises(SystemExit) as e:
+        decontaminate.main(["--train", str(FIXTURE), "--eval", str(EVAL_FIXTURES), "--report", str(tmp_path / "r.csv"),
+                            "--out", str(tmp_path / "clean.jsonl")])
+    assert e.value.code == 2
+    assert "--out needs --drop-contaminated" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_source_that_is_the_output_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert open_rs.main(["--out", str(out), "--source", str(FIXTURE)]) == 0
+    before = _snapshot(out)
+    rc, err = _cli(open_rs.main, ["--out", out, "--source", out / "open_rs.parquet"], capsys)
+    assert (rc, err) == (1, [f"error: --out {out / 'open_rs.parquet'}: same file as the input --source "
+                             f"{out / 'open_rs.parquet'}; writing it would overwrite what this run reads: give another path"])
+    assert _snapshot(out) == before
+
+
+def test_the_subcommand_form_runs_the_subcommand(tmp_path):
+    """`python -m data_prep open_rs ...` used to print the docstring, write nothing and exit 0."""
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "data_prep", "open_rs", "--out", str(out), "--source", str(FIXTURE)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout == f"open_rs: {out / 'open_rs.parquet'}\n", r.stderr
+    assert len(_rows(out / "open_rs.parquet")) == 8
+    r = subprocess.run([sys.executable, "-m", "data_prep", "open-rs"], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "--out" in r.stderr  # open_rs's own usage error
+    r = subprocess.run([sys.executable, "-m", "data_prep", "openrs"], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert (r.returncode, r.stderr) == (2, "error: python -m data_prep: unknown sub-command 'openrs'; choose from "
+                                           "open_rs, eval_sets, decontaminate\n")
+    r = subprocess.run([sys.executable, "-m", "data_prep"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "python -m data_prep.open_rs" in r.stdout
+
+
+def test_rejected_lines_that_cannot_be_parsed_keep_the_raw_line(tmp_path, capsys):
+    """--skip-invalid wrote `"data": null` for an unparseable line, and nothing of the line itself."""
+    src = _bad_rows_file(tmp_path)
+    assert _cli(open_rs.main, ["--out", tmp_path / "out", "--source", src, "--skip-invalid"], capsys)[0] == 0
+    rejects = _jsonl(tmp_path / "out" / "open_rs.rejects.jsonl")
+    lines = src.read_bytes().split(b"\n")
+    for r in rejects:
+        if r["data"] is None:
+            assert r["raw"] == lines[r["row"] - 1].decode("utf-8", "backslashreplace"), r["row"]
+        else:
+            assert "raw" not in r
+    assert [r["row"] for r in rejects if "raw" in r] == [2, 4, 5]
+    assert rejects[0]["raw"].startswith('{"problem": "caf\\xe9 au lait?"')
+
+
+def test_a_run_without_decontamination_removes_the_earlier_report(tmp_path, capsys):
+    """A re-run of open_rs without --decontaminate-against left the old contamination CSV beside the new parquet."""
+    out = tmp_path / "out"
+    assert open_rs.main(["--out", str(out), "--source", str(FIXTURE), "--decontaminate-against", str(EVAL_FIXTURES),
+                         "--drop-contaminated"]) == 0
+    assert {"open_rs.contamination.csv", "open_rs.contaminated.jsonl"} <= set(_snapshot(out))
+    assert open_rs.main(["--out", str(out), "--source", str(FIXTURE)]) == 0
+    assert set(_snapshot(out)) == {"open_rs.parquet"}
+    assert len(_rows(out / "open_rs.parquet")) == 8

@@ -463,5 +463,125 @@ def test_module_cli(tmp_path, monkeypatch, capsys):
     assert {p.name for p in (tmp_path / "r").iterdir()} == expected
 
 
+# --- hostile input: no lost files, no wrong numbers -----------------------------------------------------------------
+
+def _jsonl_log(path: Path, records) -> Path:
+    path.write_text("".join(json.dumps({"step": step, "data": data}) + "\n" for step, data in records))
+    return path
+
+
+@pytest.mark.parametrize("far", [10**9, 10**30])
+def test_far_apart_steps_cost_memory_by_the_steps_logged(tmp_path, capsys, far):
+    """Case 3: one log with step 1 and step 1e9 built a list of every step in between (MemoryError; OverflowError at
+    1e30), after writing some tables and not others."""
+    log = _jsonl_log(tmp_path / "far.jsonl", [(1, {"actor/entropy": 0.5, "cov/pos_top_1pct": 1.0}),
+                                              (far, {"actor/entropy": 0.4, "cov/pos_top_1pct": 2.0})])
+    assert report.main(["--run", f"X={log}", "--out", str(tmp_path / "o")]) == 0
+    summary = (tmp_path / "o" / "table1.md").read_text().splitlines()[-1]
+    assert summary.startswith(f"| X | 1-{far} (2 steps) | 0.450 |"), summary
+    assert report.write._steps([3, 4, 5]) == "3-5" and report.write._steps([1, 3]) == "1-3 (2 steps)"
+
+
+def test_a_failed_run_leaves_the_earlier_report_as_it_was(logs, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "o"
+    assert _cli(logs, out) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*args):
+        raise OSError(28, "No space left on device", "entropy.png")
+
+    monkeypatch.setattr(report.cli, "plot_entropy", broken)
+    assert _cli(logs, out, "--step", "2") == 2
+    _one_line_error(capsys, f"--out {out}: cannot write (No space left on device: entropy.png)")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # table2 at step 2 was not half written
+
+
+def test_run_names_with_a_pipe_stay_in_their_column_and_line_breaks_are_refused(logs, tmp_path, capsys):
+    """Case 4: a run name with `|` shifted its values one column right of their headers and dropped the Δ column."""
+    assert report.main(["--base", f"Base={logs['base_eval']}", "--run", f"GRPO|lr 1e-6={logs['grpo']}",
+                        "--out", str(tmp_path / "o")]) == 0
+    md = (tmp_path / "o" / "table2.md").read_text().splitlines()
+    assert md[3] == r"| GRPO\|lr 1e-6 | 33.3 | 85.0 | 67.5 | 27.2 | 49.9 | 52.6 | +3.7 |"
+    cells = lambda line: len(line.replace(r"\|", "").split("|"))  # noqa: E731
+    assert all(cells(line) == cells(md[0]) for line in md[1:4])
+    table1 = (tmp_path / "o" / "table1.md").read_text()
+    assert r"| Tokens | GRPO\|lr 1e-6 positive | GRPO\|lr 1e-6 negative |" in table1
+    assert list(pd.read_csv(tmp_path / "o" / "table2.csv")["run"]) == ["Base", "GRPO|lr 1e-6"]
+    capsys.readouterr()
+    for name in ("GRPO\nlr", "GRPO\rx", "a\tb"):
+        with pytest.raises(SystemExit) as exit_info:
+            report.main(["--run", f"{name}={logs['grpo']}", "--out", str(tmp_path / "p")])
+        assert exit_info.value.code == 2
+        assert f"run name {name!r}: a control character" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+
+
+def test_outputs_of_an_earlier_run_that_this_run_does_not_write_are_removed(logs, tmp_path, capsys):
+    """table1.* and entropy.png of an earlier run stayed beside the new tables of an evaluation-only run."""
+    out = tmp_path / "o"
+    (out / "notes.txt").parent.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert _cli(logs, out) == 0
+    assert report.main(["--base", f"Base={logs['base_eval']}", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "table2.csv", "table2.md", "table3.csv", "table3.md"]
+    assert f"removed table1.md, table1.csv, entropy.png of an earlier report from {out}" in err
+    assert (out / "notes.txt").read_text() == "mine"  # not a file of the report's: left alone
+
+
+def test_a_log_inside_out_named_as_an_output_is_refused(logs, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    log = out / "table2.md"
+    log.write_bytes(Path(logs["grpo"]).read_bytes())
+    with pytest.raises(SystemExit) as exit_info:
+        report.main(["--run", f"GRPO={log}", "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert f"--run/--base GRPO={log}: is {log}, an output of this report (--out)" in capsys.readouterr().err
+    assert log.read_bytes() == Path(logs["grpo"]).read_bytes()
+
+
+@pytest.mark.parametrize("name, content", [
+    ("flag.jsonl", '{"step": 1, "data": {"actor/entropy": true}}\n'),
+    ("flag.log", "(TaskRunner pid=1) step:1 - actor/entropy:True\n"),
+])
+def test_booleans_are_not_numbers(tmp_path, capsys, name, content):
+    """JSON `true` (and a console `True`) was read as 1.0."""
+    path = tmp_path / name
+    path.write_text(content)
+    assert report.main(["--run", f"X={path}", "--out", str(tmp_path / "o")]) == 2
+    _one_line_error(capsys, f"{path}:1: metric 'actor/entropy' is not a number: 'True'")
+    steps = report.load_run(path, strict=False, used=report.tables.reads())
+    assert steps == {1: {}}
+
+
+def test_accuracy_outside_zero_to_one_is_flagged_not_rescaled(tmp_path, capsys):
+    """A percentage logged as 37.5 was shown as 3750.0 with no warning."""
+    log = _jsonl_log(tmp_path / "pct.jsonl", [(10, {"val-core/cwgrpo/aime24/acc/mean@1": 37.5,
+                                                    "val-core/cwgrpo/math500/acc/mean@1": 0.8})])
+    assert report.main(["--run", f"X={log}", "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: run 'X', val-core/cwgrpo/aime24/acc/mean@1 at step 10: 37.5 is outside [0, 1] (verl logs "
+            "accuracy as a fraction): shown as logged x 100, marked †") in err
+    assert err.count("37.5 is outside") == 1  # Table 2 and Table 3 say it once
+    md = (tmp_path / "o" / "table2.md").read_text().splitlines()
+    assert md[2] == "| X | 3750.0† | 80.0 | 1915.0† | — |"
+    assert md[-1].startswith("† logged outside [0, 1]")
+    assert "| X | 10 | 3750.0† | 80.0 | 1915.0† |" in (tmp_path / "o" / "table3.md").read_text()
+    csv = pd.read_csv(tmp_path / "o" / "table2.csv", keep_default_na=False)
+    assert csv.loc[0, "AIME24"] == 3750.0 and csv.loc[0, "out_of_range"] == "AIME24"
+
+
+def test_a_datasets_typo_is_warned_about(logs, tmp_path, capsys):
+    """`--datasets cwgrpo/math5OO` gave a column of dashes without a warning."""
+    assert _cli(logs, tmp_path / "o", "--datasets", "cwgrpo/aime24,cwgrpo/math5OO") == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: --datasets 'cwgrpo/math5OO': no run logs validation metrics for it (logged: "
+                     "cwgrpo/aime24, cwgrpo/math500, cwgrpo/amc23, cwgrpo/minerva, cwgrpo/olympiadbench): its "
+                     "column shows —") == 1
+    assert "'cwgrpo/aime24'" not in err
+    assert (tmp_path / "o" / "table2.md").read_text().splitlines()[2] == "| Base | 28.8 | — | — | — |"
+
+
 if __name__ == "__main__":  # regenerate the committed fixtures
     print({k: str(v) for k, v in generate_fixtures(FIXTURES).items()})

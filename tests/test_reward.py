@@ -397,3 +397,75 @@ def test_model_output_is_never_run_as_code(tmp_path):
             res = compute_score(DATA_SOURCES["math500"], f"<think>\nx\n</think>\n{payload}", "$3$", mode=mode)
             assert res["acc"] == 0.0, (payload, res)
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------------------------- options and golds
+
+
+def test_a_misspelt_keyword_is_refused_naming_it():
+    """Case 5: `format_wieght=0.0` was swallowed, and the sample scored 2.0 instead of the 1.0 asked for."""
+    with pytest.raises(ValueError) as error:
+        compute_score(OPEN_RS, _resp("5"), "$5$", format_wieght=0.0)
+    message = str(error.value)
+    assert message.startswith("cwgrpo reward: unknown keyword argument(s) format_wieght (a typo in reward_kwargs?); "
+                              "known: mode, acc_weight, format_weight, timeout_s, max_chars, gold_kind, workers")
+    assert "reward_router_address" in message
+    assert compute_score(OPEN_RS, _resp("5"), "$5$", format_weight=0.0)["score"] == 1.0
+
+
+def test_what_verl_passes_is_accepted_by_name():
+    """verl 0.9.1's reward-loop managers add these two when a reward model router is configured."""
+    res = compute_score(data_source=OPEN_RS, solution_str=_resp("5"), ground_truth="$5$", extra_info={"index": 0},
+                        reward_router_address="127.0.0.1:8000", reward_model_tokenizer=None)
+    assert res["score"] == 2.0
+    assert R.VERL_EXTRA_KWARGS == ("reward_router_address", "reward_model_tokenizer")
+
+
+def test_a_typo_reaches_the_caller_through_verls_loader_and_the_smoke_wrapper():
+    from omegaconf import OmegaConf
+
+    from cwgrpo_verl.cpu.smoke_reward import compute_score as smoke_score
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    cfg = OmegaConf.create({"reward": {"custom_reward_function": {
+        "path": "pkg://cwgrpo_verl.reward", "name": "compute_score", "reward_kwargs": {"format_wieght": 0.0}}}})
+    with pytest.raises(ValueError, match="format_wieght"):
+        get_custom_reward_fn(cfg)(data_source=OPEN_RS, solution_str=_resp("5"), ground_truth="$5$", extra_info={})
+    assert smoke_score(MATH, _resp("5"), "$5$", None, format_weight=0.0, timeout_s=3.0)["acc"] == 1.0
+    with pytest.raises(ValueError, match="format_wieght"):
+        smoke_score(MATH, _resp("5"), "$5$", None, format_wieght=0.0)
+
+
+@pytest.mark.parametrize("gold", [{"answer": "5"}, [{"answer": "5"}], object(), True, [[5]], {5}])
+def test_a_gold_that_is_not_text_or_a_number_is_no_gold(gold):
+    """A dict's or an object's str() was used as the gold (acc 0, reason ok): a row error passed as a wrong answer."""
+    for source in (OPEN_RS, MATH):
+        res = compute_score(source, _resp("5"), gold)
+        assert (res["acc"], res["reason"]) == (0.0, "no_gold"), (gold, res)
+    amc = DATA_SOURCES["amc23"]  # numbers, numpy's included, are golds
+    assert compute_score(amc, _resp("5"), np.int64(5))["acc"] == 1.0
+    assert compute_score(amc, _resp("5"), np.array([5.0]))["acc"] == 1.0
+
+
+def test_an_unknown_data_source_is_warned_about_once(caplog):
+    """A misspelt data source silently fell back to the training scorer."""
+    name = f"cwgrpo/math5OO-{time.monotonic_ns()}"  # a name this process has not warned about
+    with caplog.at_level("WARNING", logger="cwgrpo_verl.reward"):
+        results = [compute_score(name, _resp("5"), "$5$") for _ in range(3)]
+        compute_score(name, _resp("5"), "$5$", mode="eval")  # an explicit mode: nothing to warn about
+        compute_score(R.resolve_data_source("HuggingFaceH4/MATH-500"), _resp("5"), "$5$")  # an alias: known
+    warnings = [r.getMessage() for r in caplog.records if r.name == "cwgrpo_verl.reward"]
+    assert warnings == [f"cwgrpo reward: unknown data_source {name!r}: scored with the training reward (evaluation "
+                        "sets: cwgrpo/aime24, cwgrpo/amc23, cwgrpo/math500, cwgrpo/minerva, cwgrpo/olympiadbench; "
+                        "reward_kwargs.mode=train or eval chooses explicitly)"]
+    assert all(r["score"] == 2.0 for r in results)  # still the documented fallback: the training reward
+
+
+@pytest.mark.parametrize("workers", [10**6, R.MAX_WORKERS + 1])
+def test_a_pool_larger_than_the_cap_is_refused(workers, monkeypatch):
+    """`workers=10**6` was accepted (and would fork until the machine ran out)."""
+    with pytest.raises(ValueError, match=f"workers must be an integer from 1 to {R.MAX_WORKERS}, got {workers}"):
+        compute_score(MATH, _resp("3"), "$3$", workers=workers)
+    monkeypatch.setenv("CWGRPO_REWARD_WORKERS", str(workers))
+    with pytest.raises(ValueError, match="CWGRPO_REWARD_WORKERS must be an integer from 1"):
+        R.default_workers()

@@ -12,7 +12,8 @@ Formats (one reader each):
   TensorBoard's own restart handling (a step going back discards the later steps of the earlier attempt).
 
 Every failure is a :class:`LogError` naming the file and line. Only the metrics the caller reads (``used``) must
-be finite numbers: a NaN ``actor/grad_norm`` does not stop a report that never reads it.
+be finite numbers (a boolean is not one: ``true`` / ``True`` is refused, never read as 1.0): a NaN
+``actor/grad_norm`` does not stop a report that never reads it.
 
 Two runs in one file: a step lower than the one before starts a new *segment* (``cat``-ed logs, a console log
 written with ``tee -a``, a resumed run's attempts joined by hand). A file with several segments is refused, with
@@ -99,8 +100,9 @@ class _Builder:
 
 
 def _number(raw) -> float | None:
+    """``raw`` as a float, or None if it is not a number (a JSON ``true`` is a flag, not the value 1.0)."""
     if isinstance(raw, bool):
-        return float(raw)
+        return None
     if isinstance(raw, (int, float)):
         try:
             return float(raw)
@@ -169,8 +171,6 @@ def _console_value(text: str) -> float | str:
     match = _NP_SCALAR.match(text)
     if match:
         text = match.group(1)
-    if text in ("True", "False"):
-        return float(text == "True")
     try:
         return float(text)
     except ValueError:

@@ -4,6 +4,9 @@
   run over its first N training steps (paper: GRPO, 50 steps).
 * Table 2: accuracy per benchmark at one step (default: the last validation), average, delta against the base.
 * Table 3: accuracy per benchmark at several checkpoints of each run (every validation step, or those asked for).
+
+verl logs accuracy as a fraction; a value outside [0, 1] (a percentage, a reward used as the fallback) is shown as
+logged (x 100, never rescaled), listed in the row's ``out_of_range`` and warned about.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ BENCHMARKS = {DATA_SOURCES[short]: name for short, name in (
     ("olympiadbench", "OlympiadBench"))}
 VAL_PATTERN = r"^val-core/(?P<ds>.+)/(?P<var>[^/]+)/mean@(?P<n>\d+)$"
 ENTROPY_KEY = "actor/entropy"
+#: what verl's validation accuracy can be: the fraction of samples scored correct
+ACCURACY_RANGE = (0.0, 1.0)
 TAIL_LABELS = {name: f"top {q * 100:g}%" for name, q in TAIL_FRACTIONS.items()}
 SIGNS = ("pos", "neg")
 
@@ -96,18 +101,41 @@ def column_order(seen: set[str], datasets=None) -> list[str]:
     return [ds for ds in BENCHMARKS if ds in seen] + sorted(seen - BENCHMARKS.keys())
 
 
+def unseen_datasets(runs: dict, pattern: str, metric: str, datasets=None) -> list[str]:
+    """Warnings for ``--datasets`` entries that no run logged at any step (a typo gives a column of dashes)."""
+    if not datasets:
+        return []
+    regex = re.compile(pattern)
+    seen = {ds for run in runs.values() for row in run.values() for ds in scores_at(row, regex, metric)}
+    logged = ", ".join(column_order(seen)) or "none"
+    return [f"--datasets {ds!r}: no run logs validation metrics for it (logged: {logged}): its column shows —"
+            for ds in datasets if ds not in seen]
+
+
+def _outside(value: float) -> bool:
+    return not ACCURACY_RANGE[0] <= value <= ACCURACY_RANGE[1]
+
+
 def _accuracy_row(name: str, step, scores: dict, order: list[str]) -> dict:
     row = {"run": name, "step": step}
     for ds in order:
         row[ds] = 100.0 * scores[ds][0] if ds in scores else None
     values = [row[ds] for ds in order]
     row["Avg"] = sum(values) / len(values) if values and all(v is not None for v in values) else None
+    row["out_of_range"] = [ds for ds in order if ds in scores and _outside(scores[ds][0])]
     return row
 
 
 def fallbacks(name: str, scores: dict, metric: str) -> list[str]:
     """Warnings for data sources read from the reward variable instead of ``metric``."""
     return [f"run {name!r}, {ds}: no {metric!r} metric, using {key}" for ds, (_, key, rank) in scores.items() if rank]
+
+
+def out_of_range(name: str, step, scores: dict) -> list[str]:
+    """Warnings for values that cannot be an accuracy fraction (a percentage logged as 37.5, a reward of 2)."""
+    low, high = ACCURACY_RANGE
+    return [f"run {name!r}, {key} at step {step}: {value:g} is outside [{low:g}, {high:g}] (verl logs accuracy as a "
+            "fraction): shown as logged x 100, marked †" for value, key, _ in scores.values() if _outside(value)]
 
 
 def table2(runs: dict, base: str | None, pattern=VAL_PATTERN, metric="acc", step="last", datasets=None):
@@ -118,7 +146,8 @@ def table2(runs: dict, base: str | None, pattern=VAL_PATTERN, metric="acc", step
         picked[name] = val_scores(run, pattern, metric, at)
         if picked[name][0] is None:
             notes.append(f"run {name!r} has no validation metrics matching {pattern!r} at step {at}: its row shows —")
-        notes += fallbacks(name, picked[name][1], metric)
+        notes += fallbacks(name, picked[name][1], metric) + out_of_range(name, *picked[name])
+    notes += unseen_datasets(runs, pattern, metric, datasets)
     order = column_order({ds for _, scores in picked.values() for ds in scores}, datasets)
     rows = [_accuracy_row(name, s, scores, order) for name, (s, scores) in picked.items()]
     base_row = next((r for r in rows if r["run"] == base), None)
@@ -151,8 +180,9 @@ def table3(runs: dict, base: str | None, pattern=VAL_PATTERN, metric="acc", chec
             if s is not None and have and s not in have:
                 notes.append(f"run {name!r} did not validate at step {s} (it did at {_steps_text(have)}): "
                              "its row shows —")
-            notes += fallbacks(name, scores, metric)
+            notes += fallbacks(name, scores, metric) + out_of_range(name, s, scores)
             picked.append((name, s, scores))
+    notes += unseen_datasets(runs, pattern, metric, datasets)
     order = column_order({ds for _, _, scores in picked for ds in scores}, datasets)
     return [_accuracy_row(name, s, scores, order) for name, s, scores in picked], order, notes
 

@@ -1,7 +1,15 @@
-"""Markdown and CSV for the tables, and the entropy / accuracy figure; each writer returns what it wrote."""
+"""Markdown and CSV for the tables, and the entropy / accuracy figure; each writer returns what it wrote.
+
+A report's files are written as a set (:class:`OutputSet`): into a temporary folder inside ``--out`` first, then
+moved over the earlier run's, and a file of :data:`OUTPUT_NAMES` that this run did not write is removed, so the
+folder never mixes two runs' tables and a run that fails leaves the earlier files as they were.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from cwgrpo_verl.report.tables import (
@@ -14,6 +22,59 @@ from cwgrpo_verl.report.tables import (
 )
 
 DASH = "—"
+#: marks an accuracy cell whose logged value is outside [0, 1] (see :mod:`.tables`)
+OUT_OF_RANGE = "†"
+#: every file a report writes into ``--out``
+OUTPUT_NAMES = ("table1.md", "table1.csv", "table2.md", "table2.csv", "table3.md", "table3.csv", "entropy.png")
+_TEMP_PREFIX = ".report-"
+
+
+class OutputSet:
+    """This run's files, written into a temporary folder inside ``out`` and moved into place by :meth:`commit`.
+
+    ``commit`` moves each file written over the earlier one (each move is atomic) and removes the files of
+    :data:`OUTPUT_NAMES` that this run did not write; leaving the ``with`` block without it changes nothing in
+    ``out``. A killed run's temporary folder (``.report-<pid>-*``) is removed by the next run in ``out``.
+    """
+
+    def __init__(self, out: Path):
+        self.out = out
+
+    def __enter__(self) -> OutputSet:
+        _remove_leftovers(self.out)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-", dir=self.out))
+        return self
+
+    def commit(self) -> list[str]:
+        """Move this run's files into ``out``; returns the names of the earlier run's files it removed."""
+        removed = []
+        for name in OUTPUT_NAMES:
+            if (self.dir / name).exists():
+                os.replace(self.dir / name, self.out / name)
+            elif (self.out / name).is_file():
+                (self.out / name).unlink()
+                removed.append(name)
+        return removed
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _remove_leftovers(out: Path) -> None:
+    for p in out.glob(f"{_TEMP_PREFIX}*"):
+        pid = p.name[len(_TEMP_PREFIX):].split("-", 1)[0]
+        if p.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def fmt(value, spec=".1f", signed=False) -> str:
@@ -22,9 +83,14 @@ def fmt(value, spec=".1f", signed=False) -> str:
     return format(value, ("+" if signed else "") + spec)
 
 
+def cell(text) -> str:
+    """``text`` as one markdown table cell: a ``|`` would end the cell and a line break the row."""
+    return " ".join(str(text).splitlines()).replace("|", "\\|")
+
+
 def markdown(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(cell, row)) + " |" for row in rows]) + "\n"
 
 
 def _names(order):
@@ -36,33 +102,49 @@ def _accuracy_csv(rows, order, path: Path) -> None:
 
     frame = pd.DataFrame(rows).rename(columns=dict(zip(order, _names(order))))
     frame = frame.rename(columns={f"Δ {ds}": f"Δ {n}" for ds, n in zip(order, _names(order))})
+    frame["out_of_range"] = [";".join(_names(r["out_of_range"])) for r in rows]
     frame.to_csv(path, index=False, float_format="%.4f")
+
+
+def _accuracy(row, column, signed=False) -> str:
+    """The cell's value, marked when a logged value it comes from is outside [0, 1]."""
+    flagged = row["out_of_range"] if column in ("Avg", "Δ Avg") else [column] if column in row["out_of_range"] else []
+    return fmt(row[column], signed=signed) + (OUT_OF_RANGE if flagged and row[column] is not None else "")
+
+
+def _range_note(rows) -> str:
+    if not any(r["out_of_range"] for r in rows):
+        return ""
+    return (f"{OUT_OF_RANGE} logged outside [0, 1], where verl logs accuracy as a fraction: shown as logged x 100, "
+            "not rescaled.\n")
 
 
 def write_table2(rows, order, base, out: Path) -> str:
     delta = f"Δ vs {base}" if base else "Δ"
-    body = [[r["run"], *(fmt(r[c]) for c in [*order, "Avg"]), fmt(r["Δ Avg"], signed=True)] for r in rows]
+    body = [[r["run"], *(_accuracy(r, c) for c in [*order, "Avg"]), _accuracy(r, "Δ Avg", signed=True)] for r in rows]
     text = markdown(["Method", *_names(order), "Avg", delta], body)
     steps = ", ".join(f"{r['run']} @ step {r['step'] if r['step'] is not None else DASH}" for r in rows)
-    text += f"\npass@1 accuracy (%) from verl's validation metrics; {steps}.\n"
+    text += f"\npass@1 accuracy (%) from verl's validation metrics; {steps}.\n" + _range_note(rows)
     (out / "table2.md").write_text(text, encoding="utf-8")
     _accuracy_csv(rows, order, out / "table2.csv")
     return text
 
 
 def write_table3(rows, order, out: Path) -> str:
-    body = [[r["run"], fmt(r["step"], "d"), *(fmt(r[c]) for c in [*order, "Avg"])] for r in rows]
+    body = [[r["run"], fmt(r["step"], "d"), *(_accuracy(r, c) for c in [*order, "Avg"])] for r in rows]
     text = markdown(["Method", "Step", *_names(order), "Avg"], body)
     text += "\npass@1 accuracy (%) from verl's validation metrics at each checkpoint (step) of each run.\n"
+    text += _range_note(rows)
     (out / "table3.md").write_text(text, encoding="utf-8")
     _accuracy_csv(rows, order, out / "table3.csv")
     return text
 
 
 def _steps(steps: list[int]) -> str:
+    """``first-last``, with the count when steps are missing in between (``steps``: sorted, distinct)."""
     if not steps:
         return DASH
-    contiguous = steps == list(range(steps[0], steps[-1] + 1))
+    contiguous = steps[-1] - steps[0] + 1 == len(steps)  # never a list of the steps in between: 1 and 1e9 is two
     return f"{steps[0]}-{steps[-1]}" + ("" if contiguous else f" ({len(steps)} steps)")
 
 

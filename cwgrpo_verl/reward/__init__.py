@@ -8,16 +8,20 @@ Use from verl (``docs/reward.md`` has every rule and option)::
 
 ``compute_score`` returns ``{"score", "acc", "format", "pred", "reason", "timed_out"}``. The mode follows the
 row's ``data_source``: the five evaluation sets get lighteval's verdict (commit ed084813, the paper's
-``extractive_match``), everything else the authors' training reward. Scoring runs in a pool of worker
-processes with a hard limit per sample; model output can neither hang nor crash the caller.
+``extractive_match``), everything else the authors' training reward (a name that is none of
+:data:`DATA_SOURCES` nor an alias is warned about once). Scoring runs in a pool of worker
+processes with a hard limit per sample; model output can neither hang nor crash the caller. An unknown keyword
+argument (a typo in ``reward_kwargs``) is a ``ValueError``, never ignored.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import math
 import os
 import threading
+from decimal import Decimal
 from numbers import Real
 from typing import Any
 
@@ -56,9 +60,20 @@ MAX_TIMEOUT_S = 86_400.0  # one day
 #: Most workers a process starts by default (``min(this, usable cores)``); verl runs ``reward.num_workers``
 #: (8) reward processes per job, each with its own pool.
 DEFAULT_MAX_WORKERS = 4
+#: Most workers a pool may have: 8 reward processes x 64 = 512 scoring processes (about 5 GB). More can only queue
+#: stuck samples on the same cores, and a mistyped size (10**6) would fork until the machine runs out.
+MAX_WORKERS = 64
+#: What verl 0.9.1's reward managers pass besides the four row arguments: the reward-loop managers (naive, dapo,
+#: limited, gdpo, remote) add these two when a reward model router is configured. Accepted and unused.
+VERL_EXTRA_KWARGS = ("reward_router_address", "reward_model_tokenizer")
+_OPTIONS = ("mode", "acc_weight", "format_weight", "timeout_s", "max_chars", "gold_kind", "workers")
 _FORMAT_TAG = "\n</think>\n"
 _MODES = ("auto", "train", "eval")
 _GOLD_KINDS = (None, "expr", "latex")
+#: Distinct unknown data sources warned about per process; past this many, one last warning says so.
+_MAX_WARNED_SOURCES = 100
+
+logger = logging.getLogger(__name__)
 
 
 def default_workers() -> int:
@@ -76,11 +91,18 @@ def default_workers() -> int:
 def _check_workers(value: Any, name: str = "workers") -> int:
     try:
         n = int(value)
-        if isinstance(value, bool) or n != float(value) or n < 1:
+        if isinstance(value, bool) or n != float(value) or not 1 <= n <= MAX_WORKERS:
             raise ValueError
-    except (TypeError, ValueError):
-        raise ValueError(f"cwgrpo reward: {name} must be an integer >= 1, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"cwgrpo reward: {name} must be an integer from 1 to {MAX_WORKERS}, got {value!r}") from None
     return n
+
+
+def _check_extras(extras: dict) -> None:
+    unknown = sorted(set(extras) - set(VERL_EXTRA_KWARGS))
+    if unknown:
+        raise ValueError(f"cwgrpo reward: unknown keyword argument(s) {', '.join(unknown)} (a typo in reward_kwargs?); "
+                         f"known: {', '.join(_OPTIONS)}, and verl's {', '.join(VERL_EXTRA_KWARGS)}")
 
 
 def _check_timeout(value: Any) -> float:
@@ -172,7 +194,8 @@ def _text(x: Any) -> str:
 
 
 def _gold_text(x: Any) -> str | None:
-    """The gold string of a ``ground_truth`` (str, number, list/array of them as parquet gives them)."""
+    """The gold string of a ``ground_truth`` (str, number, list/array of them as parquet gives them); None for
+    anything else (a dict, a bool, an object): its ``str()`` is no answer, and would score as one."""
     if x is None:
         return None
     if not isinstance(x, (str, bytes)) and hasattr(x, "tolist"):
@@ -181,10 +204,33 @@ def _gold_text(x: Any) -> str | None:
         if not x:
             return None
         x = x[0]
+        if not isinstance(x, (str, bytes)) and hasattr(x, "tolist"):
+            x = x.tolist()
+    if isinstance(x, bool) or not isinstance(x, (str, bytes, Real, Decimal)):
+        return None
     if isinstance(x, float) and math.isnan(x):
         return None
     gold = _text(x).strip()
     return gold or None
+
+
+_WARNED_SOURCES: set[str] = set()
+_WARNED_LOCK = threading.Lock()
+
+
+def _warn_unknown_source(name: str) -> None:
+    """Once per distinct name and process: a misspelt evaluation set would be scored with the training reward."""
+    with _WARNED_LOCK:
+        if name in _WARNED_SOURCES or len(_WARNED_SOURCES) > _MAX_WARNED_SOURCES:
+            return
+        _WARNED_SOURCES.add(name)
+        last = len(_WARNED_SOURCES) > _MAX_WARNED_SOURCES
+    if last:
+        logger.warning("cwgrpo reward: more than %d unknown data sources; no further ones are reported",
+                       _MAX_WARNED_SOURCES)
+        return
+    logger.warning("cwgrpo reward: unknown data_source %r: scored with the training reward (evaluation sets: %s; "
+                   "reward_kwargs.mode=train or eval chooses explicitly)", name, ", ".join(sorted(EVAL_GOLD_KIND)))
 
 
 def _result(score: float, acc: float, fmt: float, pred: str, reason: str) -> dict:
@@ -211,7 +257,7 @@ def compute_score(
     max_chars: int = 0,
     gold_kind: str | None = None,
     workers: int | None = None,
-    **_: Any,
+    **verl_extras: Any,
 ) -> dict:
     """Score one response (verl's ``custom_reward_function`` signature).
 
@@ -223,11 +269,14 @@ def compute_score(
         timeout_s: hard limit per sample, in seconds (finite, > 0); past it the sample scores 0, ``timeout``.
         max_chars: score only the last ``max_chars`` characters (0: the whole response, as lighteval).
         gold_kind: ``"expr"`` or ``"latex"`` gold extraction in evaluation mode (default: by data source).
-        workers: size of this process's worker pool (default :func:`default_workers`).
+        workers: size of this process's worker pool, 1 to :data:`MAX_WORKERS` (default :func:`default_workers`).
+        verl_extras: what verl passes besides (:data:`VERL_EXTRA_KWARGS`); any other name is a ``ValueError``.
 
+    A ``ground_truth`` that is neither text nor a number (nor a list of them) is no gold: ``reason="no_gold"``.
     Never raises on model output; raises ``ValueError`` on invalid options and ``RuntimeError`` if the
     scoring processes cannot start (a broken installation).
     """
+    _check_extras(verl_extras)
     if mode not in _MODES:
         raise ValueError(f"cwgrpo reward: mode must be one of {_MODES}, got {mode!r}")
     if gold_kind not in _GOLD_KINDS:
@@ -237,6 +286,8 @@ def compute_score(
     if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 0:
         raise ValueError(f"cwgrpo reward: max_chars must be an integer >= 0, got {max_chars!r}")
     src = resolve_data_source(data_source) if data_source is not None else ""
+    if mode == "auto" and src and src not in DATA_SOURCES.values():
+        _warn_unknown_source(src)
     eval_mode = mode == "eval" or (mode == "auto" and src in EVAL_GOLD_KIND)
     if eval_mode:
         w_acc, w_fmt = 1.0, 0.0
