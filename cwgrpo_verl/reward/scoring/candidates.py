@@ -137,19 +137,20 @@ class Pattern:
     ends_with_brace: bool = False  # a match ends at a "}"
 
 
-def compile_targets(kinds: tuple[str, ...], boxed_priority: int = 55) -> list[Pattern]:
-    """Patterns of the given targets ("latex" first, then "expr", as lighteval orders them), by priority."""
+def compile_targets(kinds: tuple[str, ...], boxed_priority: int = 55, without_anchor: bool = True) -> list[Pattern]:
+    """Patterns of the given targets ("latex" first, then "expr", as lighteval orders them), by priority;
+    ``without_anchor=False`` leaves out the plain environments and numbers (priority 300)."""
     out: list[Pattern] = []
     for kind in ("latex", "expr"):
         if kind not in kinds:
             continue
         if kind == "latex":
             boxed_env = _envs(True)
-            for prio, src in _latex_patterns(boxed_priority):
+            for prio, src in _latex_patterns(boxed_priority, without_anchor):
                 out.append(Pattern(prio, kind, re.compile(src, re.DOTALL), boxed_env=src == boxed_env,
                                    ends_with_brace=src == _BOXED))
         else:
-            for prio, src in _expr_patterns():
+            for prio, src in _expr_patterns(without_anchor):
                 out.append(Pattern(prio, kind, re.compile(src)))
     out.sort(key=lambda p: p.priority)  # stable: latex before expr, list order within a kind
     return out

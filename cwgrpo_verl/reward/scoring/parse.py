@@ -79,10 +79,13 @@ def boxed_contents(text: str, last: bool) -> str:
     return ",".join(reversed(results)) if results else text
 
 
-def normalize(latex: str, boxed_last: bool) -> str:
-    """lighteval's ``normalize_latex`` (basic LaTeX, equations, units, nits, malformed operators, boxed)."""
+def normalize(latex: str, boxed_last: bool, fixes: bool = True) -> str:
+    """1.0.6's ``normalize_latex`` as lighteval (and math-verify 0.5.2's ``LatexExtractionConfig()``) configured
+    it: boxed contents, basic LaTeX, equations, units, and with ``fixes`` nits and malformed operators (the
+    authors' training prediction turns both off). The word "percent" becomes 1.0.6's ``\\\\%``, which parses
+    as nothing."""
     text = boxed_contents(latex, last=boxed_last)
-    text = _PERCENT_WORD.sub(r"\\%", _AND_OR.sub(";", text))
+    text = _PERCENT_WORD.sub(lambda _: "\\\\%", _AND_OR.sub(";", text))
     text = normalize_latex(text, _BASIC)
     if "," not in text and ";" not in text:  # "a = b = c" -> "c"; "a=1, b=2" stays
         parts = l2s_norm.equation_split_regex.split(text)
@@ -92,7 +95,7 @@ def normalize(latex: str, boxed_last: bool) -> str:
     if stripped and stripped != text:
         text = stripped
     text = _EMPTY_TEXT.sub(" ", text)
-    return normalize_latex(text, _FIXES)
+    return normalize_latex(text, _FIXES) if fixes else text
 
 
 @lru_cache(maxsize=256)
@@ -119,7 +122,7 @@ def parse_latex(latex: str):
     return value
 
 
-def _latex_value(text: str, match: re.Match):
+def _latex_value(text: str, match: re.Match, fixes: bool = True):
     """lighteval's ``extract_latex``: every environment of the match, joined into a set when all parse."""
     groups = match.re.groupindex
     found = []
@@ -132,7 +135,7 @@ def _latex_value(text: str, match: re.Match):
                     break
     values, strings = [], []
     for prefix, kind, content in found:
-        normalized = normalize(content, boxed_last=kind == "latexBoxed")
+        normalized = normalize(content, boxed_last=kind == "latexBoxed", fixes=fixes)
         strings.append(normalized)
         try:
             value = parse_latex(normalized)
@@ -181,6 +184,6 @@ def _expr_value(text: str, match: re.Match):
     return None, expr
 
 
-def value_of(text: str, match: re.Match, kind: str):
-    """``(value or None, fallback string)`` of one candidate."""
-    return _latex_value(text, match) if kind == "latex" else _expr_value(text, match)
+def value_of(text: str, match: re.Match, kind: str, fixes: bool = True):
+    """``(value or None, fallback string)`` of one candidate (``fixes``: see :func:`normalize`)."""
+    return _latex_value(text, match, fixes) if kind == "latex" else _expr_value(text, match)

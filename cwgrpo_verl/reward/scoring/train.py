@@ -1,55 +1,58 @@
-"""Training mode: the authors' TRL accuracy reward, on math-verify.
+"""Training mode: the authors' accuracy reward as they ran it, on math-verify 0.5.2.
 
-Gold: the Open-RS ``solution`` parsed with math-verify's default targets (LaTeX, then expression), first match.
-Prediction: the whole completion, LaTeX only, ``\\boxed{}`` first, every boxed kept, nothing taken without an
-anchor, first match; ``verify`` with math-verify's defaults (6-decimal rounding). math-verify's own time limits
-are off: the pool's per-sample limit is the only one.
+The authors (WangCheng0116/CW-GRPO at 4259d83, ``src/open_r1/rewards.py``, ``accuracy_reward``) pinned
+math-verify 0.5.2, and with it latex2sympy2_extended 1.0.6. Gold: the Open-RS ``solution``, parsed with 0.5.2's
+default targets (LaTeX with ``\\boxed{}`` at priority 50, then an expression), first match. Prediction: the whole
+completion, LaTeX only, ``\\boxed{}`` first, every box kept, nothing without an anchor, nits and malformed
+operators off, first match. Verdict: 0.5.2's ``verify`` (6-decimal rounding).
+
+math-verify 0.9 and latex2sympy2_extended 1.11 changed what happens to a candidate (unit words are stripped, nearby
+bare boxes merged, irrational values rounded to 6 decimals, symbol names lower-cased, percent signs fail to
+parse), which changed 7% of the verdicts (``tests/test_reward_authors.py``). So training mode runs on the same
+0.5.2-era building blocks as evaluation mode (lighteval at ed084813 is the code math-verify 0.5.2 came from):
+its candidate patterns (:mod:`.candidates`), 1.0.6's normalisation and parsing (:mod:`.parse`) and its comparison
+(:mod:`.compare`), with the authors' settings. Nothing here is time-limited: the pool's per-sample limit is the
+only one.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
+from .candidates import candidate_groups, compile_targets
+from .compare import any_equal
+from .parse import value_of
 
-@lru_cache(maxsize=1)
-def _configs():
-    from latex2sympy2_extended import NormalizationConfig
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig
-    from math_verify.parser import get_extraction_regexes
+PRECISION = 6  # math-verify 0.5.2's verify(float_rounding=6)
 
-    pred = [
-        LatexExtractionConfig(
-            normalization_config=NormalizationConfig(
-                nits=False, malformed_operators=False, basic_latex=True, equations=True, boxed="all", units=True
-            ),
-            boxed_match_priority=0,
-            try_extract_without_anchor=False,
-        )
-    ]
-    gold = [LatexExtractionConfig(), ExprExtractionConfig()]
-    # math-verify caches the regexes of one configuration at a time; keep both compiled here
-    return get_extraction_regexes(gold), get_extraction_regexes(pred)
+#: 0.5.2's ``[LatexExtractionConfig(), ExprExtractionConfig()]`` for the gold
+GOLD_TARGETS = compile_targets(("latex", "expr"), boxed_priority=50)
+#: the authors' ``LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)``
+PRED_TARGETS = compile_targets(("latex",), boxed_priority=0, without_anchor=False)
 
 
-def _parse(text: str, regexes) -> list:
-    from math_verify.parser import extract_target_from_pred
-
-    try:  # math-verify's parse() turns every error into "nothing extracted"
-        return extract_target_from_pred(text, regexes, fallback_mode="first_match", extraction_mode="first_match")
+def extract(text: str, patterns, fixes: bool) -> list:
+    """0.5.2's ``parse`` with ``extraction_mode="first_match"``: only the first (rightmost) candidate of the first
+    priority group that has one, its value if it parses, and its string (the first-match fallback)."""
+    try:  # 0.5.2's parse() turns every error into "nothing extracted"
+        for group in candidate_groups(text, patterns):
+            if group:
+                match, kind = group[0]
+                value, string = value_of(text, match, kind, fixes=fixes)
+                return ([value] if value is not None else []) + ([string] if string else [])
     except Exception:  # noqa: BLE001
-        return []
+        pass
+    return []
 
 
 @lru_cache(maxsize=4096)
 def extract_gold(gold: str) -> tuple:
-    return tuple(_parse(gold, _configs()[0]))
+    return tuple(extract(gold, GOLD_TARGETS, fixes=True))
 
 
 def extract_prediction(text: str) -> list:
-    return _parse(text, _configs()[1])
+    return extract(text, PRED_TARGETS, fixes=False)
 
 
 def is_correct(golds, preds) -> bool:
-    from math_verify import verify
-
-    return bool(verify(list(golds), preds, timeout_seconds=None))
+    return any_equal(list(golds), preds, PRECISION)
