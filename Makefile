@@ -4,18 +4,26 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: setup test smoke demo bench clean
+.PHONY: setup test smoke demo bench pins clean
 
 setup: $(VENV)/.installed
 
 # torch first (the build your machine needs), then the package with uv: the same packages as pip resolves, in
 # less than half the time (setup.cfg pins verl; uv keeps the torch already installed). --compile-bytecode as pip
 # does: where PYTHONDONTWRITEBYTECODE is set, every process would otherwise compile verl's imports anew (+5 s each)
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml requirements/cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH)" uv
-	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e ".[test]"
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -c requirements/cpu.txt -e ".[test]"
 	touch $@
+
+# The versions verl[vllm,fsdp]==0.9.1 resolves on a GPU node (requirements/gpu.txt), and the same without torch's own
+# packages for the CPU environment (requirements/cpu.txt): resolved by uv, nothing installed
+TORCH_FAMILY = ^(torch|torchvision|torchaudio|torchcodec)==
+pins: setup
+	$(VENV)/bin/uv pip compile setup.cfg requirements/gpu.in --extra test --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-header --quiet -o requirements/gpu.txt
+	grep -vE '$(TORCH_FAMILY)' requirements/gpu.txt > requirements/cpu.txt
 
 test: setup
 	$(PY) -m pytest -q --durations=15

@@ -114,7 +114,8 @@ def cw_weights(
         advantages: (B, T) token-level advantages (GRPO: the response's advantage on every valid token).
         response_mask: (B, T) bool/0-1 mask of valid response tokens.
         logp_center: "sequence" (per-response mean, authors' code) or "batch" (mean over the segment's tokens).
-        normalizer: "padded" (N = rows x longest response of the segment, authors' code) or "valid_tokens".
+        normalizer: "padded" (N = responses x longest response of the segment, authors' code; rows without a
+            valid token, such as padding, are no response) or "valid_tokens".
         bandwidth_scale: multiplies sigma; 1.0 is the paper's hyperparameter-free setting.
         detach: compute the weights from ``log_prob.detach()`` (no gradient through w).
         segment_ids: optional (B,) int64 segment (group) index per row in ``[0, num_segments)``; None = one segment.
@@ -148,8 +149,8 @@ def cw_weights(
             longest = row_tokens.new_zeros(num_segments).scatter_reduce(
                 0, segment_ids, row_tokens, reduce="amax", include_self=True
             )
-        seg_all_rows = _segment_sum(torch.ones_like(row_tokens), segment_ids, num_segments)
-        total = seg_all_rows * longest
+        seg_rows = _segment_sum((row_tokens > 0).to(row_tokens.dtype), segment_ids, num_segments)
+        total = seg_rows * longest  # rows with a response: a padding row (no valid token) is not one
     else:
         total = seg_tokens
     kernel_sum = _segment_sum(kernel.sum(-1), segment_ids, num_segments)

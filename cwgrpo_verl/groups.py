@@ -3,8 +3,9 @@
 ``cw_scope=group`` takes the CW statistics over each prompt group, with the gradient through the weights, as
 the authors' code did (there a micro-batch was exactly one group). In verl the policy loss sees one micro-batch
 and no group ids, so the recipe trainer
-1. orders every training batch so that each data-parallel rank gets whole groups, each group contiguous
-   (:func:`whole_group_order`, in place of verl's row-level balancing),
+1. lays out every training batch so that each data-parallel rank and mini-batch gets whole groups, each group
+   contiguous, filling up with padding groups where the groups do not split evenly and dropping groups that miss
+   responses (:func:`plan_layout`, in place of verl's row-level balancing and padding),
 2. makes every micro-batch a run of whole groups (micro-batch sizes that are multiples of ``rollout.n``, or
    verl's ``force_group_size`` with dynamic batch sizes), and
 3. installs a loss function on the actor workers that reads the micro-batch's ``uid`` column, checks that it
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 from collections import Counter
 from typing import Callable, Iterator, NamedTuple, Optional, Sequence
 
@@ -51,33 +53,74 @@ def check_whole_groups(uids: Sequence, group_size: int) -> None:
         )
 
 
-def whole_group_order(
+class Layout(NamedTuple):
+    """A training batch laid out in whole prompt groups over data-parallel ranks and mini-batches.
+
+    ``order`` lists, position by position, the batch row to put there, or None for a row of a padding group
+    (``group_size`` consecutive Nones are one group). Rank r receives the r-th of ``num_ranks`` equal consecutive
+    slices; each slice is its mini-batches one after the other, each of ``groups_per_rank`` whole groups.
+    """
+
+    order: list[Optional[int]]
+    padding_groups: int
+    dropped: dict  # uid -> rows it had: groups missing responses, left out of the update
+    groups_per_rank: int  # whole groups (real or padding) per rank and mini-batch
+    real_rows: list[int]  # rows of real groups in each mini-batch
+
+
+def groups_per_rank(groups_per_mini_batch: int, num_ranks: int, group_size: int, rank_rows_multiple: int = 1) -> int:
+    """Whole groups each rank gets of one mini-batch: enough for the mini-batch's groups, and a row count that is a
+    multiple of ``rank_rows_multiple`` (fixed micro-batch sizes must divide it)."""
+    step = math.lcm(group_size, rank_rows_multiple) // group_size
+    return -(-groups_per_mini_batch // (num_ranks * step)) * step
+
+
+def plan_layout(
     uids: Sequence,
     workloads: Sequence[int],
+    group_size: int,
     num_ranks: int,
+    groups_per_mini_batch: int,
     partition: Callable[[list[int], int], list[list[int]]],
-) -> list[int]:
-    """A row order that gives each of ``num_ranks`` consecutive, equal slices whole groups, each contiguous.
+    padding_workload: int = 0,
+    rank_rows_multiple: int = 1,
+) -> Layout:
+    """Whole groups for every rank and mini-batch, whatever the number of ranks.
 
-    ``partition(group_workloads, num_ranks)`` splits the groups into equal-count parts with balanced workloads
-    (verl's ``get_seqlen_balanced_partitions(..., equal_size=True)``): verl's own balancing, over groups
-    instead of rows.
+    Complete groups go, in order, into mini-batches of ``groups_per_mini_batch``; each mini-batch is filled up with
+    padding groups to ``num_ranks x`` :func:`groups_per_rank` groups and split over the ranks by
+    ``partition(group_workloads, num_ranks)`` (verl's ``get_seqlen_balanced_partitions(..., equal_size=True)``:
+    its own balancing, over groups instead of rows). A group with fewer than ``group_size`` rows (a failed rollout
+    session) is dropped: its statistics would cover part of its responses, and GRPO's advantage a biased baseline.
     """
     rows_of: dict = {}
     for row, uid in enumerate(uids):
         rows_of.setdefault(uid, []).append(row)
-    groups = list(rows_of.values())
-    if len(groups) % num_ranks:
-        raise ValueError(
-            f"cw_scope=group: {len(groups)} prompt groups cannot be split evenly over {num_ranks} data-parallel "
-            "ranks; make data.train_batch_size a multiple of the data-parallel size"
-        )
-    sizes = {len(rows) for rows in groups}
-    if len(sizes) > 1:
-        raise ValueError(f"cw_scope=group: prompt groups of different sizes {sorted(sizes)} in one batch")
-    group_load = [sum(workloads[row] for row in rows) for rows in groups]
-    parts = partition(group_load, num_ranks)
-    return [row for part in parts for group in sorted(part) for row in groups[group]]
+    oversized = {uid: len(rows) for uid, rows in rows_of.items() if len(rows) > group_size}
+    if oversized:
+        uid, rows = next(iter(oversized.items()))
+        raise ValueError(f"prompt group {uid!r} has {rows} responses, more than rollout.n={group_size}: whole-group "
+                         "batching supports one trajectory per session")
+    complete = [rows for rows in rows_of.values() if len(rows) == group_size]
+    dropped = {uid: len(rows) for uid, rows in rows_of.items() if len(rows) < group_size}
+    if not complete:
+        raise ValueError(f"no prompt group of this batch is complete ({len(dropped)} groups miss responses): "
+                         "every rollout session of some group failed; see the rollout's errors above")
+    per_rank = groups_per_rank(groups_per_mini_batch, num_ranks, group_size, rank_rows_multiple)
+    slots = per_rank * num_ranks
+    rank_rows: list[list[Optional[int]]] = [[] for _ in range(num_ranks)]
+    real_rows, padding = [], 0
+    for start in range(0, len(complete), groups_per_mini_batch):
+        members: list[Optional[list[int]]] = list(complete[start : start + groups_per_mini_batch])
+        real_rows.append(len(members) * group_size)
+        padding += slots - len(members)
+        members += [None] * (slots - len(members))
+        loads = [padding_workload * group_size if rows is None else sum(workloads[r] for r in rows) for rows in members]
+        for rank, part in enumerate(partition(loads, num_ranks)):
+            for index in sorted(part):
+                rank_rows[rank].extend(members[index] or [None] * group_size)
+    order = [row for rows in rank_rows for row in rows]
+    return Layout(order=order, padding_groups=padding, dropped=dropped, groups_per_rank=per_rank, real_rows=real_rows)
 
 
 _CURRENT: contextvars.ContextVar[Optional[Groups]] = contextvars.ContextVar("cwgrpo_micro_batch_groups", default=None)

@@ -39,7 +39,7 @@ def compute_policy_loss_cw_grpo(
     """verl's ``vanilla`` PPO objective with A replaced by w~ * A.
 
     ``cw_scope=micro_batch``: statistics over the micro-batch. ``group``: over each prompt group of the
-    micro-batch (the groups come from :func:`group_scope_ppo_loss`). ``batch``: the recipe trainer has already
+    micro-batch (the groups come from :func:`recipe_ppo_loss`). ``batch``: the recipe trainer has already
     multiplied the weights into the advantages, so this is the plain clipped objective (weighting here again
     would apply them twice).
     """
@@ -65,6 +65,9 @@ def compute_policy_loss_cw_grpo(
         )
         advantages = cw.weights.to(advantages.dtype) * advantages
         stats.update({f"cw/{k}": v for k, v in weight_stats(cw.weights, cw.cov, response_mask).items()})
+        if groups is not None:  # groups with a valid token: padding groups do not count
+            tokens = response_mask.sum(-1).float()
+            stats["cw/groups_per_micro_batch"] = tokens.new_zeros(groups.count).index_add(0, groups.ids, tokens).gt(0).sum()
 
     loss_mat, pg_stats = ppo_clip_token_losses(
         old_log_prob, log_prob, advantages, response_mask, clip_low, clip_high, clip_c
@@ -78,8 +81,6 @@ def compute_policy_loss_cw_grpo(
     stats.update(pg_stats)
     metrics = to_host(stats, prefix="actor/")  # the one device-to-host transfer of this call
     metrics[f"{METRIC_PREFIX}scope"] = float(SCOPE_CODES[opts.cw_scope])
-    if groups is not None:
-        metrics[f"{METRIC_PREFIX}groups_per_micro_batch"] = float(groups.count)
     if opts.cw_scope == "micro_batch":
         _check_statistics_scope(metrics, config)
     return pg_loss, metrics
@@ -98,14 +99,26 @@ def _statistics_groups(scope: str):
     return groups
 
 
-def group_scope_ppo_loss(config, model_output, data, dp_group=None):
-    """verl's actor loss (``ppo_loss``), with the micro-batch's prompt groups handed to ``cw_grpo``.
+#: Non-tensor key the recipe trainer adds to each update: the real (not padding) rows of one mini-batch.
+UPDATE_ROWS_KEY = "cwgrpo_update_rows"
 
-    Installed on the actor workers by the recipe trainer for ``cw_scope=group``. Reads the ``uid`` column that
-    verl carries with every sample, refuses a micro-batch that holds part of a group, and numbers the groups.
+
+def recipe_ppo_loss(config, model_output, data, dp_group=None, *, group_scope: bool = False):
+    """verl's actor loss (``ppo_loss``) as the recipe runs it, installed on the actor workers by its trainer.
+
+    Normalises the sequence-mean modes by the real rows of the mini-batch (verl divides by its configured size,
+    which here also counts the padding groups), and with ``group_scope`` hands the micro-batch's prompt groups to
+    ``cw_grpo``: it reads the ``uid`` column that verl carries with every sample, refuses a micro-batch that holds
+    part of a group, and numbers the groups.
     """
+    from verl.utils import tensordict_utils as tu
     from verl.workers.utils.losses import ppo_loss
 
+    rows = tu.get(data, UPDATE_ROWS_KEY, default=None)
+    if rows is not None:
+        tu.assign_non_tensor(data, global_batch_size=rows)
+    if not group_scope:
+        return ppo_loss(config, model_output, data, dp_group)
     uids = data["uid"]
     uids = uids.tolist() if hasattr(uids, "tolist") else list(uids)
     check_whole_groups(uids, config.rollout_n)
@@ -117,6 +130,8 @@ def _check_statistics_scope(metrics: dict[str, float], config) -> None:
     """Warn once when micro-batch statistics cannot mean what the paper means."""
     responses = metrics[f"{METRIC_PREFIX}num_responses"]
     group_size = config.get("rollout_n", None)
+    if responses == 0:  # padding only
+        return
     if responses < 2:
         _warn_once(
             "single",

@@ -33,10 +33,9 @@ WEIGHT_KEYS = (
     *(f"cov_{k}" for k in COV_KEYS if k != "num_tokens"),
     "num_tokens",
     "num_responses",
+    "has_tokens",
 )
 
-# What an empty input reports: weights of 1 and no covariance.
-_EMPTY = {"weight_mean": 1.0, "weight_min": 1.0, "weight_max": 1.0, "weight_ess_frac": 1.0}
 
 
 @torch.no_grad()
@@ -62,11 +61,12 @@ def weight_stats(weights: torch.Tensor, cov: torch.Tensor, response_mask: torch.
         "weight_frac_gt_2": ((w > 2.0).float() * maskf).sum() / n_safe,
         "weight_ess_frac": w_sum.square() / w_sq.clamp_min(1e-30) / n_safe,
     }
-    empty = n == 0  # no valid token: report weights of 1 and no covariance, never inf/NaN
-    stats = {k: torch.where(empty, _EMPTY.get(k, 0.0), v.float()) for k, v in stats.items()}
+    empty = n == 0  # no valid token (padding only): every statistic 0 and has_tokens 0, never inf/NaN
+    stats = {k: torch.where(empty, 0.0, v.float()) for k, v in stats.items()}
     stats.update({f"cov_{k}": v for k, v in covariance_stats(cov, response_mask).items() if k != "num_tokens"})
     stats["num_tokens"] = n
     stats["num_responses"] = (maskf.sum(-1) > 0).float().sum()
+    stats["has_tokens"] = (~empty).float()
     return stats
 
 
@@ -107,6 +107,19 @@ def _cov_tail(cov: torch.Tensor, mask: torch.Tensor, n: torch.Tensor) -> dict[st
         out[f"pos_top_{name}"] = torch.where(empty, 0.0, (total - rest) / kf)
         out[f"neg_top_{name}"] = torch.where(empty, 0.0, lower / kf)
     return out
+
+
+def mean_over_micro_batches_with_tokens(metrics: dict[str, float], prefix: str, labels=("scope",)) -> None:
+    """Turn verl's mean over every micro-batch of the ``prefix`` statistics into the mean over those with a valid
+    token, in place. A micro-batch of padding groups only reports 0 for every statistic and ``has_tokens`` 0, so
+    dividing by the mean of ``has_tokens`` removes it exactly (verl averages each key over the same micro-batches).
+    ``labels`` are not statistics (the same value from every micro-batch) and stay as they are."""
+    share = metrics.pop(f"{prefix}has_tokens", None)
+    if not share or share == 1.0:
+        return
+    skip = {f"{prefix}{label}" for label in labels}
+    for key in [k for k in metrics if k.startswith(prefix) and k not in skip]:
+        metrics[key] /= share
 
 
 def to_host(stats: dict[str, torch.Tensor], prefix: str = "") -> dict[str, float]:

@@ -40,24 +40,27 @@ SCOPES = ("group", "micro_batch", "batch")
 GROUP_SIZE = 4  # responses per prompt
 PROMPTS = 4  # prompts per step
 MICRO_BATCH = 8  # responses per micro-batch: two whole groups
+LOG_PROB_MICRO_BATCH = 4  # forward-only passes: sized apart from the group, as the recipe does
 PROMPT_LENGTH, RESPONSE_LENGTH = 128, 32
 RECIPE = "recipe.cwgrpo.main_cwgrpo"
 
 
-def cpu_overrides(work: Path, model: Path, ray_dir: Path, steps: int, ranks: int = 1) -> list[str]:
+def cpu_overrides(work: Path, model: Path, ray_dir: Path, steps: int, ranks: int = 1, prompts: int = PROMPTS,
+                  fail_session: Optional[tuple[int, int]] = None) -> list[str]:
     """The Hydra overrides that move a run onto the CPU backend at smoke-test sizes (nothing about the method).
-    ``ranks`` data-parallel training processes (FSDP2 over gloo), each with its own rollout server."""
+    ``ranks`` data-parallel training processes (FSDP2 over gloo), each with its own rollout server;
+    ``fail_session=(step, k)``: the k-th training request of that step fails (the "hf" rollout's fault injection)."""
     return [
         # sizes
-        f"data.train_batch_size={PROMPTS}",
+        f"data.train_batch_size={prompts}",
         f"data.max_prompt_length={PROMPT_LENGTH}",
         f"data.max_response_length={RESPONSE_LENGTH}",
         "data.dataloader_num_workers=0",
         f"actor_rollout_ref.rollout.n={GROUP_SIZE}",
-        f"actor_rollout_ref.actor.ppo_mini_batch_size={PROMPTS}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={prompts}",
         f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={MICRO_BATCH}",
-        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={MICRO_BATCH}",
-        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={MICRO_BATCH}",
+        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={LOG_PROB_MICRO_BATCH}",
+        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={LOG_PROB_MICRO_BATCH}",
         f"actor_rollout_ref.rollout.max_model_len={PROMPT_LENGTH + RESPONSE_LENGTH}",
         f"trainer.total_training_steps={steps}",
         # model
@@ -92,6 +95,8 @@ def cpu_overrides(work: Path, model: Path, ray_dir: Path, steps: int, ranks: int
         "+ray_kwargs.ray_init.include_dashboard=false",
         f"+ray_kwargs.ray_init._temp_dir={ray_dir}",
         "+ray_kwargs.ray_init._node_ip_address=127.0.0.1",
+        *([f"+actor_rollout_ref.rollout.engine_kwargs.hf.fail_session=[{fail_session[0]},{fail_session[1]}]"]
+          if fail_session else []),
     ]
 
 
@@ -109,6 +114,9 @@ class Run:
     metrics: dict[int, dict] = field(default_factory=dict)  # step -> metrics (step 0: validation before training)
     events: list[dict] = field(default_factory=list)
     leftovers: list[int] = field(default_factory=list)  # our processes still alive after the run (then killed)
+    ranks: int = 1
+    prompts: int = PROMPTS
+    fail_session: Optional[tuple[int, int]] = None
 
     @property
     def steps(self) -> list[int]:
@@ -135,6 +143,8 @@ def run(
     echo: bool = False,
     extra_env: Optional[dict[str, str]] = None,
     ranks: int = 1,
+    prompts: int = PROMPTS,
+    fail_session: Optional[tuple[int, int]] = None,
 ) -> Run:
     """Run ``examples/<script>`` on the CPU backend and collect what it logged. Keeps ``work`` (a new temporary
     directory when None) so a second run with the same ``work`` resumes from its checkpoints. ``extra_env`` is
@@ -157,8 +167,10 @@ def run(
     for stale in (metrics_file, events_file):
         stale.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    temp = work / "tmp"  # the run's temporary files (verl's checkpoint locks among them) stay in its own folder
+    temp.mkdir(exist_ok=True)
     env.update(
-        METHOD=method, PRESET=preset, CW_SCOPE=scope, DATA_DIR=str(data), MODEL_PATH=str(model),
+        TMPDIR=str(temp), METHOD=method, PRESET=preset, CW_SCOPE=scope, DATA_DIR=str(data), MODEL_PATH=str(model),
         CHECKPOINT_DIR=str(work / "checkpoints"), PYTHON=sys.executable,
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         VERL_PLATFORM="cpu", VERL_USE_EXTERNAL_MODULES="cwgrpo_verl.cpu.backend",
@@ -169,7 +181,8 @@ def run(
     joined = {"VERL_USE_EXTERNAL_MODULES": ",", "PYTHONPATH": os.pathsep}
     for key, value in (extra_env or {}).items():
         env[key] = f"{env[key]}{joined[key]}{value}" if key in joined else value
-    command = ["bash", str(EXAMPLES / script), *cpu_overrides(work, model, ray_dir, steps, ranks), *overrides]
+    command = ["bash", str(EXAMPLES / script),
+               *cpu_overrides(work, model, ray_dir, steps, ranks, prompts, fail_session), *overrides]
     module = subprocess.run(command, env={**env, "DRY_RUN": "1"}, capture_output=True, text=True,
                             check=True).stdout.split("\n", 1)[0]
     log_path = work / "run.log"
@@ -190,6 +203,7 @@ def run(
     leftovers = stop_leftovers(session=proc.pid, marker=str(ray_dir))
     shutil.rmtree(ray_dir, ignore_errors=True)
     return Run(method=method, scope=scope, module=module, returncode=proc.returncode, seconds=seconds, work=work,
+               ranks=ranks, prompts=prompts, fail_session=fail_session,
                log=log_path.read_text(encoding="utf-8", errors="replace"), metrics=_read_metrics(metrics_file),
                events=_read_jsonl(events_file), leftovers=leftovers)
 
@@ -283,8 +297,10 @@ def checks(run: Run, expected_steps: list[int]) -> list[Check]:
     out.append(Check("trained weights reached the rollout server", bool(run.steps) and moved == run.steps,
                      f"steps whose trained weights all {len(servers)} server(s) loaded: {moved}; largest change "
                      f"{_fmt([max(changed.get((n, s), 0) for n in servers) for s in moved])}"))
+    out.append(_logprob_check(run))
     if run.module == RECIPE:
         out.append(_covariance_check(run))
+        out.append(_layout_check(run))
     if run.method == "cwgrpo":
         out.append(_weights_check(run))
     validation = {(s, k): v for s, m in run.metrics.items() for k, v in m.items() if k.startswith("val-core/")}
@@ -296,6 +312,41 @@ def checks(run: Run, expected_steps: list[int]) -> list[Check]:
     out.append(Check("no process left behind", not run.leftovers,
                      f"{len(run.leftovers)} Ray processes of this run outlived it" if run.leftovers else "none"))
     return out
+
+
+ON_POLICY_TOLERANCE = 1e-4
+
+
+def _logprob_check(run: Run) -> Check:
+    """At the first step the rollout and the actor are the same weights: the rollout's log-probs (as its
+    ``logprobs_mode`` gives them) and the actor's must agree, and the policy equal the reference (KL 0)."""
+    first = run.metrics.get(run.steps[0], {}) if run.steps else {}
+    diff, kl = first.get("training/rollout_probs_diff_mean"), first.get("actor/kl_loss")
+    ok = diff is not None and abs(diff) < ON_POLICY_TOLERANCE and (kl is None or abs(kl) < ON_POLICY_TOLERANCE)
+    return Check("rollout and actor log-probs agree at the first step", ok,
+                 f"training/rollout_probs_diff_mean {_fmt([diff])}, actor/kl_loss {_fmt([kl])} "
+                 f"(tolerance {ON_POLICY_TOLERANCE:g})")
+
+
+def expected_padding(run: Run, real_groups: int) -> int:
+    """Padding groups the recipe adds to ``real_groups`` at the smoke sizes (cwgrpo_verl.groups.groups_per_rank)."""
+    from cwgrpo_verl.groups import groups_per_rank
+
+    slots = groups_per_rank(run.prompts, run.ranks, GROUP_SIZE, math.lcm(MICRO_BATCH, LOG_PROB_MICRO_BATCH)) * run.ranks
+    return slots - real_groups
+
+
+def _layout_check(run: Run) -> Check:
+    """Every step is laid out in whole groups: the padding the sizes need, and the group whose session was made to
+    fail dropped (and padded), at its step only."""
+    dropped = [int(run.metrics[s].get("groups/dropped_incomplete", -1)) for s in run.steps]
+    padding = [int(run.metrics[s].get("groups/padding", -1)) for s in run.steps]
+    failing = run.fail_session[0] if run.fail_session else None
+    want_dropped = [int(s == failing) for s in run.steps]
+    want_padding = [expected_padding(run, run.prompts - d) for d in want_dropped]
+    return Check("prompt groups laid out whole", bool(run.steps) and (dropped, padding) == (want_dropped, want_padding),
+                 f"padding groups per step {padding} (expected {want_padding}); groups dropped for missing responses "
+                 f"{dropped} (expected {want_dropped})")
 
 
 def _covariance_check(run: Run) -> Check:
@@ -311,10 +362,10 @@ def _weights_check(run: Run) -> Check:
     key = "cw/weight_std" if run.scope == "batch" else "actor/cw/weight_std"
     ok = _every_step(run, lambda m: _finite_positive(m.get(key)))
     detail = f"{key} {_fmt([run.metrics[s].get(key) for s in run.steps])}"
-    if run.scope == "group":
+    if run.scope == "group":  # the mean over micro-batches with a real group: fewer where padding shares one
         groups = [run.metrics[s].get("actor/cw/groups_per_micro_batch") for s in run.steps]
-        ok = ok and all(g == MICRO_BATCH // GROUP_SIZE for g in groups)
-        detail += f"; whole groups per micro-batch {_fmt(groups)}"
+        ok = ok and all(g is not None and 1 <= g <= MICRO_BATCH // GROUP_SIZE for g in groups)
+        detail += f"; real groups per micro-batch {_fmt(groups)}"
     return Check("the actor trains on the CW weights", ok, detail)
 
 
@@ -341,6 +392,13 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _step_and_request(text: str) -> tuple[int, int]:
+    step, _, request = text.partition(":")
+    if not (step.isdigit() and request.isdigit() and int(step) >= 1):
+        raise argparse.ArgumentTypeError(f"expected STEP:K with STEP >= 1 and K >= 0, got {text!r}")
+    return int(step), int(request)
+
+
 def _model_dir(text: str) -> Path:
     path = Path(text).expanduser()
     if not (path / "config.json").is_file():
@@ -365,6 +423,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--ranks", type=_positive_int, default=1, choices=[1, 2], metavar="{1,2}",
                         help="data-parallel training processes (FSDP2 over gloo), each with a rollout server; 2 "
                         "checks the whole-group balancing across ranks (default: 1)")
+    parser.add_argument("--prompts", type=_positive_int, default=PROMPTS,
+                        help=f"prompt groups per step (default: {PROMPTS}); an odd number over 2 ranks needs padding")
+    parser.add_argument("--fail-session", type=_step_and_request, default=None, metavar="STEP:K",
+                        help="make the K-th (from 0) rollout request of STEP fail, as a crashed session: its group "
+                        "must be dropped and the run go on")
     parser.add_argument("--work", type=Path, default=None, help="keep the run's files here (default: a temp dir)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run before it is stopped")
     parser.add_argument("--verbose", action="store_true", help="print the trainer's output as it runs")
@@ -381,7 +444,7 @@ def main(argv=None) -> int:
               f"CW_SCOPE={args.scope} for {args.steps} step(s) on the CPU backend ...", flush=True)
         result = run(method, preset=args.preset, scope=args.scope, steps=args.steps, model=args.model,
                      overrides=tuple(args.overrides), work=work, timeout_s=args.timeout, echo=args.verbose,
-                     ranks=args.ranks)
+                     ranks=args.ranks, prompts=args.prompts, fail_session=args.fail_session)
         verdicts = checks(result, expected_steps=list(range(1, args.steps + 1)))
         for verdict in verdicts:
             print(f"  {'ok  ' if verdict.ok else 'FAIL'}  {verdict.name}: {verdict.detail}")

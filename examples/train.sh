@@ -57,6 +57,7 @@ ROLLOUT_TP=${ROLLOUT_TP:-1}                   # vLLM tensor parallel size
 GPU_MEMORY_UTILIZATION=${GPU_MEMORY_UTILIZATION:-0.6}   # vLLM's share of each GPU
 OFFLOAD=${OFFLOAD:-0}                         # 1: actor parameters and optimizer state on the CPU between uses
 REF_OFFLOAD=${REF_OFFLOAD:-0}                 # 1: reference model parameters on the CPU
+SP=${SP:-1}                                   # Ulysses sequence parallelism (actor and reference): divides the memory floor
 DYNAMIC_BSZ=${DYNAMIC_BSZ:-0}                 # 1: micro-batches by token budget (cw_scope group/batch, or baselines)
 MAX_TOKENS_PER_GPU=${MAX_TOKENS_PER_GPU:-$(( group_size * (max_prompt_length + max_response_length) ))}
 
@@ -71,6 +72,12 @@ RESUME_FROM_PATH=${RESUME_FROM_PATH:-null}
 MAX_CKPT_TO_KEEP=${MAX_CKPT_TO_KEEP:-null}    # null keeps every checkpoint
 
 dynamic=$([[ "$DYNAMIC_BSZ" == "1" ]] && echo true || echo false)
+plumbing_args=()                              # FSDP keys only when asked for (the recipe refuses other engines by name)
+[[ "$OFFLOAD" == "1" ]] && plumbing_args+=(actor_rollout_ref.actor.fsdp_config.param_offload=true
+                                           actor_rollout_ref.actor.fsdp_config.optimizer_offload=true)
+[[ "$REF_OFFLOAD" == "1" ]] && plumbing_args+=(actor_rollout_ref.ref.fsdp_config.param_offload=true)
+[[ "$SP" != "1" ]] && plumbing_args+=(actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size="$SP"
+                                      actor_rollout_ref.ref.fsdp_config.ulysses_sequence_parallel_size="$SP")
 run_entry recipe.cwgrpo.main_cwgrpo \
     data.train_files="$DATA_DIR/open_rs.parquet" \
     data.val_files="[$DATA_DIR/aime24.parquet,$DATA_DIR/math500.parquet,$DATA_DIR/amc23.parquet,$DATA_DIR/minerva.parquet,$DATA_DIR/olympiadbench.parquet]" \
@@ -82,9 +89,6 @@ run_entry recipe.cwgrpo.main_cwgrpo \
     actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=$group_size \
     actor_rollout_ref.actor.use_dynamic_bsz=$dynamic \
     actor_rollout_ref.actor.ppo_max_token_len_per_gpu="$MAX_TOKENS_PER_GPU" \
-    actor_rollout_ref.actor.fsdp_config.param_offload=$([[ "$OFFLOAD" == "1" ]] && echo true || echo false) \
-    actor_rollout_ref.actor.fsdp_config.optimizer_offload=$([[ "$OFFLOAD" == "1" ]] && echo true || echo false) \
-    actor_rollout_ref.ref.fsdp_config.param_offload=$([[ "$REF_OFFLOAD" == "1" ]] && echo true || echo false) \
     actor_rollout_ref.ref.log_prob_use_dynamic_bsz=$dynamic \
     actor_rollout_ref.ref.log_prob_max_token_len_per_gpu="$MAX_TOKENS_PER_GPU" \
     actor_rollout_ref.rollout.n=$group_size \
@@ -109,4 +113,4 @@ run_entry recipe.cwgrpo.main_cwgrpo \
     trainer.resume_mode="$RESUME_MODE" \
     trainer.resume_from_path="$RESUME_FROM_PATH" \
     trainer.max_actor_ckpt_to_keep="$MAX_CKPT_TO_KEEP" \
-    "${method_args[@]}" "$@"
+    "${plumbing_args[@]}" "${method_args[@]}" "$@"

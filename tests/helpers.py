@@ -51,9 +51,11 @@ def random_batch(seed, batch=6, length=9, dtype=torch.float64, group_size=None, 
 
 
 def engine_micro_batch(old, lp, adv, mask, prompt_len=3, dp_size=1, global_batch_size=None, batch_num_tokens=None,
-                       uids=None):
-    """A micro-batch TensorDict shaped as verl's FSDP engine hands it to ppo_loss (no-padding, nested)."""
-    lengths = mask.sum(-1).tolist()
+                       uids=None, **non_tensor):
+    """A micro-batch TensorDict shaped as verl's FSDP engine hands it to ppo_loss (no-padding, nested). A row whose
+    mask is all False is a padding row as verl writes them: one response token, masked out."""
+    valid = mask.sum(-1).tolist()
+    lengths = [n or 1 for n in valid]
     prompts = [torch.arange(prompt_len) + 1 for _ in lengths]
     responses = [torch.arange(n) + 1 for n in lengths]
     nested = lambda rows: torch.nested.as_nested_tensor(rows, layout=torch.jagged)  # noqa: E731
@@ -61,14 +63,14 @@ def engine_micro_batch(old, lp, adv, mask, prompt_len=3, dp_size=1, global_batch
         {
             "prompts": nested(prompts),
             "responses": nested(responses),
-            "response_mask": nested([torch.ones(n, dtype=torch.int64) for n in lengths]),
+            "response_mask": nested([torch.full((n,), int(v > 0), dtype=torch.int64) for n, v in zip(lengths, valid)]),
             "old_log_probs": nested([old[i, :n] for i, n in enumerate(lengths)]),
             "advantages": nested([adv[i, :n] for i, n in enumerate(lengths)]),
         },
         batch_size=[len(lengths)],
     )
     tu.assign_non_tensor(
-        data, dp_size=dp_size, batch_num_tokens=batch_num_tokens, global_batch_size=global_batch_size
+        data, dp_size=dp_size, batch_num_tokens=batch_num_tokens, global_batch_size=global_batch_size, **non_tensor
     )
     if uids is not None:  # verl carries every sample's prompt-group id to the loss as a non-tensor column
         tu.assign_non_tensor_stack(data, "uid", list(uids))
@@ -85,7 +87,7 @@ def engine_micro_batch(old, lp, adv, mask, prompt_len=3, dp_size=1, global_batch
 def flat_grad_to_padded(grad, mask, prompt_len=3):
     """Undo engine_micro_batch's layout: the gradient of each response token, as a (B, T) tensor."""
     out = torch.zeros(mask.shape, dtype=grad.dtype)
-    lengths = mask.sum(-1).tolist()
+    lengths = [n or 1 for n in mask.sum(-1).tolist()]
     for i, n in enumerate(lengths):
         start = sum(prompt_len + m for m in lengths[:i]) + prompt_len - 1
         out[i, :n] = grad[start : start + n]
@@ -122,6 +124,13 @@ def validate(cfg):
     from verl.utils.config import omega_conf_to_dataclass, validate_config
 
     validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    return worker_configs(cfg)
+
+
+def worker_configs(cfg):
+    """The config dataclasses verl's workers build (each checks its own keys)."""
+    from verl.utils.config import omega_conf_to_dataclass
+
     actor = omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
     rollout = omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout)
     algorithm = omega_conf_to_dataclass(cfg.algorithm)

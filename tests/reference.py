@@ -36,7 +36,7 @@ def reference_weights(lp, adv, mask, rows, *, center, normalizer, scale, detach)
     h = scale * (sigma + 1e-8)
     w = {k: torch.exp(-(c**2) / (2 * h**2)) for k, c in cov.items()}
     if normalizer == "padded":
-        big_n = len(rows) * max(n_row.values())
+        big_n = sum(1 for i in rows if n_row[i] > 0) * max(n_row.values())  # padding rows are no response
     else:
         big_n = len(tokens)
     total = sum(w.values())

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from helpers import REPO, SHARED_DATA, compose, validate
+from helpers import REPO, SHARED_DATA, compose, validate, worker_configs
 from ray_head import local_ray_head
 
 EXAMPLES = REPO / "examples"
@@ -41,8 +41,8 @@ def compose_and_check(module, args):
         with initialize_config_dir(str(REPO / "recipe" / "cwgrpo" / "config"), version_base=None):
             cfg = hydra_compose("cwgrpo_trainer", overrides=args)
         try:
-            cfg = prepare(cfg)
-            return cfg, validate(cfg)
+            cfg = prepare(cfg)  # verl's validate_config included, on the batch the recipe dispatches
+            return cfg, worker_configs(cfg)
         finally:
             os.environ.pop("CWGRPO_RECIPE_TRAINER", None)
     if module == "verl.trainer.main_ppo":
@@ -69,6 +69,38 @@ def test_script_arguments_compose_and_validate(script):
         assert cfg.trainer.total_training_steps == (300 if script.startswith("r1") else 150)
         assert (cfg.data.max_response_length, rollout.max_model_len, cfg.cwgrpo.logprob_temperature) == (4096, 4096, 1.0)
         assert actor.optim.weight_decay == 0.0
+
+
+@pytest.mark.parametrize("script, nodes, gpus", [
+    *(("r1_distill_1.5b_cwgrpo.sh", 1, g) for g in range(1, 17)), ("r1_distill_1.5b_cwgrpo.sh", 2, 8),
+    *(("qwen_math_7b_cwgrpo.sh", 1, g) for g in (1, 2, 4, 8)),
+    ("r1_distill_1.5b_grpo.sh", 1, 8), ("r1_distill_1.5b_clip_cov.sh", 1, 5), ("r1_distill_1.5b_grpo.sh", 2, 8),
+])
+def test_paper_scripts_start_on_the_gpus_people_have(script, nodes, gpus):
+    """The paper's 12 prompt groups per step on any GPU count: where they do not split evenly over the ranks the
+    trainer fills each rank up with padding groups, and verl's own checks pass on the batch it dispatches."""
+    from recipe.cwgrpo.batching import data_parallel_size, dispatched_prompts
+
+    _, args = dry_run(script, NNODES=str(nodes), N_GPUS_PER_NODE=str(gpus))
+    cfg, _ = compose_and_check("recipe.cwgrpo.main_cwgrpo", args)
+    ranks = data_parallel_size(cfg)
+    assert ranks == nodes * gpus and cfg.data.train_batch_size == 12
+    assert dispatched_prompts(cfg) == ranks * -(-12 // ranks)  # the fewest padding groups that split evenly
+
+
+def test_sequence_parallelism_divides_the_ranks_and_scales_the_token_budget():
+    """SP=2 over 8 GPUs: 4 data-parallel ranks (3 groups each, no padding); the dynamic budget counts x SP."""
+    from recipe.cwgrpo.batching import data_parallel_size, dispatched_prompts, sequence_parallel_size
+
+    _, args = dry_run("r1_distill_1.5b_cwgrpo.sh", N_GPUS_PER_NODE="8", SP="2")
+    cfg, (actor, _, _) = compose_and_check("recipe.cwgrpo.main_cwgrpo", args)
+    assert (sequence_parallel_size(cfg), sequence_parallel_size(cfg, "ref"), data_parallel_size(cfg)) == (2, 2, 4)
+    assert dispatched_prompts(cfg) == 12 and actor.fsdp_config.ulysses_sequence_parallel_size == 2
+    _, args = dry_run("r1_distill_1.5b_cwgrpo.sh", SP="2", DYNAMIC_BSZ="1", MAX_TOKENS_PER_GPU="27648")
+    compose_and_check("recipe.cwgrpo.main_cwgrpo", args)  # half a group per GPU x SP 2 holds a whole group
+    _, args = dry_run("r1_distill_1.5b_cwgrpo.sh", DYNAMIC_BSZ="1", MAX_TOKENS_PER_GPU="27648")
+    with pytest.raises(Exception, match="= 27648 x 1"):
+        compose_and_check("recipe.cwgrpo.main_cwgrpo", args)
 
 
 def test_method_settings_reach_the_config():

@@ -245,3 +245,20 @@ def test_loss_benchmark_runs_and_reports_ratios():
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_loss.py"), "--batch", "12", "--length", "64",
                           "--iters", "2"], capture_output=True, text=True, check=True, timeout=300).stdout
     assert "cw_grpo authors' (non-detached)" in out and "ratio" in out and "verl vanilla" in out
+
+
+def test_a_micro_batch_of_padding_only_leaves_the_weight_statistics_as_they_are():
+    """verl averages each metric over every micro-batch; one holding only padding (no valid token) reports 0 and
+    has_tokens 0, and the recipe's trainer turns the mean back into the mean over micro-batches with tokens."""
+    from cwgrpo_verl.metrics import mean_over_micro_batches_with_tokens
+
+    old, lp, adv, mask = random_batch(5, batch=4, length=6, dtype=torch.float32)
+    _, _, real = _ours(old, lp, adv, mask)
+    _, _, padding = _ours(old, lp, adv, torch.zeros_like(mask))
+    assert padding["actor/cw/has_tokens"] == 0.0 and real["actor/cw/has_tokens"] == 1.0
+    assert all(v == 0.0 for k, v in padding.items() if k.startswith("actor/cw/") and k != "actor/cw/scope")
+    verl_mean = {k: (real[k] + padding[k]) / 2 for k in real}  # what verl logs for the two micro-batches
+    mean_over_micro_batches_with_tokens(verl_mean, prefix="actor/cw/")
+    for key, value in real.items():
+        if key.startswith("actor/cw/") and key != "actor/cw/has_tokens":
+            assert verl_mean[key] == pytest.approx(value), key

@@ -7,7 +7,7 @@ import pytest
 
 from cwgrpo_verl.config import RECIPE_ENV
 
-from helpers import REPO, validate
+from helpers import REPO, worker_configs
 
 RECIPE_CONFIG = REPO / "recipe" / "cwgrpo" / "config"
 
@@ -30,7 +30,7 @@ def test_paper_settings_compose_and_pass_the_driver_checks(recipe_env):
     from recipe.cwgrpo.main_cwgrpo import prepare
 
     cfg = prepare(compose_recipe())
-    actor, rollout, algorithm = validate(cfg)
+    actor, rollout, algorithm = worker_configs(cfg)
     pl = actor.policy_loss
     assert (pl.loss_mode, pl.cw_scope, pl.cw_logp_center, pl.cw_normalizer, pl.cw_detach_weights) == (
         "cw_grpo", "group", "sequence", "padded", False)
@@ -52,17 +52,30 @@ def test_paper_settings_compose_and_pass_the_driver_checks(recipe_env):
     [
         (["actor_rollout_ref.actor.policy_loss.loss_mode=cw_grop"], "loss_mode='cw_grop' is not a registered policy loss"),
         (["algorithm.adv_estimator=cw_grop"], "adv_estimator='cw_grop' is not registered"),
-        (["trainer.v1.trainer_mode=sync"], "cw_scope=group needs trainer.use_v1=true and trainer.v1.trainer_mode=cwgrpo"),
+        (["trainer.v1.trainer_mode=sync"], r"cw_scope=group needs the recipe's trainer \(trainer.v1.trainer_mode=cwgrpo\); "
+         "trainer.v1.trainer_mode=sync would ignore it"),
+        (["trainer.v1.trainer_mode=sync", "actor_rollout_ref.actor.policy_loss.loss_mode=vanilla"],
+         "cwgrpo.logprob_temperature=1.0 needs the recipe's trainer"),
+        (["trainer.use_v1=false"], "trainer.use_v1=false runs verl's legacy trainer"),
+        (["actor_rollout_ref.actor.strategy=megatron"], "actor_rollout_ref.actor.strategy=megatron: the recipe runs verl's FSDP engine"),
+        (["model_engine=megatron"], "model_engine=megatron: the recipe runs verl's FSDP engine"),
+        (["actor_rollout_ref.rollout.logprobs_mode=processed_logprobs", "algorithm.rollout_correction.bypass_mode=true"],
+         r"logprobs_mode=processed_logprobs gives rollout log-probs at temperature 0.7.*actor's are at temperature 1.0"
+         r".*algorithm.rollout_correction.bypass_mode=True would put both into one importance ratio"),
+        (["actor_rollout_ref.rollout.logprobs_mode=raw_logprobs", "cwgrpo.logprob_temperature=null",
+          "algorithm.rollout_correction.rollout_is=token"], "algorithm.rollout_correction.rollout_is=token would put"),
         (["actor_rollout_ref.actor.policy_loss.cw_scope=groups"], "cw_scope must be one of"),
         (["algorithm.cw_adv_epsilon=-0.1"], "algorithm.cw_adv_epsilon"),
         (["algorithm.cw_adv_epsilon=0"], "divides 0 by 0"),
         (["actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8"],
          "ppo_micro_batch_size_per_gpu=8 must be a multiple of actor_rollout_ref.rollout.n=12"),
         (["actor_rollout_ref.actor.shuffle=true"], "set actor_rollout_ref.actor.shuffle=false"),
-        (["actor_rollout_ref.actor.ppo_mini_batch_size=6", "data.train_batch_size=12"],
-         "ppo_mini_batch_size=6 prompts must split evenly over the 4 data-parallel ranks"),
         (["actor_rollout_ref.actor.use_dynamic_bsz=true", "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true",
-          "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true"], "ppo_max_token_len_per_gpu is 16384"),
+          "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true"],
+         "its budget is actor_rollout_ref.actor.ppo_max_token_len_per_gpu x the sequence-parallel size = 16384 x 1"),
+        (["actor_rollout_ref.actor.use_dynamic_bsz=true", "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true",
+          "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true", "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=20000",
+          "actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size=2"], "= 20000 x 2"),
         (["actor_rollout_ref.actor.use_dynamic_bsz=true", "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true",
           "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true", "actor_rollout_ref.actor.policy_loss.cw_scope=micro_batch"],
          "cw_scope=micro_batch would take its statistics over whatever responses fit together"),
@@ -92,12 +105,17 @@ def test_incoherent_options_fail_before_ray_starts(recipe_env, overrides, messag
         ["actor_rollout_ref.actor.policy_loss.cw_scope=batch", "actor_rollout_ref.actor.policy_loss.cw_detach_weights=true"],
         ["actor_rollout_ref.actor.policy_loss.loss_mode=vanilla", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8"],
         ["cwgrpo.stop_at_step=100", "cwgrpo.logprob_temperature=null"],
+        ["actor_rollout_ref.actor.ppo_mini_batch_size=6"],  # two mini-batches per step, each padded to 8 groups
+        # a budget of half a group per GPU holds a whole group with sequence parallelism over 2 GPUs
+        ["actor_rollout_ref.actor.use_dynamic_bsz=true", "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true",
+         "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true", "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=27648",
+         "actor_rollout_ref.actor.ulysses_sequence_parallel_size=2"],
     ],
 )
 def test_coherent_variants_pass(recipe_env, overrides):
     from recipe.cwgrpo.main_cwgrpo import prepare
 
-    validate(prepare(compose_recipe(overrides)))
+    worker_configs(prepare(compose_recipe(overrides)))
 
 
 def test_a_resumed_run_logs_to_a_new_file_instead_of_truncating_the_earlier_one(tmp_path, monkeypatch):

@@ -51,8 +51,19 @@ def cosine_lr(step: int, peak: float = 1e-6, floor: float = 0.1) -> float:
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * step / SCHEDULE)))
 
 
+FAILED_SESSION = (1, 1)  # (step, request): the second rollout request of step 1 fails, so its group misses a response
+
+
+def two_ranks_padding_and_a_failed_session(work: Path):
+    """3 prompt groups over 2 data-parallel ranks (each rank needs 2 whole groups: one padding group per step), and a
+    rollout session that fails at step 1 (its group is dropped: two padding groups that step)."""
+    return smoke.run("cwgrpo", scope="group", steps=2, ranks=2, prompts=3, fail_session=FAILED_SESSION, work=work,
+                     extra_env=probed(work), overrides=("trainer.val_before_train=false", "trainer.test_freq=-1"))
+
+
 SCENARIOS = {
     "group_then_resume": group_scope_then_resume,
+    "two_ranks": two_ranks_padding_and_a_failed_session,
     "main_ppo": lambda work: smoke.run("cwgrpo", scope="micro_batch", script="main_ppo_cwgrpo.sh", work=work,
                                        overrides=("trainer.test_freq=-1",)),
     "grpo_script": lambda work: smoke.run("grpo", script="r1_distill_1.5b_grpo.sh", work=work,
@@ -85,30 +96,83 @@ def test_recipe_group_scope_trains_on_per_group_weights(runs):
     assert all(first.metrics[s]["actor/pg_clipfrac"] == 0.0 for s in first.steps)
 
 
+def assert_equals_the_float64_reference(record, global_rows):
+    """A micro-batch recorded inside verl's trainer: its loss and gradient equal the loop reference of the authors'
+    formula on its real rows, normalised by the real rows of the whole mini-batch (``global_rows``); padding rows
+    (no valid token) get no gradient. Returns the real groups it held."""
+    opts, mask = record["options"], record["response_mask"].bool()
+    assert opts["cw_scope"] == "group" and not opts["cw_detach_weights"]
+    real = mask.any(-1)
+    groups = [g for g, r in zip(record["groups"], real.tolist()) if r]
+    assert all(groups.count(g) == smoke.GROUP_SIZE for g in set(groups))
+    lp = record["log_prob"][real].double().requires_grad_(True)
+    low, high, dual = record["clip"]
+    value = reference_loss(record["old_log_prob"][real].double().tolist(), lp,
+                           record["advantages"][real].double().tolist(), mask[real].tolist(),
+                           center=opts["cw_logp_center"], normalizer=opts["cw_normalizer"],
+                           scale=opts["cw_bandwidth_scale"], detach=opts["cw_detach_weights"], groups=groups,
+                           agg=record["loss_agg_mode"], clip_low=low, clip_high=high, clip_c=dual)
+    assert record["loss_agg_mode"] == "seq-mean-token-mean"
+    info = record["global_batch_info"]  # verl normalises by the global mini-batch: sum of row means / size x dp
+    assert info["global_batch_size"] == global_rows, info
+    scale = int(real.sum()) / info["global_batch_size"] * info["dp_size"]
+    (value * scale).backward()
+    torch.testing.assert_close(record["loss"].double(), (value * scale).detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(record["grad"][real].double(), lp.grad, rtol=1e-5, atol=1e-5)
+    assert not record["grad"][~real].any()
+    return len(set(groups))
+
+
+def recorded(run):
+    dumps = sorted((run.work / "probe").glob("micro_batch_*.pt"))
+    assert dumps, "the probe recorded no micro-batch"
+    return [torch.load(path) for path in dumps]
+
+
 def test_a_real_micro_batch_equals_the_float64_reference(runs):
     """The loss value and gradient on micro-batches of a real step equal the loop reference of the authors' formula."""
     first, _ = runs("group_then_resume")
-    dumps = sorted((first.work / "probe").glob("micro_batch_*.pt"))
-    assert dumps, "the probe recorded no micro-batch"
-    for path in dumps:
-        record = torch.load(path)
-        opts, mask = record["options"], record["response_mask"].bool()
-        assert opts["cw_scope"] == "group" and not opts["cw_detach_weights"]
-        groups = record["groups"]
-        assert len(set(groups)) == smoke.MICRO_BATCH // smoke.GROUP_SIZE
-        assert all(groups.count(g) == smoke.GROUP_SIZE for g in set(groups))
-        lp = record["log_prob"].double().requires_grad_(True)
-        low, high, dual = record["clip"]
-        value = reference_loss(record["old_log_prob"].double().tolist(), lp, record["advantages"].double().tolist(),
-                               mask.tolist(), center=opts["cw_logp_center"], normalizer=opts["cw_normalizer"],
-                               scale=opts["cw_bandwidth_scale"], detach=opts["cw_detach_weights"], groups=groups,
-                               agg=record["loss_agg_mode"], clip_low=low, clip_high=high, clip_c=dual)
-        assert record["loss_agg_mode"] == "seq-mean-token-mean"
-        info = record["global_batch_info"]  # verl normalises by the global mini-batch: sum of row means / size x dp
-        scale = int(mask.any(-1).sum()) / info["global_batch_size"] * info["dp_size"]
-        (value * scale).backward()
-        torch.testing.assert_close(record["loss"].double(), (value * scale).detach(), rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(record["grad"].double(), lp.grad, rtol=1e-5, atol=1e-5)
+    for record in recorded(first):
+        groups = assert_equals_the_float64_reference(record, smoke.PROMPTS * smoke.GROUP_SIZE)
+        assert groups == smoke.MICRO_BATCH // smoke.GROUP_SIZE
+
+
+def test_an_odd_number_of_groups_over_two_ranks_equals_the_unpadded_update(runs):
+    """3 groups over 2 ranks: every rank gets 2 whole groups, one of them padding; the micro-batches recorded on both
+    ranks equal the reference on their real groups, normalised by the real rows (not the padded mini-batch)."""
+    run = runs("two_ranks")
+    assert_checks(run, [1, 2])
+    records = recorded(run)
+    assert {r["global_batch_info"]["dp_size"] for r in records} == {2}
+    real_rows = {1: 2 * smoke.GROUP_SIZE, 2: 3 * smoke.GROUP_SIZE}  # step 1: one group dropped
+    by_rows = {}
+    for record in records:
+        rows = record["global_batch_info"]["global_batch_size"]
+        by_rows.setdefault(rows, []).append(assert_equals_the_float64_reference(record, rows))
+    assert set(by_rows) == set(real_rows.values())  # both steps were recorded
+    assert sorted(by_rows[real_rows[2]]) == [1, 2]  # step 2: one rank holds 2 real groups, the other 1 and padding
+
+
+def test_a_failed_rollout_session_drops_its_group_and_the_run_goes_on(runs):
+    run = runs("two_ranks")
+    step, _ = FAILED_SESSION
+    assert "injected failure of training request 1 at step 1" in run.log
+    assert [run.metrics[s]["groups/dropped_incomplete"] for s in run.steps] == [1.0, 0.0]
+    assert [run.metrics[s]["groups/padding"] for s in run.steps] == [2.0, 1.0]
+    assert f"step {step}: dropped 1 prompt group(s) missing responses" in run.log
+
+
+@pytest.mark.parametrize("scenario", ["group_then_resume", "grpo_script"])
+def test_rollout_log_probs_equal_the_actors_on_policy(runs, scenario):
+    """The paper's scripts take log-probs from the raw logits (cwgrpo.logprob_temperature=1.0) while sampling at 0.7:
+    the rollout returns raw_logprobs to match (rollout.logprobs_mode=auto), so at step 1, before any update, the
+    rollout's and the actor's probabilities agree and the policy is the reference."""
+    run = runs(scenario)
+    run = run[0] if isinstance(run, tuple) else run
+    step = run.metrics[1]
+    assert step["training/rollout_probs_diff_mean"] < 1e-6 and step["training/rollout_probs_diff_max"] < 1e-4
+    assert abs(step["actor/kl_loss"]) < 1e-6
+    assert "logprobs_mode': 'raw_logprobs'" in run.log or "logprobs_mode: raw_logprobs" in run.log
 
 
 def test_validation_before_training_scores_with_the_project_reward(runs):

@@ -3,7 +3,11 @@ trainer worker that pushes the trained weights to it after every step (verl's ``
 
 It implements the token-in-token-out surface verl's agent loop calls on a vLLM server (``generate``) and the
 control calls of the replica and checkpoint manager (wake_up, sleep, abort, ...), as no-ops where a CPU has
-nothing to do. Set ``CWGRPO_CPU_EVENTS=<file>`` to have every weight load appended to it as a JSON line.
+nothing to do. It keeps vLLM's contracts where the trainer can see them (docs/cpu_backend.md): sampling with
+temperature, top-k and top-p, the response cap ``max_model_len - prompt``, and log-probs as
+``rollout.logprobs_mode`` asks. Set ``CWGRPO_CPU_EVENTS=<file>`` to have every weight load appended to it as a
+JSON line, and ``rollout.engine_kwargs.hf.fail_session=[step, k]`` to make the k-th (from 0) training request of
+that step to the first replica fail, as a rollout session that dies would.
 """
 
 from __future__ import annotations
@@ -24,6 +28,13 @@ EVENTS_ENV = "CWGRPO_CPU_EVENTS"
 
 def server_name(replica_rank: int) -> str:
     return f"cwgrpo_hf_cpu_server_{replica_rank}"
+
+
+LOGPROBS_MODES = ("raw_logprobs", "processed_logprobs", "raw_logits", "processed_logits")
+
+
+class InjectedRolloutFailure(RuntimeError):
+    """``engine_kwargs.hf.fail_session``: the session this request belongs to fails, as on a crashed server."""
 
 
 class HFServer:
@@ -50,6 +61,13 @@ class HFServer:
         self.lock = asyncio.Lock()
         self.weight_version = 0
         self.global_steps = None
+        self.logprobs_mode = self.config.logprobs_mode or "raw_logprobs"
+        if self.logprobs_mode not in LOGPROBS_MODES:
+            raise ValueError(f"rollout.logprobs_mode={self.logprobs_mode!r}: vLLM's modes are {list(LOGPROBS_MODES)}")
+        fail = ((self.config.engine_kwargs or {}).get(NAME) or {}).get("fail_session")
+        # one failure per run: the first replica's requests only
+        self.fail_session = tuple(int(v) for v in fail) if fail and replica_rank == 0 else None
+        self.training_requests: dict[int, int] = {}
 
     def ready(self) -> bool:
         return True
@@ -79,7 +97,20 @@ class HFServer:
 
     async def generate(self, prompt_ids, sampling_params: dict[str, Any], request_id: str, **_kwargs) -> TokenOutput:
         async with self.lock:
+            self._maybe_fail(sampling_params)
             return self._generate(list(prompt_ids), dict(sampling_params))
+
+    def _maybe_fail(self, params: dict[str, Any]) -> None:
+        """Training requests (sampled at ``rollout.temperature``; validation uses ``val_kwargs``) are counted per
+        step: the rollout of step s runs on the weights of step s - 1."""
+        if float(params.get("temperature", 1.0)) != float(self.config.temperature):
+            return
+        step = (self.global_steps or 0) + 1
+        index = self.training_requests.get(step, 0)
+        self.training_requests[step] = index + 1
+        if self.fail_session == (step, index):
+            print(f"[cwgrpo-cpu] {self.name}: injected failure of training request {index} at step {step}", flush=True)
+            raise InjectedRolloutFailure(f"engine_kwargs.{NAME}.fail_session={list(self.fail_session)}")
 
     def _max_tokens(self, prompt_len: int, params: dict[str, Any]) -> int:
         room = self.max_model_len - prompt_len
@@ -101,9 +132,13 @@ class HFServer:
         tokens, log_probs = [], []
         for _ in range(max_tokens):
             logits = out.logits[0, -1].float()
-            token = self._sample(logits, temperature, top_k, top_p)
+            processed = self._process(logits, temperature, top_k, top_p)
+            if temperature <= 0:
+                token = int(logits.argmax())
+            else:
+                token = int(torch.multinomial(torch.softmax(processed, -1), 1, generator=self.generator))
             tokens.append(token)
-            log_probs.append(float(torch.log_softmax(logits, -1)[token]))
+            log_probs.append(self._logprob(logits, processed, token, greedy=temperature <= 0))
             if token in self.eos_ids:
                 break
             out = self.model(input_ids=torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
@@ -114,18 +149,29 @@ class HFServer:
             extra_fields={"global_steps": self.global_steps},
         )
 
-    def _sample(self, logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> int:
+    @staticmethod
+    def _process(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+        """vLLM's logits processing for sampling: divide by the temperature, then keep the top-k tokens and the
+        smallest set whose probability reaches top-p (the rest -inf)."""
         if temperature <= 0:
-            return int(logits.argmax())
+            return logits
         scaled = logits / temperature
         if top_k > 0:
             scaled = scaled.masked_fill(scaled < torch.topk(scaled, min(top_k, scaled.numel())).values[-1], -torch.inf)
-        probs = torch.softmax(scaled, -1)
         if top_p < 1.0:
-            ordered, index = probs.sort(descending=True)
-            outside = ordered.cumsum(0) - ordered > top_p
-            probs = probs.scatter(0, index, ordered.masked_fill(outside, 0.0))
-        return int(torch.multinomial(probs, 1, generator=self.generator))
+            ordered, index = torch.softmax(scaled, -1).sort(descending=True)
+            outside = ordered.cumsum(0) - ordered > top_p  # the mass before this token already reaches top-p
+            scaled = scaled.masked_fill(torch.zeros_like(outside).scatter(0, index, outside), -torch.inf)
+        return scaled
+
+    def _logprob(self, logits: torch.Tensor, processed: torch.Tensor, token: int, greedy: bool) -> float:
+        """The sampled token's value as vLLM's ``logprobs_mode`` defines it: raw = from the model's logits,
+        processed = after temperature and top-k/top-p (a greedy request has nothing processed: vLLM returns the raw
+        values); ``*_logits`` return the logit itself."""
+        values = logits if greedy or self.logprobs_mode.startswith("raw") else processed
+        if self.logprobs_mode.endswith("logits"):
+            return float(values[token])
+        return float(torch.log_softmax(values, -1)[token])
 
     # the control surface verl's replica and checkpoint manager call: nothing to do on a CPU
     async def wake_up(self, tags=None):

@@ -9,8 +9,8 @@ the plugin is registered there too and every node sees the run's paths. It then 
 
 from __future__ import annotations
 
+import copy
 import logging
-import math
 import os
 
 import hydra
@@ -23,101 +23,10 @@ from verl.utils.device import auto_set_device
 
 import cwgrpo_verl
 from cwgrpo_verl.config import RECIPE_ENV
+from recipe.cwgrpo.batching import dispatched_prompts
+from recipe.cwgrpo.checks import TRAINER_MODE, ConfigError, check_recipe_config, dispatch_summary  # noqa: F401
 
 logger = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """A recipe option that cannot work, found before any GPU work."""
-
-
-def check_recipe_config(config: DictConfig) -> None:
-    """Coherence checks verl itself does not make (it finds a bad loss name only at the first update)."""
-    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY
-
-    actor = config.actor_rollout_ref.actor
-    loss_mode = actor.policy_loss.get("loss_mode", "vanilla")
-    if loss_mode not in POLICY_LOSS_REGISTRY:
-        raise ConfigError(
-            f"actor_rollout_ref.actor.policy_loss.loss_mode={loss_mode!r} is not a registered policy loss; "
-            f"known: {sorted(POLICY_LOSS_REGISTRY)}"
-        )
-    estimator = config.algorithm.adv_estimator
-    if estimator not in ADV_ESTIMATOR_REGISTRY and estimator not in ("gae", "grpo"):
-        raise ConfigError(f"algorithm.adv_estimator={estimator!r} is not registered; known: {sorted(ADV_ESTIMATOR_REGISTRY)}")
-    _check_recipe_options(config)
-    scope = actor.policy_loss.get("cw_scope", "micro_batch") if loss_mode == "cw_grpo" else "micro_batch"
-    mode = config.trainer.v1.trainer_mode
-    if scope != "micro_batch" and not (config.trainer.use_v1 and mode == "cwgrpo"):
-        raise ConfigError(
-            f"actor_rollout_ref.actor.policy_loss.cw_scope={scope} needs trainer.use_v1=true and "
-            f"trainer.v1.trainer_mode=cwgrpo (got use_v1={config.trainer.use_v1}, trainer_mode={mode})"
-        )
-    if scope == "group":
-        _check_whole_groups_possible(config)
-    if scope == "micro_batch" and loss_mode == "cw_grpo" and actor.use_dynamic_bsz:
-        raise ConfigError(
-            "actor_rollout_ref.actor.use_dynamic_bsz=true packs micro-batches by a token budget, so "
-            "cw_scope=micro_batch would take its statistics over whatever responses fit together: use "
-            "actor_rollout_ref.actor.policy_loss.cw_scope=group (exact per prompt group) or batch"
-        )
-    group = config.actor_rollout_ref.rollout.n
-    micro = actor.get("ppo_micro_batch_size_per_gpu")
-    if loss_mode == "cw_grpo" and scope == "micro_batch" and not actor.use_dynamic_bsz and micro and micro < group:
-        logger.warning(
-            "cw_scope=micro_batch with ppo_micro_batch_size_per_gpu=%s < rollout.n=%s: each statistic covers less "
-            "than one group. Raise the micro-batch or use cw_scope=group.",
-            micro,
-            group,
-        )
-
-
-def _check_recipe_options(config: DictConfig) -> None:
-    options = config.get("cwgrpo") or {}
-    unknown = set(options) - {"logprob_temperature", "stop_at_step"}
-    if unknown:
-        raise ConfigError(f"unknown key(s) cwgrpo.{', cwgrpo.'.join(sorted(unknown))}; known: logprob_temperature, stop_at_step")
-    temperature = options.get("logprob_temperature")
-    if temperature is not None and not (isinstance(temperature, (int, float)) and 0 < temperature < math.inf):
-        raise ConfigError(f"cwgrpo.logprob_temperature must be null or a finite number > 0, got {temperature!r}")
-    stop, total = options.get("stop_at_step"), config.trainer.total_training_steps
-    if stop is not None and not (isinstance(stop, int) and not isinstance(stop, bool) and stop >= 1):
-        raise ConfigError(f"cwgrpo.stop_at_step must be null or a whole number >= 1, got {stop!r}")
-    if stop is not None and total is not None and stop > total:
-        raise ConfigError(
-            f"cwgrpo.stop_at_step={stop} is after the end of the schedule (trainer.total_training_steps={total})"
-        )
-
-
-def _check_whole_groups_possible(config: DictConfig) -> None:
-    """cw_scope=group needs every micro-batch to be whole prompt groups; refuse what cannot keep them whole."""
-    actor, n = config.actor_rollout_ref.actor, config.actor_rollout_ref.rollout.n
-    key = "actor_rollout_ref.actor"
-    why = "cw_scope=group takes its statistics over whole prompt groups in every micro-batch"
-    if actor.get("shuffle", False):
-        raise ConfigError(f"{why}, and {key}.shuffle=true mixes rows across groups: set {key}.shuffle=false")
-    if (config.get("distillation") or {}).get("enabled", False):
-        raise ConfigError(f"{why}; it does not support distillation (distillation.enabled=true)")
-    if actor.use_dynamic_bsz:
-        need = n * (config.data.max_prompt_length + config.data.max_response_length)
-        if actor.ppo_max_token_len_per_gpu < need:
-            raise ConfigError(
-                f"{why}: with {key}.use_dynamic_bsz=true a micro-batch must fit one whole group, up to rollout.n x "
-                f"(max_prompt_length + max_response_length) = {need} tokens; {key}.ppo_max_token_len_per_gpu is "
-                f"{actor.ppo_max_token_len_per_gpu}"
-            )
-    elif actor.ppo_micro_batch_size_per_gpu % n:
-        raise ConfigError(
-            f"{why}: {key}.ppo_micro_batch_size_per_gpu={actor.ppo_micro_batch_size_per_gpu} must be a multiple of "
-            f"actor_rollout_ref.rollout.n={n}"
-        )
-    sequence_parallel = (actor.get("fsdp_config") or {}).get("ulysses_sequence_parallel_size", 1) or 1
-    dp = config.trainer.nnodes * config.trainer.n_gpus_per_node // sequence_parallel
-    if actor.ppo_mini_batch_size % dp:
-        raise ConfigError(
-            f"{why}: {key}.ppo_mini_batch_size={actor.ppo_mini_batch_size} prompts must split evenly over the "
-            f"{dp} data-parallel ranks (trainer.nnodes x trainer.n_gpus_per_node / ulysses_sequence_parallel_size)"
-        )
 
 
 def prepare(config: DictConfig) -> DictConfig:
@@ -125,10 +34,45 @@ def prepare(config: DictConfig) -> DictConfig:
     os.environ[RECIPE_ENV] = "1"  # group/batch scopes are legal here: this trainer computes their weights
     cwgrpo_verl.check_registered()
     auto_set_device(config)
-    check_recipe_config(config)
-    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    use_reference = need_reference_policy(config)
+    check_recipe_config(config, use_reference)
+    # verl's check that the step's rows divide over the GPUs, on the batch the trainer dispatches (padding included)
+    dispatched = copy.deepcopy(config)
+    if config.trainer.v1.trainer_mode == TRAINER_MODE:
+        dispatched.data.train_batch_size = dispatched_prompts(config, use_reference)
+        logger.info("[cwgrpo] %s", dispatch_summary(config, use_reference))
+    validate_config(config=dispatched, use_reference_policy=use_reference, use_critic=need_critic(config))
     omega_conf_to_dataclass(config.algorithm)  # CWAlgoConfig checks its keys (verl keeps algorithm a dict)
+    log_memory_floor(config)
     return config
+
+
+def log_memory_floor(config: DictConfig) -> None:
+    """The estimated per-GPU memory of the actor update (recipe/cwgrpo/memory.py), where the model's config.json
+    can be read; the levers below it are sequence parallelism, FSDP2's offload_policy and more GPUs."""
+    from transformers import AutoConfig
+
+    from recipe.cwgrpo.batching import sequence_parallel_size
+    from recipe.cwgrpo.memory import PRESET_MODELS, ModelShape, describe, update_floor
+
+    actor, data, path = config.actor_rollout_ref.actor, config.data, str(config.actor_rollout_ref.model.path)
+    shape = PRESET_MODELS.get(os.path.basename(path.rstrip("/")))
+    try:  # a local model, or one in the Hugging Face cache: never a download from the driver
+        shape = shape or ModelShape.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
+    except Exception as error:  # noqa: BLE001 - an estimate for the log: never a reason to stop
+        logger.info("[cwgrpo] no memory estimate (cannot read the model's config.json: %s)", error)
+        return
+    responses = (actor.ppo_max_token_len_per_gpu // (data.max_prompt_length + data.max_response_length)
+                 if actor.use_dynamic_bsz else actor.ppo_micro_batch_size_per_gpu)
+    terms = update_floor(shape, gpus=config.trainer.nnodes * config.trainer.n_gpus_per_node,
+                         micro_batch_responses=max(1, responses),
+                         sequence_length=data.max_prompt_length + data.max_response_length,
+                         sequence_parallel=sequence_parallel_size(config),
+                         offload_policy=bool((actor.get("fsdp_config") or {}).get("offload_policy", False)))
+    logger.info("[cwgrpo] estimated actor-update memory per GPU: %s. Levers: "
+                "actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size (divides activations and logits), "
+                "fsdp_config.offload_policy=true (model states on the CPU), more GPUs (shards the model states); "
+                "docs/memory.md", describe(terms))
 
 
 class _CWGRPOTaskRunner(TaskRunnerV1.__ray_actor_class__):

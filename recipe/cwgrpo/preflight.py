@@ -39,7 +39,13 @@ def run_paths(config: DictConfig) -> dict[str, tuple[str, str]]:
     return {key: value for key, value in paths.items() if os.path.isabs(value[0])}  # hub names, hdfs:// skipped
 
 
-def path_problems(paths: dict[str, tuple[str, str]], marker: Optional[str] = None, wait_s: float = 30.0) -> list[str]:
+#: How long another node may take to see the task runner's marker file: NFS clients cache a directory's attributes
+#: and lookups for up to 60 s (``acdirmax``), so a new file can stay invisible that long.
+SHARED_STORAGE_WAIT_S = 65.0
+
+
+def path_problems(paths: dict[str, tuple[str, str]], marker: Optional[str] = None,
+                  wait_s: float = SHARED_STORAGE_WAIT_S) -> list[str]:
     """What this machine cannot see (runs on each node). ``marker``: the name of a file the task runner wrote into
     every writable folder; a folder where it does not appear within ``wait_s`` is another disk than the task
     runner's (a network file system may show a new file on other machines only after its cache expires)."""
@@ -64,10 +70,13 @@ def path_problems(paths: dict[str, tuple[str, str]], marker: Optional[str] = Non
 
 
 def _appears(folder: str, name: str, wait_s: float) -> bool:
-    """Whether ``name`` is in ``folder`` within ``wait_s``, listing the folder (which has an NFS client revalidate
-    it) every second."""
+    """Whether ``name`` is in ``folder`` within ``wait_s``: every second, open it (an open revalidates the NFS
+    client's cached lookup of the file, close-to-open consistency) and list the folder."""
     deadline = time.monotonic() + wait_s
     while True:
+        with contextlib.suppress(OSError):
+            with open(os.path.join(folder, name), "rb"):
+                return True
         with contextlib.suppress(OSError):
             if name in os.listdir(folder):
                 return True

@@ -1,8 +1,10 @@
 """``trainer.v1.trainer_mode=cwgrpo``: verl's synchronous trainer (``PPOTrainerSync``) with a few stages overridden.
 
-- ``_balance_batch``: with ``cw_scope=group``, verl's load balancing over whole prompt groups instead of rows, so
-  every rank, mini-batch and micro-batch holds whole groups (see ``cwgrpo_verl.groups``); the actor workers get a
-  loss function that hands each micro-batch's groups to the ``cw_grpo`` loss.
+- ``_balance_batch``: verl's load balancing over whole prompt groups instead of rows, for every method, so every
+  rank, mini-batch and micro-batch holds whole groups on any number of GPUs: where the groups do not split evenly
+  over the ranks each mini-batch is filled up with padding groups (verl's own padding rows), and a group that misses
+  responses (a failed rollout session) is dropped (``cwgrpo_verl.groups.plan_layout``). The actor workers get a
+  loss function that normalises by the real rows and hands each micro-batch's groups to ``cw_grpo``.
 - ``_compute_advantage``: after verl's advantages, the observe-only covariance statistics of every method
   (``cov/*``), and the weights of ``cw_scope=batch``.
 - ``_compute_old_log_prob``, ``_compute_ref_log_prob``, ``_update_actor``: at ``cwgrpo.logprob_temperature``
@@ -13,23 +15,30 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
+import uuid
 from functools import partial
 
 import torch
 import transfer_queue as tq
 from tensordict import TensorDict
+from transfer_queue import KVBatchMeta
 from verl import DataProto
+from verl.trainer.ppo.padding_utils import SYNTHETIC_PADDING_SEQ_LEN, construct_minimal_padding_template
 from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils.config import omega_conf_to_dataclass
 from verl.utils.seqlen_balancing import calculate_workload, get_seqlen_balanced_partitions, log_seqlen_unbalance
+from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 from verl.workers.utils.padding import response_to_nested
 
 from cwgrpo_verl import LOSS_NAME
-from cwgrpo_verl.groups import whole_group_order
-from cwgrpo_verl.loss import group_scope_ppo_loss
+from cwgrpo_verl.groups import Layout, plan_layout
+from cwgrpo_verl.loss import UPDATE_ROWS_KEY, recipe_ppo_loss
+from cwgrpo_verl.metrics import mean_over_micro_batches_with_tokens
 from cwgrpo_verl.scope import batch_scope_weights, covariance_metrics
+from recipe.cwgrpo.batching import rank_rows_multiple
 
 TRAINER_NAME = "cwgrpo"
 logger = logging.getLogger(__name__)
@@ -40,8 +49,34 @@ def _uid(key: str) -> str:
     return key.split("_", 1)[0]
 
 
+@contextlib.contextmanager
+def _override(node, key: str, value):
+    """Set ``node[key]`` for the duration (verl's stages read the config when they send a batch to the workers)."""
+    before = node[key]
+    node[key] = value
+    try:
+        yield
+    finally:
+        node[key] = before
+
+
 class CWGRPOTrainer(PPOTrainerSync):
     """PPOTrainerSync with whole prompt groups per micro-batch, covariance statistics and the recipe's options."""
+
+    _layout: Layout | None = None
+    _warned_padding = False
+
+    # verl's base trainer keys its synchronous behaviour on the mode's *name* being "sync" (the replay buffer that
+    # keeps a group with a failed session, no TransferQueue state in checkpoints, whole-batch prompt fetches);
+    # any other name gets the asynchronous trainers' behaviour. This trainer is synchronous: it answers "sync".
+    @property
+    def trainer_mode(self) -> str:
+        return "sync"
+
+    @trainer_mode.setter
+    def trainer_mode(self, name: str) -> None:
+        if name != TRAINER_NAME:
+            raise ValueError(f"CWGRPOTrainer runs as trainer.v1.trainer_mode={TRAINER_NAME}, got {name!r}")
 
     @property
     def _policy_loss(self):
@@ -54,6 +89,10 @@ class CWGRPOTrainer(PPOTrainerSync):
             return None
         return self._policy_loss.get("cw_scope", "micro_batch")
 
+    @property
+    def _group_size(self) -> int:
+        return self.config.actor_rollout_ref.rollout.n
+
     # ---- schedule ---------------------------------------------------------------------------------------------
     def _init_dataloader(self):
         super()._init_dataloader()  # sets the optimizer's horizon from trainer.total_training_steps
@@ -63,45 +102,98 @@ class CWGRPOTrainer(PPOTrainerSync):
                         stop, stop, self.total_training_steps)
             self.total_training_steps = stop
 
-    # ---- whole prompt groups (cw_scope=group) -----------------------------------------------------------------
+    # ---- whole prompt groups ----------------------------------------------------------------------------------
     def _setup(self):
         super()._setup()
-        if self._cw_scope == "group":
-            actor_config = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
-            self.actor_rollout_wg.set_loss_fn(partial(group_scope_ppo_loss, config=actor_config))
+        actor_config = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
+        self.actor_rollout_wg.set_loss_fn(
+            partial(recipe_ppo_loss, config=actor_config, group_scope=self._cw_scope == "group"))
 
-    def _balance_batch(self, batch, metrics, logging_prefix="global_seqlen", keep_minibatch=False):
-        if self._cw_scope != "group":
-            return super()._balance_batch(batch, metrics, logging_prefix, keep_minibatch)
+    def _dp_size(self) -> int:
         worker_group = self.actor_rollout_wg
         if "actor" not in worker_group._dispatch_info:
             worker_group._dispatch_info["actor"] = worker_group._query_dispatch_info("actor")
-        dp_size = max(worker_group._dispatch_info["actor"]) + 1
-        required = self._get_required_batch_multiple(dp_size)
-        if len(batch) % required:
-            raise ValueError(
-                f"cw_scope=group: a batch of {len(batch)} responses is not a multiple of {required} (the data-parallel "
-                "size and actor mini-batch); verl would pad it with rows that belong to no prompt group. "
-                "Make data.train_batch_size a multiple of actor_rollout_ref.actor.ppo_mini_batch_size and of the "
-                "data-parallel size."
-            )
+        return max(worker_group._dispatch_info["actor"]) + 1
+
+    def _balance_batch(self, batch, metrics, logging_prefix="global_seqlen", keep_minibatch=False):
+        """verl's balancing over whole prompt groups: each rank and mini-batch gets whole groups, padding groups
+        where they do not split evenly, and the groups that miss responses are dropped."""
+        dp_size, n = self._dp_size(), self._group_size
         seq_lens = [tag["seq_len"] for tag in batch.tags]
-        workloads = calculate_workload(torch.tensor(seq_lens, dtype=torch.int64)).tolist()
-        order = whole_group_order([_uid(k) for k in batch.keys], workloads, dp_size,
-                                  partial(get_seqlen_balanced_partitions, equal_size=True))
-        batch.reorder(order)
-        rows_per_rank = len(order) // dp_size
+        layout = plan_layout(
+            [_uid(k) for k in batch.keys], calculate_workload(torch.tensor(seq_lens)).tolist(), n, dp_size,
+            self.config.actor_rollout_ref.actor.ppo_mini_batch_size,
+            partial(get_seqlen_balanced_partitions, equal_size=True),
+            padding_workload=int(calculate_workload(torch.tensor([SYNTHETIC_PADDING_SEQ_LEN]))[0]),
+            rank_rows_multiple=rank_rows_multiple(self.config, self.use_reference_policy),
+        )
+        batch = self._apply_layout(batch, layout)
+        self._layout = layout
+        metrics["groups/padding"] = float(layout.padding_groups)
+        metrics["groups/dropped_incomplete"] = float(len(layout.dropped))
+        if layout.dropped:
+            logger.warning("step %s: dropped %s prompt group(s) missing responses (failed rollout sessions): %s",
+                           self.global_steps, len(layout.dropped),
+                           ", ".join(f"{uid} ({rows} of {n})" for uid, rows in layout.dropped.items()))
+        if layout.padding_groups and not self._warned_padding:
+            self._warned_padding = True
+            logger.warning(
+                "the prompt groups do not split evenly over %s data-parallel ranks: mini-batches are filled up with "
+                "padding groups of %s rows that contribute nothing (%s this step; logged as groups/padding)",
+                dp_size, n, layout.padding_groups)
+        rows_per_rank = len(batch) // dp_size
         partitions = [list(range(r * rows_per_rank, (r + 1) * rows_per_rank)) for r in range(dp_size)]
-        metrics.update(log_seqlen_unbalance(seqlen_list=[seq_lens[i] for i in order], partitions=partitions,
-                                            prefix=logging_prefix))
+        metrics.update(log_seqlen_unbalance(seqlen_list=[tag["seq_len"] for tag in batch.tags],
+                                            partitions=partitions, prefix=logging_prefix))
         return batch
 
+    def _apply_layout(self, batch, layout: Layout):
+        """The batch in the layout's order: the dropped groups' rows cleared, and verl's own padding rows
+        (``is_padding``, no valid response token, zero reward) written for each padding group under a fresh uid."""
+        n = self._group_size
+        kept = [row for row in layout.order if row is not None]
+        if layout.padding_groups:  # verl's template: the fields of a real row, emptied
+            source = tq.kv_batch_get(keys=[batch.keys[kept[0]]], partition_id=batch.partition_id)[0]
+            template, template_tag = construct_minimal_padding_template(source, batch.tags[kept[0]],
+                                                                        self.tokenizer.eos_token_id)
+        dropped = [key for row, key in enumerate(batch.keys) if row not in set(kept)]
+        if dropped:
+            tq.kv_clear(keys=dropped, partition_id=batch.partition_id)
+        keys, tags, padding = [], [], []
+        for start in range(0, len(layout.order), n):
+            rows = layout.order[start : start + n]
+            if rows[0] is not None:
+                keys += [batch.keys[r] for r in rows]
+                tags += [batch.tags[r] for r in rows]
+                continue
+            uid = f"pad{uuid.uuid4().hex}"  # verl's padding uid form, one per group: a group of its own
+            for session in range(n):
+                sample = copy.deepcopy(template)
+                sample["uid"] = uid
+                if "session_id" in sample:
+                    sample["session_id"] = session
+                keys.append(f"{uid}_{session}_0")
+                tags.append(copy.deepcopy(template_tag))
+                padding.append((keys[-1], tags[-1], sample))
+        if padding:
+            pad_keys, pad_tags, pad_samples = zip(*padding)
+            tq.kv_batch_put(keys=list(pad_keys), partition_id=batch.partition_id,
+                            fields=list_of_dict_to_tensordict(list(pad_samples)), tags=list(pad_tags))
+        return KVBatchMeta(keys=keys, tags=tags, partition_id=batch.partition_id, fields=batch.fields,
+                           extra_info=batch.extra_info)
+
     def _update_actor(self, batch, metrics):
-        if self._cw_scope == "group" and self.config.actor_rollout_ref.actor.use_dynamic_bsz:
+        """One mini-batch is the layout's whole groups of every rank (padding included); the loss normalises by its
+        real rows (``UPDATE_ROWS_KEY``), so padding changes neither the loss nor the gradient."""
+        layout, actor = self._layout, self.config.actor_rollout_ref.actor
+        if actor.use_dynamic_bsz:
             # verl's dynamic micro-batching keeps runs of this many consecutive rows together: whole groups
-            batch.extra_info["force_group_size"] = self.config.actor_rollout_ref.rollout.n
-        with self._logprob_temperature():
-            return super()._update_actor(batch, metrics)
+            batch.extra_info["force_group_size"] = self._group_size
+        batch.extra_info[UPDATE_ROWS_KEY] = max(layout.real_rows)
+        with self._logprob_temperature(), _override(actor, "ppo_mini_batch_size", layout.groups_per_rank * self._dp_size()):
+            batch = super()._update_actor(batch, metrics)
+        mean_over_micro_batches_with_tokens(metrics, prefix="actor/cw/")
+        return batch
 
     # ---- covariance statistics of every method; cw_scope=batch ------------------------------------------------
     def _compute_advantage(self, batch, metrics: dict):
@@ -128,21 +220,13 @@ class CWGRPOTrainer(PPOTrainerSync):
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=output)
 
     # ---- log-prob temperature ---------------------------------------------------------------------------------
-    @contextlib.contextmanager
     def _logprob_temperature(self):
         """verl's stages send ``rollout.temperature`` to the workers, which divide the logits by it; swap in
         ``cwgrpo.logprob_temperature`` for the stage's duration (sampling happens elsewhere and is unaffected)."""
         temperature = self.config.get("cwgrpo", {}).get("logprob_temperature")
-        rollout = self.config.actor_rollout_ref.rollout
-        sampling = rollout.temperature
         if temperature is None:
-            yield
-            return
-        rollout.temperature = temperature
-        try:
-            yield
-        finally:
-            rollout.temperature = sampling
+            return contextlib.nullcontext()
+        return _override(self.config.actor_rollout_ref.rollout, "temperature", temperature)
 
     def _compute_old_log_prob(self, batch, metrics):
         with self._logprob_temperature():
