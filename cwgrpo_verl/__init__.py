@@ -6,7 +6,7 @@ raised while loading plugins, so entry points call :func:`check_registered` to f
 
 LOSS_NAME = "cw_grpo"
 ESTIMATOR_NAME = "cw_grpo"
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["check_registered", "LOSS_NAME", "ESTIMATOR_NAME"]
 
 try:

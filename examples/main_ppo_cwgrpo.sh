@@ -2,6 +2,9 @@
 # CW-GRPO with plain `python -m verl.trainer.main_ppo`: the README's flags on a GRPO run, no recipe. Statistics per
 # micro-batch (cw_scope=micro_batch), so a micro-batch holds one group's worth of responses; the recipe's
 # cw_scope=group is exact per prompt group. METHOD=grpo gives the GRPO baseline with the same command.
+# Not a paper run: where the recipe pins the authors' settings this keeps verl's defaults (a constant learning rate,
+# greedy validation, no seed, log-probs at the sampling temperature, row-level batching); use the per-run scripts
+# (r1_distill_1.5b_*.sh, qwen_math_7b_*.sh) to reproduce the paper.
 # The environment sets paths and cluster; arguments are Hydra overrides.
 set -euo pipefail
 [[ "${DRY_RUN:-0}" == "1" ]] || set -x

@@ -7,10 +7,10 @@
 #       examples/submit_ray_job.sh [r1_distill_1.5b_cwgrpo.sh] [hydra overrides...]
 #   RAY_ADDRESS=http://HEAD:8265 examples/submit_ray_job.sh -- python -m cwgrpo_verl.check   # any other command
 #
-# Only training scripts of examples/ are submitted: those that source _lib.sh and call run_entry (train.sh,
-# main_ppo_cwgrpo.sh, evaluate.sh) and those that exec train.sh (the per-run scripts). Any other file, one outside
-# examples/, or a name that is neither a script nor a Hydra override (KEY=VALUE, ~KEY) is refused before anything
-# runs; use `-- COMMAND` for anything else.
+# Only training scripts of examples/ are submitted: those that source _lib.sh and call run_entry with the recipe or
+# verl's main_ppo (train.sh, main_ppo_cwgrpo.sh) and those that exec train.sh (the per-run scripts). Any other
+# file, one outside examples/, or a name that is neither a script nor a Hydra override (KEY=VALUE, ~KEY) is refused
+# before anything runs; use `-- COMMAND` for anything else.
 # Overrides are parsed with Hydra's own parser (lists, quotes and all), in $PYTHON: the interpreter with the project
 # installed (default: this checkout's .venv, made by `make setup`, else python3). A line break in an override
 # cannot be carried and is refused; so is a sweep (a,b).
@@ -80,6 +80,9 @@ else
     mapfile -t lines <<< "$resolved"
     [[ "${lines[0]}" =~ ^[A-Za-z_][A-Za-z0-9_.]*$ ]] ||
         die "examples/$script printed no Python entry point in its dry run (got '${lines[0]}')"
+    [[ "${lines[0]}" == recipe.cwgrpo.main_cwgrpo || "${lines[0]}" == verl.trainer.main_ppo ]] ||
+        die "examples/$script runs ${lines[0]}, not a training entry point (the recipe or verl's main_ppo, whose" \
+            "arguments are Hydra overrides): submit it with -- COMMAND"
     command=(python -m "${lines[@]}")
     overrides=("${lines[@]:1}")
 fi

@@ -12,7 +12,7 @@ PRESET=${PRESET:-r1_distill_1.5b}             # r1_distill_1.5b | qwen_math_7b
 
 # ---- the authors' runs (recipes/gaussian_1.5b.yaml, gaussian_7b.yaml); shared settings: recipe/cwgrpo/config ----
 case "$PRESET" in
-    # 300-step schedule (cosine, warmup 30), reported at steps 100-200; accuracy + format reward
+    # 300-step schedule (cosine, warmup 30), reported at step 100 (Table 2) and 100, 150, 200 (Table 3); accuracy + format reward
     r1_distill_1.5b) default_model=deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B; total_steps=300; format_weight=1.0 ;;
     # 150-step schedule, reported at step 150; accuracy reward only
     qwen_math_7b)    default_model=Qwen/Qwen2.5-Math-7B-Instruct; total_steps=150; format_weight=0.0 ;;

@@ -144,8 +144,11 @@ def default_report(logs, tmp_path_factory):
 
 
 def _cli(logs, out, *extra):
-    return report.main(["--base", f"Base={logs['base_eval']}", "--run", f"GRPO={logs['grpo']}",
-                        "--run", f"CW-GRPO={logs['cw_grpo']}", "--out", str(out), *extra])
+    """The training logs as runs (Table 1, the figure, the training-time validation) and, for Tables 2 and 3, as
+    evaluations too (their validation scores, without recorded settings)."""
+    runs = [("GRPO", logs["grpo"]), ("CW-GRPO", logs["cw_grpo"])]
+    return report.main(["--base", f"Base={logs['base_eval']}", *(a for n, p in runs for a in ("--run", f"{n}={p}")),
+                        *(a for n, p in runs for a in ("--eval", f"{n}={p}")), "--out", str(out), *extra])
 
 
 def _one_line_error(capsys, *parts):
@@ -195,7 +198,7 @@ def test_table2_hand_computed(default_report):
     assert md[2] == "| Base | 28.8 | 82.8 | 62.9 | 26.5 | 43.3 | 48.9 | — |"
     assert md[3] == "| GRPO | 33.3 | 85.0 | 67.5 | 27.2 | 49.9 | 52.6 | +3.7 |"
     assert md[4] == "| CW-GRPO | 30.0 | 87.0 | 77.5 | 29.8 | 52.0 | 55.3 | +6.4 |"
-    assert "GRPO @ step 4" in md[-1] and "Base @ step 0" in md[-1]
+    assert "GRPO @ step 4" in md[-2] and "Base @ step 0" in md[-2] and md[-1].startswith("Settings: not recorded")
     csv = pd.read_csv(tmp_path / "table2.csv").set_index("run")
     assert list(csv.index) == ["Base", "GRPO", "CW-GRPO"]
     assert csv.loc["GRPO", "Avg"] == pytest.approx(52.58, abs=1e-3)
@@ -259,7 +262,6 @@ def test_table1_every_method_side_by_side_with_entropy(logs, tmp_path, capsys):
     assert summary[1].startswith("| CW-GRPO | 1-2 | 0.590 | cov/*:")
     assert summary[2].startswith("| Old-CW | 1-2 | 0.590 | actor/cw/cov_*: the cw_grpo loss's")
     assert summary[3] == "| NoCov | — | 0.500 | — |" and summary[4].startswith("| Clip-Cov | 1-2 | 0.300 | cov/*:")
-    assert "Base is the evaluation-only base run" in md[-1]
     assert "run 'Old-CW' has no cov/* statistics (an older log): Table 1 uses its actor/cw/cov_*" in err
     assert "run 'NoCov' logs no covariance statistics" in err
     assert "run 'GRPO' has covariance statistics" not in err  # steps 1-2 are all there
@@ -401,8 +403,9 @@ def test_two_runs_in_one_file_are_told_apart(tmp_path, capsys):
     assert resumed[2]["actor/entropy"] == GRPO_ENTROPY[1] and resumed[2]["val-core/cwgrpo/aime24/acc/mean@1"] == 0.3
     assert report.main(["--run", f"X={joined}#resume", "--out", str(tmp_path / "o")]) == 0
     assert "X: " in capsys.readouterr().err
-    table3 = (tmp_path / "o" / "table3.md").read_text()
-    assert "| X | 2 | 30.0 |" in table3 and "| X | 5 | 30.0 | 87.0 |" in table3 and "| X | 4 |" not in table3
+    validation = (tmp_path / "o" / "validation.md").read_text()  # the training-time view of its validation
+    assert "| X | 2 | 30.0 |" in validation and "| X | 5 | 30.0 | 87.0 |" in validation and "| X | 4 |" not in validation
+    assert not (tmp_path / "o" / "table3.md").exists()  # Tables 2 and 3 come from evaluations only
     assert report.main(["--run", f"X={joined}#3", "--out", str(tmp_path / "o")]) == 2
     _one_line_error(capsys, f"{joined}#3: this file holds 2 run(s)")
 
@@ -452,14 +455,16 @@ def test_module_cli(tmp_path, monkeypatch, capsys):
     import runpy
 
     args = ["--base", f"Base={FIXTURES / 'base_eval.jsonl'}", "--run", f"GRPO={FIXTURES / 'grpo.jsonl'}",
-            "--run", f"CW-GRPO={FIXTURES / 'cw_grpo.log'}", "--out", str(tmp_path / "r")]
+            "--run", f"CW-GRPO={FIXTURES / 'cw_grpo.log'}", "--eval", f"GRPO={FIXTURES / 'grpo.jsonl'}",
+            "--out", str(tmp_path / "r")]
     monkeypatch.setattr(sys, "argv", ["python -m cwgrpo_verl.report", *args])
     monkeypatch.delitem(sys.modules, "cwgrpo_verl.report.__main__", raising=False)
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_module("cwgrpo_verl.report", run_name="__main__")
     assert exit_info.value.code == 0
-    assert "| CW-GRPO | 30.0 | 87.0 | 77.5 | 29.8 | 52.0 | 55.3 | +6.4 |" in capsys.readouterr().out
-    expected = {f"table{i}.{ext}" for i in (1, 2, 3) for ext in ("md", "csv")} | {"entropy.png"}
+    assert "| CW-GRPO | 4 | 30.0 | 87.0 | 77.5 | 29.8 | 52.0 | 55.3 |" in capsys.readouterr().out  # validation.md
+    expected = {f"{t}.{ext}" for t in ("table1", "table2", "table3", "validation") for ext in ("md", "csv")}
+    expected.add("entropy.png")
     assert {p.name for p in (tmp_path / "r").iterdir()} == expected
 
 
@@ -499,6 +504,7 @@ def test_a_failed_run_leaves_the_earlier_report_as_it_was(logs, tmp_path, monkey
 def test_run_names_with_a_pipe_stay_in_their_column_and_line_breaks_are_refused(logs, tmp_path, capsys):
     """Case 4: a run name with `|` shifted its values one column right of their headers and dropped the Δ column."""
     assert report.main(["--base", f"Base={logs['base_eval']}", "--run", f"GRPO|lr 1e-6={logs['grpo']}",
+                        "--eval", f"GRPO|lr 1e-6={logs['grpo']}",
                         "--out", str(tmp_path / "o")]) == 0
     md = (tmp_path / "o" / "table2.md").read_text().splitlines()
     assert md[3] == r"| GRPO\|lr 1e-6 | 33.3 | 85.0 | 67.5 | 27.2 | 49.9 | 52.6 | +3.7 |"
@@ -525,7 +531,8 @@ def test_outputs_of_an_earlier_run_that_this_run_does_not_write_are_removed(logs
     assert report.main(["--base", f"Base={logs['base_eval']}", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "table2.csv", "table2.md", "table3.csv", "table3.md"]
-    assert f"removed table1.md, table1.csv, entropy.png of an earlier report from {out}" in err
+    assert (f"removed table1.md, table1.csv, validation.md, validation.csv, entropy.png of an earlier report from "
+            f"{out}") in err
     assert (out / "notes.txt").read_text() == "mine"  # not a file of the report's: left alone
 
 
@@ -537,7 +544,7 @@ def test_a_log_inside_out_named_as_an_output_is_refused(logs, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         report.main(["--run", f"GRPO={log}", "--out", str(out)])
     assert exit_info.value.code == 2
-    assert f"--run/--base GRPO={log}: is {log}, an output of this report (--out)" in capsys.readouterr().err
+    assert f"GRPO={log}: is {log}, an output of this report (--out)" in capsys.readouterr().err
     assert log.read_bytes() == Path(logs["grpo"]).read_bytes()
 
 
@@ -559,14 +566,14 @@ def test_accuracy_outside_zero_to_one_is_flagged_not_rescaled(tmp_path, capsys):
     """A percentage logged as 37.5 was shown as 3750.0 with no warning."""
     log = _jsonl_log(tmp_path / "pct.jsonl", [(10, {"val-core/cwgrpo/aime24/acc/mean@1": 37.5,
                                                     "val-core/cwgrpo/math500/acc/mean@1": 0.8})])
-    assert report.main(["--run", f"X={log}", "--out", str(tmp_path / "o")]) == 0
+    assert report.main(["--eval", f"X={log}", "--out", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
     assert ("warning: run 'X', val-core/cwgrpo/aime24/acc/mean@1 at step 10: 37.5 is outside [0, 1] (verl logs "
             "accuracy as a fraction): shown as logged x 100, marked †") in err
     assert err.count("37.5 is outside") == 1  # Table 2 and Table 3 say it once
     md = (tmp_path / "o" / "table2.md").read_text().splitlines()
     assert md[2] == "| X | 3750.0† | 80.0 | 1915.0† | — |"
-    assert md[-1].startswith("† logged outside [0, 1]")
+    assert md[-1].startswith("† logged outside [0, 1]") and md[-2].startswith("Settings: not recorded")
     assert "| X | 10 | 3750.0† | 80.0 | 1915.0† |" in (tmp_path / "o" / "table3.md").read_text()
     csv = pd.read_csv(tmp_path / "o" / "table2.csv", keep_default_na=False)
     assert csv.loc[0, "AIME24"] == 3750.0 and csv.loc[0, "out_of_range"] == "AIME24"
@@ -585,3 +592,58 @@ def test_a_datasets_typo_is_warned_about(logs, tmp_path, capsys):
 
 if __name__ == "__main__":  # regenerate the committed fixtures
     print({k: str(v) for k, v in generate_fixtures(FIXTURES).items()})
+
+
+# --- evaluations: Tables 2 and 3 from examples/evaluate_checkpoints.sh's logs ---------------------------------------
+
+def _evaluation(path: Path, step: int, acc, **settings) -> Path:
+    """A log as python -m cwgrpo_verl.evaluate writes it."""
+    recorded = {"max_new_tokens": 32768, "temperature": 0.6, "top_p": 0.95, "samples": 1,
+                "reward": "eval", **settings}
+    record = {"step": step, "data": {k: float(v) for k, v in _val(acc, extra=False).items()}, "evaluation": recorded}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record) + "\n")
+    return path
+
+
+def test_a_folder_of_evaluations_gives_tables_2_and_3_with_their_settings(tmp_path, capsys):
+    evals = tmp_path / "evals"
+    _evaluation(evals / "step_100.t0.6-p0.95-n1-len32768.jsonl", 100, GRPO_ACC_STEP2)
+    _evaluation(evals / "step_200.t0.6-p0.95-n1-len32768.jsonl", 200, CW_ACC)
+    (evals / "step_200.t0.6-p0.95-n1-len32768.generations.jsonl").write_text('{"response": "x"}\n')  # not a log
+    base = _evaluation(tmp_path / "base" / "step_0.t0.6-p0.95-n1-len32768.jsonl", 0, BASE_ACC)
+    assert report.main(["--base", f"Base={base.parent}", "--eval", f"CW-GRPO={evals}", "--out", str(tmp_path / "o")]) == 0
+    table2 = (tmp_path / "o" / "table2.md").read_text().splitlines()
+    assert table2[3] == "| CW-GRPO | 30.0 | 87.0 | 77.5 | 29.8 | 52.0 | 55.3 | +6.4 |"  # its last checkpoint
+    assert table2[-1] == "Settings: max_new_tokens 32768, temperature 0.6, top_p 0.95, samples 1, reward eval."
+    table3 = (tmp_path / "o" / "table3.md").read_text().splitlines()
+    assert [line.split(" | ")[:2] for line in table3[2:5]] == [["| Base", "0"], ["| CW-GRPO", "100"],
+                                                              ["| CW-GRPO", "200"]]
+
+
+def test_evaluations_with_different_settings_are_refused_unless_asked_for(tmp_path, capsys):
+    """Unlike evaluations (4096 against 32768 tokens, a training run's validation) in one table: refused, saying
+    what differs; --mixed-settings puts them together and the table says it."""
+    evals = _evaluation(tmp_path / "cw" / "step_100.jsonl", 100, CW_ACC, max_new_tokens=4096).parent
+    base = _evaluation(tmp_path / "base" / "step_0.jsonl", 0, BASE_ACC)
+    args = ["--base", f"Base={base}", "--eval", f"CW-GRPO={evals}", "--out", str(tmp_path / "o")]
+    assert report.main(args) == 2
+    err = capsys.readouterr().err
+    assert "were made with different settings" in err and "max_new_tokens: 32768 (Base @ 0); 4096 (CW-GRPO @ 100)" in err
+    assert not (tmp_path / "o").exists()
+    assert report.main([*args, "--mixed-settings"]) == 0
+    assert "Settings: max_new_tokens: 32768 (Base @ 0); 4096 (CW-GRPO @ 100)." in (tmp_path / "o" / "table2.md").read_text()
+    training_validation = _jsonl_log(tmp_path / "train.jsonl", [(100, {k: float(v) for k, v in _val(CW_ACC).items()})])
+    assert report.main(["--base", f"Base={base}", "--eval", f"CW-GRPO={training_validation}", "--out",
+                        str(tmp_path / "p")]) == 2
+    assert "not recorded (CW-GRPO @ 100)" in capsys.readouterr().err
+
+
+def test_two_evaluations_of_one_step_in_a_folder_are_refused_and_a_glob_picks_one(tmp_path, capsys):
+    evals = tmp_path / "evals"
+    _evaluation(evals / "step_100.t0.6-p0.95-n1-len32768.jsonl", 100, CW_ACC)
+    _evaluation(evals / "step_100.t0.6-p0.95-n8-len32768.jsonl", 100, GRPO_ACC, samples=8)
+    assert report.main(["--eval", f"CW-GRPO={evals}", "--out", str(tmp_path / "o")]) == 2
+    _one_line_error(capsys, "step 100 is also evaluated in", "choose with a glob")
+    assert report.main(["--eval", f"CW-GRPO={evals}/step_*-n8-*.jsonl", "--out", str(tmp_path / "o")]) == 0
+    assert "| CW-GRPO | 33.3 | 85.0 |" in (tmp_path / "o" / "table2.md").read_text()

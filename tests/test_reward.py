@@ -328,11 +328,20 @@ def test_verl_loader_and_naive_manager():
 
 # ---------------------------------------------------------------------------------------------- self-check
 
+def prepared(source_dir, out):
+    """The evaluation parquets as examples/prepare_data.sh writes them (data_prep.eval_sets)."""
+    from data_prep.eval_sets import main as eval_sets
+
+    assert eval_sets(["--out", str(out), "--source-dir", str(source_dir)]) == 0
+    return out
+
+
 @pytest.mark.slow
-def test_self_check_every_gold_answer():
-    if not SHARED_DATA.is_dir() or not all((SHARED_DATA / f).exists() for f in R.EVAL_FILES.values()):
+def test_self_check_every_gold_answer(tmp_path):
+    if not SHARED_DATA.is_dir():
         pytest.skip(f"evaluation data not found at {SHARED_DATA} (set CWGRPO_SHARED_DATA)")
-    report = R.self_check(SHARED_DATA, workers=2, every=3)  # all rows: python -m cwgrpo_verl.reward --self-check
+    data = prepared(SHARED_DATA, tmp_path)  # all rows: python -m cwgrpo_verl.reward --self-check data/
+    report = R.self_check(data, workers=2, every=3)
     lines = []
     unexpected = []
     for key, r in report.items():
@@ -345,34 +354,39 @@ def test_self_check_every_gold_answer():
 
 
 def test_self_check_command_line(tmp_path, monkeypatch, capsys):
-    """``python -m cwgrpo_verl.reward --self-check DIR`` (run here through runpy, as ``-m`` does): exit 0 when
-    every boxed gold scores 1, 1 otherwise."""
+    """``python -m cwgrpo_verl.reward --self-check data/`` (run here through runpy, as ``-m`` does) on the parquet
+    files data preparation writes: exit 0 when every boxed gold scores 1, 1 otherwise."""
     import runpy
     import sys
 
     rows = {
-        "aime24.jsonl": [{"answer": "204"}],
-        "amc23.jsonl": [{"answer": 27.0}],
-        "math500.jsonl": [{"solution": "so $\\boxed{\\frac{1}{2}}$", "answer": "\\frac{1}{2}"}],
-        "minerva_math.jsonl": [{"solution": "hence $\\boxed{7.5}$"}],
-        "olympiadbench.jsonl": [{"final_answer": ["$(1,2)$"]}],
+        "aime24.jsonl": [{"problem": "p", "answer": "204"}],
+        "amc23.jsonl": [{"problem": "p", "answer": 27.0}],
+        "math500.jsonl": [{"problem": "p", "solution": "so $\\boxed{\\frac{1}{2}}$", "answer": "\\frac{1}{2}"}],
+        "minerva_math.jsonl": [{"problem": "p", "solution": "hence $\\boxed{7.5}$"}],
+        "olympiadbench.jsonl": [{"question": "p", "final_answer": ["$(1,2)$"]}],
     }
+    source = tmp_path / "source"
+    source.mkdir()
     for name, items in rows.items():
-        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in items))
+        (source / name).write_text("".join(json.dumps(r) + "\n" for r in items))
+    data = prepared(source, tmp_path / "data")
 
     def run_cli() -> int:
-        monkeypatch.setattr(sys, "argv", ["cwgrpo_verl.reward", "--self-check", str(tmp_path), "--workers", "1"])
+        monkeypatch.setattr(sys, "argv", ["cwgrpo_verl.reward", "--self-check", str(data), "--workers", "1"])
         with pytest.raises(SystemExit) as done:
             runpy.run_module("cwgrpo_verl.reward", run_name="__main__", alter_sys=True)
         return done.value.code
 
     assert run_cli() == 0
     assert "math500           1/   1" in capsys.readouterr().out
-    (tmp_path / "olympiadbench.jsonl").write_text(json.dumps({"final_answer": ["$221,$8$"]}) + "\n")  # unmatchable
-    assert run_cli() == 0  # the known data defect of the real set is reported, and forgiven
+    (source / "olympiadbench.jsonl").write_text(json.dumps({"question": "p", "final_answer": ["$221,$8$"]}) + "\n")
+    prepared(source, data)  # unmatchable: the known data defect of the real set is reported, and forgiven
+    assert run_cli() == 0
     out = capsys.readouterr().out
     assert "olympiadbench     0/   1" in out and "(a known data defect)" in out
-    (tmp_path / "olympiadbench.jsonl").write_text(json.dumps({"final_answer": ["$5,$6$"]}) + "\n")  # another one
+    (source / "olympiadbench.jsonl").write_text(json.dumps({"question": "p", "final_answer": ["$5,$6$"]}) + "\n")
+    prepared(source, data)  # another malformed gold
     assert run_cli() == 1
     out = capsys.readouterr().out
     assert "olympiadbench     0/   1" in out and "(a known data defect)" not in out

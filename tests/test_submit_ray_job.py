@@ -72,7 +72,13 @@ def test_a_script_that_is_not_a_training_script_is_refused_without_running_it(fa
     assert calls(fake_ray) is None
 
 
-@pytest.mark.parametrize("script", ["train.sh", "main_ppo_cwgrpo.sh", "evaluate.sh", "qwen_math_7b_kl_cov.sh",
+def test_the_evaluation_script_is_not_taken_for_a_training_run(fake_ray):
+    refused(submit(fake_ray, "evaluate.sh"), "examples/evaluate.sh runs cwgrpo_verl.evaluate, not a training entry "
+            "point (the recipe or verl's main_ppo, whose arguments are Hydra overrides): submit it with -- COMMAND")
+    assert calls(fake_ray) is None
+
+
+@pytest.mark.parametrize("script", ["train.sh", "main_ppo_cwgrpo.sh", "qwen_math_7b_kl_cov.sh",
                                     "examples/r1_distill_1.5b_grpo.sh", "./examples/train.sh"])
 def test_every_training_script_is_submitted(fake_ray, script):
     job = submit(fake_ray, script, DRY_RUN="1")

@@ -218,3 +218,37 @@ def test_grpo_baseline_script_logs_the_covariance_it_does_not_reweight(runs):
     assert "loss_mode=vanilla" in run.log
     assert not any(k.startswith("actor/cw/") for s in run.steps for k in run.metrics[s])
     assert all(run.metrics[s]["cov/pos_top_1pct"] > run.metrics[s]["cov/pos_top_20pct"] > 0 for s in run.steps)
+
+
+def test_checkpoints_are_evaluated_as_the_paper_did_into_tables_2_and_3(runs, tmp_path):
+    """The real trainer's checkpoints (steps 1 and 2) are merged with verl's model merger and evaluated with the
+    paper's protocol (the CPU backend of cwgrpo_verl.evaluate), the base model too; the report builds Tables 2 and 3
+    from those logs; a second run of the command evaluates nothing new."""
+    import subprocess
+    import sys
+
+    from cwgrpo_verl.report.cli import main as report
+
+    first, _ = runs("group_then_resume")
+    env = {**os.environ, "PYTHON": sys.executable, "BACKEND": "hf", "MAX_NEW_TOKENS": "8",
+           "DATA_DIR": str(first.work / "data")}
+    command = ["bash", str(smoke.EXAMPLES / "evaluate_checkpoints.sh"), str(first.work / "checkpoints")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    base = subprocess.run(["bash", str(smoke.EXAMPLES / "evaluate.sh")], capture_output=True, text=True, timeout=600,
+                          env={**env, "MODEL_PATH": str(first.work / "model"), "EVAL_DIR": str(tmp_path / "base")})
+    assert base.returncode == 0, base.stderr[-3000:]
+    evals = first.work / "checkpoints" / "evals"
+    logs = sorted(p.name for p in evals.glob("step_*.jsonl") if not p.name.endswith(".generations.jsonl"))
+    assert logs == ["step_1.t0.6-p0.95-n1-len8.jsonl", "step_2.t0.6-p0.95-n1-len8.jsonl"]
+    for step in (1, 2):
+        assert (first.work / "checkpoints" / f"global_step_{step}" / "actor" / "huggingface_merged" / "config.json").is_file()
+    before = {p: p.stat().st_mtime_ns for p in evals.iterdir()}
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.count("already evaluated") == 2, again.stdout[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in evals.iterdir()} == before
+    out = tmp_path / "report"
+    assert report(["--base", f"Base={tmp_path / 'base'}", "--eval", f"CW-GRPO={evals}", "--out", str(out)]) == 0
+    table3 = (out / "table3.md").read_text().splitlines()
+    assert [line.split(" | ")[:2] for line in table3[2:5]] == [["| Base", "0"], ["| CW-GRPO", "1"], ["| CW-GRPO", "2"]]
+    assert "max_new_tokens 8, temperature 0.6, top_p 0.95, samples 1" in (out / "table2.md").read_text()

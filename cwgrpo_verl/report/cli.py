@@ -1,12 +1,17 @@
-"""``python -m cwgrpo_verl.report``: the paper's tables and figure from verl's logs (see ``docs/report.md``).
+"""``python -m cwgrpo_verl.report``: the paper's tables and figure from evaluations and training logs (see
+``docs/report.md``).
 
-    python -m cwgrpo_verl.report --base Base=base_eval.jsonl --run GRPO=grpo.jsonl --run CW-GRPO=cw.jsonl \
-        --out reports/paper [--tail-steps 50] [--step last|N] [--checkpoints 100,150,200]
+    python -m cwgrpo_verl.report --base Base=evals/base --eval GRPO=ckpt/grpo/evals --eval CW-GRPO=ckpt/cw/evals \
+        --run GRPO=logs/grpo.jsonl --run CW-GRPO=logs/cw.jsonl --out reports/paper [--tail-steps 50] \
+        [--step last|N] [--checkpoints 100,150,200] [--mixed-settings]
 
-Writes table1.md/.csv (covariance tail and entropy per run), table2.md/.csv (accuracy at one step),
-table3.md/.csv (accuracy at every checkpoint) and entropy.png, as a set: the files of an earlier run in ``--out``
-that this run does not write are removed, and a run that fails leaves them all as they were. A run's PATH may end
-in ``#K`` (the K-th of several runs appended to one file) or ``#resume`` (those runs read as one resumed run).
+Tables 2 and 3 (table2.md/.csv: accuracy at one step; table3.md/.csv: at every checkpoint) come from evaluations
+(``--eval``, ``--base``: ``examples/evaluate_checkpoints.sh`` / ``examples/evaluate.sh``), and are refused when
+their settings differ (length, sampling, samples, reward) unless ``--mixed-settings``. From the training logs
+(``--run``): table1.md/.csv (covariance tail and entropy per run), entropy.png, and validation.md/.csv (the
+training-time validation, a separate view). Written as a set: the files of an earlier report in ``--out`` that
+this one does not write are removed, and a report that fails leaves them all as they were. A training log's PATH
+may end in ``#K`` (the K-th of several runs appended to one file) or ``#resume`` (read as one resumed run).
 Exit status: 0 written; 1 no input holds a metric the report reads; 2 bad arguments or an unreadable input.
 """
 
@@ -18,9 +23,26 @@ import re
 import sys
 from pathlib import Path
 
-from cwgrpo_verl.report.logs import LogError, load_run, split_selector, warn
-from cwgrpo_verl.report.tables import VAL_PATTERN, reads, table1, table2, table3
-from cwgrpo_verl.report.write import OUTPUT_NAMES, OutputSet, plot_entropy, write_table1, write_table2, write_table3
+from cwgrpo_verl.evaluate import COMPARED
+from cwgrpo_verl.report.logs import LogError, load_evaluations, load_run, split_selector, warn
+from cwgrpo_verl.report.tables import (
+    VAL_PATTERN,
+    reads,
+    settings_differences,
+    table1,
+    table2,
+    table3,
+    validation_steps,
+)
+from cwgrpo_verl.report.write import (
+    OUTPUT_NAMES,
+    VALIDATED,
+    OutputSet,
+    plot_entropy,
+    write_table1,
+    write_table2,
+    write_table3,
+)
 
 
 def _named(spec: str) -> tuple[str, str]:
@@ -45,6 +67,13 @@ def _is_output(path: Path, out: Path) -> Path | None:
     return None
 
 
+def _common_settings(rows: list[dict], settings: dict) -> str:
+    recorded = next((settings[r["run"]].get(r["step"]) for r in rows if settings[r["run"]].get(r["step"])), None)
+    if recorded is None:
+        return "not recorded (logs without evaluation settings)"
+    return ", ".join(f"{key} {recorded.get(key)}" for key in COMPARED)
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
@@ -64,8 +93,13 @@ def parser() -> argparse.ArgumentParser:
     add = p.add_argument
     add("--run", type=_named, action="append", default=[], metavar="NAME=PATH[#K|#resume]",
         help="a training run's log: verl's file-logger JSONL, wandb history rows, a console log or a tensorboard "
-             "directory (repeat)")
-    add("--base", type=_named, metavar="NAME=PATH", help="the base model's evaluation run (Δ reference)")
+             "directory (repeat): Table 1, the entropy figure, the training-time validation")
+    add("--eval", type=_named, action="append", default=[], metavar="NAME=PATH",
+        help="a run's evaluations for Tables 2 and 3: a folder of logs (examples/evaluate_checkpoints.sh), a glob or "
+             "one log (repeat)")
+    add("--base", type=_named, metavar="NAME=PATH", help="the base model's evaluation (Δ reference of Table 2)")
+    add("--mixed-settings", action="store_true",
+        help="put evaluations with different settings in one table (it then lists what differs)")
     add("--out", required=True, type=Path, help="output directory")
     add("--tail-steps", type=_positive_int, help="Table 1 over steps 1..K (paper: 50; default: every step)")
     add("--step", default="last", help="Table 2 at this step, or 'last' (each run's last validation)")
@@ -86,45 +120,69 @@ def main(argv=None) -> int:
         used = reads(args.val_key_pattern)
     except re.error as error:
         p.error(f"--val-key-pattern: not a regular expression ({error})")
-    specs = ([args.base] if args.base else []) + args.run
-    if not specs:
-        p.error("give at least one --run or --base")
-    if len({n for n, _ in specs}) != len(specs):
-        p.error("run names must be unique")
-    for name, text in specs:
+    evals = ([args.base] if args.base else []) + args.eval
+    if not evals and not args.run:
+        p.error("give at least one --run, --eval or --base")
+    for kind, specs in (("--run", args.run), ("--eval/--base", evals)):
+        if len({n for n, _ in specs}) != len(specs):
+            p.error(f"{kind} names must be unique")
+    for name, text in args.run + evals:
         output = _is_output(split_selector(text)[0], args.out)
         if output is not None:
-            p.error(f"--run/--base {name}={text}: is {output}, an output of this report (--out): give another --out")
+            p.error(f"{name}={text}: is {output}, an output of this report (--out): give another --out")
+    strict = not args.skip_bad_lines
     try:
-        runs = {name: load_run(text, not args.skip_bad_lines, used, name=name) for name, text in specs}
+        runs = {name: load_run(text, strict, used, name=name) for name, text in args.run}
+        evaluations, settings = {}, {}
+        for name, text in evals:
+            evaluations[name], settings[name] = load_evaluations(text, strict, used, name=name)
     except LogError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not any(used(k) for run in runs.values() for row in run.values() for k in row):
+    if not any(used(k) for run in [*runs.values(), *evaluations.values()] for row in run.values() for k in row):
         print("error: no input holds a metric the report reads (val-core/<data_source>/acc/mean@N, cov/*, "
-              f"actor/entropy): nothing to report ({', '.join(str(t) for _, t in specs)})", file=sys.stderr)
+              f"actor/entropy): nothing to report ({', '.join(t for _, t in args.run + evals)})", file=sys.stderr)
         return 1
+    base = args.base[0] if args.base else None
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
+    tables = {}
+    if evaluations:
+        tables["table2"] = table2(evaluations, base, args.val_key_pattern, args.metric, args.step, datasets)
+        tables["table3"] = table3(evaluations, base, args.val_key_pattern, args.metric, args.checkpoints, datasets)
+        rows = [r for stem in tables for r in tables[stem][0] if r["step"] is not None]
+        differ = settings_differences(rows, settings)
+        if differ and not args.mixed_settings:
+            print("error: the evaluations in Tables 2 and 3 were made with different settings (evaluate them alike, "
+                  "or pass --mixed-settings to compare them anyway):\n  " + "\n  ".join(differ), file=sys.stderr)
+            return 2
+        settings_text = "; ".join(differ) if differ else _common_settings(rows, settings)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         print(f"error: --out {args.out}: cannot create it ({error.strerror or error})", file=sys.stderr)
         return 2
-    base = args.base[0] if args.base else None
-    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
-    written, texts = [], []
+    written, texts, notes = [], [], []
     try:
         with OutputSet(args.out) as output:
-            rows, order, notes = table2(runs, base, args.val_key_pattern, args.metric, args.step, datasets)
-            texts.append(write_table2(rows, order, base, output.dir))
-            written += ["table2.md", "table2.csv"]
-            rows, order, more = table3(runs, base, args.val_key_pattern, args.metric, args.checkpoints, datasets)
-            texts.append(write_table3(rows, order, output.dir))
-            written += ["table3.md", "table3.csv"]
-            notes += more
-            columns, more = table1(runs, base, args.tail_steps)
+            if evaluations:
+                rows, order, more = tables["table2"]
+                texts.append(write_table2(rows, order, base, output.dir, settings_text))
+                rows, order, more3 = tables["table3"]
+                texts.append(write_table3(rows, order, output.dir, settings_text))
+                written += ["table2.md", "table2.csv", "table3.md", "table3.csv"]
+                notes += more + more3
+            else:
+                notes.append("no --eval or --base: Tables 2 and 3 (accuracy of evaluations) not written; evaluate "
+                             "checkpoints with examples/evaluate_checkpoints.sh")
+            if any(validation_steps(run, args.val_key_pattern, args.metric) for run in runs.values()):
+                rows, order, more = table3(runs, None, args.val_key_pattern, args.metric, args.checkpoints, datasets)
+                texts.append(write_table3(rows, order, output.dir, stem="validation", caption=VALIDATED))
+                written += ["validation.md", "validation.csv"]
+                notes += more
+            columns, more = table1(runs, None, args.tail_steps)
             notes += more
             if columns:
-                texts.append(write_table1(columns, args.tail_steps, base, output.dir))
+                texts.append(write_table1(columns, args.tail_steps, None, output.dir))
                 written += ["table1.md", "table1.csv"]
             else:
                 notes.append("no training run (--run): table1 not written")

@@ -15,6 +15,10 @@ Every failure is a :class:`LogError` naming the file and line. Only the metrics 
 be finite numbers (a boolean is not one: ``true`` / ``True`` is refused, never read as 1.0): a NaN
 ``actor/grad_norm`` does not stop a report that never reads it.
 
+Evaluations (:func:`load_evaluations`): ``python -m cwgrpo_verl.evaluate`` writes one file-logger record per model
+with its settings under ``"evaluation"``; a run's evaluations are a folder of such logs (one per checkpoint, as
+``examples/evaluate_checkpoints.sh`` writes them), a glob of them, or one of them.
+
 Two runs in one file: a step lower than the one before starts a new *segment* (``cat``-ed logs, a console log
 written with ``tee -a``, a resumed run's attempts joined by hand). A file with several segments is refused, with
 the line where the step goes back, unless the caller picks one: ``PATH#K`` (the K-th run) or ``PATH#resume``
@@ -23,6 +27,7 @@ the line where the step goes back, unless the caller picks one: ``PATH#K`` (the 
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import re
@@ -300,3 +305,56 @@ def load_run(spec: str | Path, strict: bool = True, used: Used | None = None, na
     if note:
         print(f"note: {name}: {note}" if name else f"note: {note}", file=sys.stderr)
     return steps
+
+
+#: the record key under which ``cwgrpo_verl.evaluate`` writes an evaluation's settings
+SETTINGS_KEY = "evaluation"
+Settings = dict[int, "dict | None"]
+
+
+def _evaluation_files(spec: str) -> list[Path]:
+    if glob.has_magic(spec):
+        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+        if not files:
+            raise LogError(f"{spec}: no file matches")
+        return files
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.jsonl") if not p.name.startswith(".")
+                       and not p.name.endswith(".generations.jsonl"))
+        if not files:
+            raise LogError(f"{path}: no evaluation log (*.jsonl) in this folder: write them with "
+                           "examples/evaluate_checkpoints.sh or examples/evaluate.sh")
+        return files
+    return [path]
+
+
+def _recorded_settings(path: Path) -> dict | None:
+    """The settings the first record of ``path`` carries (None: a log without them, e.g. verl's validation-only run)."""
+    for _, raw in _lines(path):
+        text, _ = _decode(raw)
+        if text.strip():
+            try:
+                record = json.loads(text)
+            except (ValueError, RecursionError):
+                return None
+            settings = record.get(SETTINGS_KEY) if isinstance(record, dict) else None
+            return settings if isinstance(settings, dict) else None
+    return None
+
+
+def load_evaluations(spec: str, strict: bool = True, used: Used | None = None,
+                     name: str | None = None) -> tuple[Steps, Settings]:
+    """A run's evaluations (a log, a folder of logs or a glob): ``({step: metrics}, {step: settings or None})``.
+    Two logs of one step are refused, naming both: pick one with a glob (the settings are in the file names)."""
+    steps: Steps = {}
+    settings: Settings = {}
+    origin: dict[int, Path] = {}
+    for path in _evaluation_files(spec):
+        recorded = _recorded_settings(path) if path.is_file() else None
+        for step, row in load_run(path, strict, used, name).items():
+            if step in origin:
+                raise LogError(f"{path}: step {step} is also evaluated in {origin[step]}: keep one, or choose with a "
+                               "glob (e.g. 'DIR/step_*.t0.6-p0.95-n1-len32768.jsonl')")
+            origin[step], steps[step], settings[step] = path, row, recorded
+    return steps, settings

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from cwgrpo_verl.evaluate import COMPARED
 from cwgrpo_verl.metrics import TAIL_FRACTIONS
 from cwgrpo_verl.reward import DATA_SOURCES
 
@@ -185,6 +186,19 @@ def table3(runs: dict, base: str | None, pattern=VAL_PATTERN, metric="acc", chec
     notes += unseen_datasets(runs, pattern, metric, datasets)
     order = column_order({ds for _, _, scores in picked for ds in scores}, datasets)
     return [_accuracy_row(name, s, scores, order) for name, s, scores in picked], order, notes
+
+
+def settings_differences(rows: list[dict], settings: dict[str, dict]) -> list[str]:
+    """Which evaluation settings differ between the rows of a table (each row: a run and a step), one line per
+    setting with the rows of each value; a log that recorded none counts as its own value, "not recorded"."""
+    values: dict[str, dict[str, list[str]]] = {key: {} for key in COMPARED}
+    for row in rows:
+        recorded = settings.get(row["run"], {}).get(row["step"])
+        for key in COMPARED:
+            value = "not recorded" if recorded is None else repr(recorded.get(key))
+            values[key].setdefault(value, {})[f"{row['run']} @ {row['step']}"] = None
+    return [f"{key}: " + "; ".join(f"{v} ({', '.join(where)})" for v, where in seen.items())
+            for key, seen in values.items() if len(seen) > 1]
 
 
 def _steps_text(steps: list[int]) -> str:

@@ -25,7 +25,8 @@ DASH = "—"
 #: marks an accuracy cell whose logged value is outside [0, 1] (see :mod:`.tables`)
 OUT_OF_RANGE = "†"
 #: every file a report writes into ``--out``
-OUTPUT_NAMES = ("table1.md", "table1.csv", "table2.md", "table2.csv", "table3.md", "table3.csv", "entropy.png")
+OUTPUT_NAMES = ("table1.md", "table1.csv", "table2.md", "table2.csv", "table3.md", "table3.csv", "validation.md",
+                "validation.csv", "entropy.png")
 _TEMP_PREFIX = ".report-"
 
 
@@ -119,24 +120,33 @@ def _range_note(rows) -> str:
             "not rescaled.\n")
 
 
-def write_table2(rows, order, base, out: Path) -> str:
+EVALUATED = "pass@1 accuracy (%) of the evaluations (python -m cwgrpo_verl.evaluate)"
+VALIDATED = ("Training-time validation: accuracy (%) from verl's validation during training, at the training run's "
+             "lengths and sampling, not the paper's protocol (Tables 2 and 3 come from evaluations)")
+
+
+def _settings_note(settings: str) -> str:
+    return f"Settings: {settings}.\n" if settings else ""
+
+
+def write_table2(rows, order, base, out: Path, settings: str = "") -> str:
     delta = f"Δ vs {base}" if base else "Δ"
     body = [[r["run"], *(_accuracy(r, c) for c in [*order, "Avg"]), _accuracy(r, "Δ Avg", signed=True)] for r in rows]
     text = markdown(["Method", *_names(order), "Avg", delta], body)
     steps = ", ".join(f"{r['run']} @ step {r['step'] if r['step'] is not None else DASH}" for r in rows)
-    text += f"\npass@1 accuracy (%) from verl's validation metrics; {steps}.\n" + _range_note(rows)
+    text += f"\n{EVALUATED}; {steps}.\n" + _settings_note(settings) + _range_note(rows)
     (out / "table2.md").write_text(text, encoding="utf-8")
     _accuracy_csv(rows, order, out / "table2.csv")
     return text
 
 
-def write_table3(rows, order, out: Path) -> str:
+def write_table3(rows, order, out: Path, settings: str = "", stem: str = "table3", caption: str = EVALUATED) -> str:
     body = [[r["run"], fmt(r["step"], "d"), *(_accuracy(r, c) for c in [*order, "Avg"])] for r in rows]
     text = markdown(["Method", "Step", *_names(order), "Avg"], body)
-    text += "\npass@1 accuracy (%) from verl's validation metrics at each checkpoint (step) of each run.\n"
+    text += f"\n{caption}, at each checkpoint (step) of each run.\n" + _settings_note(settings)
     text += _range_note(rows)
-    (out / "table3.md").write_text(text, encoding="utf-8")
-    _accuracy_csv(rows, order, out / "table3.csv")
+    (out / f"{stem}.md").write_text(text, encoding="utf-8")
+    _accuracy_csv(rows, order, out / f"{stem}.csv")
     return text
 
 

@@ -1,24 +1,25 @@
 """Self-check: every gold answer of the five evaluation sets, boxed in a model-like response, must score 1.
 
-    python -m cwgrpo_verl.reward --self-check ../shared/data [--workers N] [--timeout 10] [--every N]
+    python -m cwgrpo_verl.reward --self-check data/ [--workers N] [--timeout 10] [--every N]
 
-Prints the pass rate per set and every failure; exits 1 if any answer fails other than the known data defects
-below (OlympiadBench row 194 has the malformed gold ``$221,$8$`` that lighteval cannot match either, so 674/675
-there is the expected result).
+Reads the parquet files ``examples/prepare_data.sh`` writes (``data/aime24.parquet`` ...): each row's bare answer
+(``extra_info.answer``) is boxed in a response and scored against its ``reward_model.ground_truth``, as verl will
+score it. Prints the pass rate per set and every failure; exits 1 if any answer fails other than the known data
+defects below (OlympiadBench row 194 has the malformed gold ``$221,$8$`` that lighteval cannot match either, so
+674/675 there is the expected result).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from . import compute_score, default_workers, model_like_response
-from .sources import DATA_SOURCES, EVAL_FILES, answer_from_row, gold_from_row
 
+EVAL_SETS = ("aime24", "math500", "amc23", "minerva", "olympiadbench")
 
 #: Gold answers that no reasonable response can match under lighteval's rules (data defects kept for parity).
 KNOWN_UNMATCHABLE = {
@@ -28,23 +29,24 @@ KNOWN_UNMATCHABLE = {
 
 
 def run(data_dir, timeout_s: float = 10.0, workers: int | None = None, every: int = 1) -> dict[str, dict[str, Any]]:
-    """``{set: {"n", "passed", "failures": [(row, answer, reason, pred)]}}`` over every ``every``-th row;
-    samples run concurrently on the pool."""
+    """``{set: {"n", "passed", "failures": [(row, answer, reason, pred)]}}`` over every ``every``-th row of
+    ``<data_dir>/<set>.parquet``; samples run concurrently on the pool."""
+    import pandas as pd
+
     workers = workers or default_workers()
     report: dict[str, dict[str, Any]] = {}
     with ThreadPoolExecutor(max_workers=workers) as ex:
-        for key, fname in EVAL_FILES.items():
-            path = Path(data_dir) / fname
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            picked = range(0, len(rows), every)
-            answers = {i: answer_from_row(key, rows[i]) for i in picked}
+        for key in EVAL_SETS:
+            rows = pd.read_parquet(Path(data_dir) / f"{key}.parquet").to_dict("records")
+            picked = list(range(0, len(rows), every))
             results = ex.map(
-                lambda i: compute_score(DATA_SOURCES[key], model_like_response(answers[i]), gold_from_row(key, rows[i]),
-                                        timeout_s=timeout_s, workers=workers),
+                lambda i: compute_score(rows[i]["data_source"], model_like_response(rows[i]["extra_info"]["answer"]),
+                                        rows[i]["reward_model"]["ground_truth"], timeout_s=timeout_s, workers=workers),
                 picked,
             )
-            failures = [(i, answers[i], r["reason"], r["pred"]) for i, r in zip(picked, results) if r["acc"] != 1.0]
-            known = [f for f in failures if (key, gold_from_row(key, rows[f[0]])) in KNOWN_UNMATCHABLE]
+            failures = [(i, rows[i]["extra_info"]["answer"], r["reason"], r["pred"])
+                        for i, r in zip(picked, results) if r["acc"] != 1.0]
+            known = [f for f in failures if (key, rows[f[0]]["reward_model"]["ground_truth"]) in KNOWN_UNMATCHABLE]
             report[key] = {"n": len(picked), "passed": len(picked) - len(failures), "failures": failures,
                            "known": known}
     return report
@@ -52,7 +54,8 @@ def run(data_dir, timeout_s: float = 10.0, workers: int | None = None, every: in
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cwgrpo_verl.reward", description=__doc__.splitlines()[0])
-    ap.add_argument("--self-check", metavar="DATA_DIR", help="folder with the five evaluation sets (shared/data)")
+    ap.add_argument("--self-check", metavar="DATA_DIR",
+                    help="the folder examples/prepare_data.sh wrote (aime24.parquet, math500.parquet, ...)")
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: min(4, cores))")
     ap.add_argument("--timeout", type=float, default=10.0, help="limit per sample in seconds (default 10)")
     ap.add_argument("--every", type=int, default=1, help="check every N-th row only (default 1: all rows)")
@@ -60,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.self_check:
         ap.print_help()
         return 0
-    if not Path(args.self_check).is_dir():
-        ap.error(f"--self-check: {args.self_check} is not a folder")
+    missing = [f"{key}.parquet" for key in EVAL_SETS if not (Path(args.self_check) / f"{key}.parquet").is_file()]
+    if missing:
+        ap.error(f"--self-check {args.self_check}: no {', '.join(missing)} (write them with examples/prepare_data.sh)")
     if args.every < 1:
         ap.error(f"--every must be >= 1, got {args.every}")
     report = run(args.self_check, timeout_s=args.timeout, workers=args.workers, every=args.every)

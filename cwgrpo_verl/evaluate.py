@@ -1,0 +1,206 @@
+"""``python -m cwgrpo_verl.evaluate``: one model on the evaluation sets with the paper's protocol, into one log.
+
+    python -m cwgrpo_verl.evaluate --model MODEL --data data/ --out evals/step_100.t0.6-p0.95-n1-len32768.jsonl \
+        --step 100 [--max-new-tokens 32768] [--temperature 0.6] [--top-p 0.95] [--samples 1] [--seed 2025]
+
+The paper's protocol (lighteval as Open-RS ran it): the chat template with no system prompt, ``--samples``
+sampled responses per problem at temperature 0.6 and top-p 0.95, up to 32768 new tokens (4096 for the 7B), each
+scored by ``cwgrpo_verl.reward`` in evaluation mode (lighteval's ``extractive_match``, chosen by the row's
+``data_source``). The problems are the parquet files ``examples/prepare_data.sh`` writes.
+
+The log is verl's file-logger format, so the report reads it as it reads training logs: one line
+``{"step": STEP, "data": {"val-core/<data_source>/acc/mean@N": ..., ...}, "evaluation": {settings}}``; the
+settings (model, lengths, sampling, samples, seed, reward mode, backend, data files) let the report refuse to
+compare unlike evaluations. Every response, with its score, goes to ``<log>.generations.jsonl``. Both files appear
+only when the evaluation is complete (written beside, then renamed), so an existing log means "done".
+
+Backends: ``vllm`` (GPU; ``vllm.LLM`` with ``--tensor-parallel-size``) and ``hf`` (transformers' ``generate``,
+the CPU stand-in the tests run). The sampling contract is the same; their random streams are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+EVAL_SETS = ("aime24", "math500", "amc23", "minerva", "olympiadbench")
+REWARD_MODE = "eval: lighteval ed084813 extractive_match (cwgrpo_verl.reward)"
+#: the settings two evaluations must share to be compared in one table
+COMPARED = ("max_new_tokens", "temperature", "top_p", "samples", "reward")
+
+
+def load_problems(data_dir: Path, sets) -> list[dict]:
+    """The rows of ``<data_dir>/<set>.parquet`` (data_prep's output), in order."""
+    import pandas as pd
+
+    rows = []
+    for name in sets:
+        path = Path(data_dir) / f"{name}.parquet"
+        if not path.is_file():
+            raise SystemExit(f"error: --data {data_dir}: no {path.name} (write it with examples/prepare_data.sh)")
+        for row in pd.read_parquet(path).to_dict("records"):
+            rows.append({"set": name, "data_source": row["data_source"], "prompt": list(row["prompt"]),
+                         "ground_truth": row["reward_model"]["ground_truth"]})
+    return rows
+
+
+class HFBackend:
+    """transformers' sampling on a CPU, one prompt at a time (the tests' stand-in for vLLM)."""
+
+    def __init__(self, model: str, seed: int):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.torch, self.seed = torch, seed
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
+
+    def generate(self, prompts: list[list[int]], samples: int, temperature: float, top_p: float,
+                 max_new_tokens: int, eos: list[int]) -> list[list[list[int]]]:
+        out = []
+        for i, ids in enumerate(prompts):
+            self.torch.manual_seed(self.seed + i)
+            with self.torch.no_grad():
+                prompt = self.torch.tensor([ids])
+                generated = self.model.generate(
+                    prompt, attention_mask=self.torch.ones_like(prompt), do_sample=True, temperature=temperature,
+                    top_p=top_p, top_k=0, max_new_tokens=max_new_tokens, num_return_sequences=samples,
+                    eos_token_id=eos, pad_token_id=eos[0])
+            out.append([_until_eos(row[len(ids):].tolist(), eos) for row in generated])
+        return out
+
+
+class VLLMBackend:
+    """vLLM's offline engine: every prompt at once, ``samples`` completions each."""
+
+    def __init__(self, model: str, seed: int, tensor_parallel_size: int, max_model_len: int):
+        from vllm import LLM
+
+        self.llm = LLM(model=model, tensor_parallel_size=tensor_parallel_size, seed=seed, max_model_len=max_model_len)
+        self.seed = seed
+
+    def generate(self, prompts, samples, temperature, top_p, max_new_tokens, eos):
+        from vllm import SamplingParams
+
+        params = SamplingParams(n=samples, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
+                                seed=self.seed)
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompts], params)
+        return [[list(o.token_ids) for o in out.outputs] for out in outputs]
+
+
+def _until_eos(tokens: list[int], eos: list[int]) -> list[int]:
+    for i, token in enumerate(tokens):
+        if token in eos:
+            return tokens[:i]
+    return tokens
+
+
+def settings_tag(args) -> str:
+    """The part of a log's name that says how it was evaluated: different settings never share a file."""
+    return f"t{args.temperature:g}-p{args.top_p:g}-n{args.samples}-len{args.max_new_tokens}"
+
+
+def evaluate(args) -> dict:
+    from transformers import AutoTokenizer
+
+    from cwgrpo_verl.reward import compute_score
+
+    problems = load_problems(args.data, args.sets)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    prompts = [tokenizer.apply_chat_template(p["prompt"], add_generation_prompt=True, tokenize=True) for p in problems]
+    prompts = [list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids) for ids in prompts]
+    eos = [tokenizer.eos_token_id] + ([tokenizer.pad_token_id] if tokenizer.pad_token_id is not None else [])
+    if args.backend == "vllm":
+        backend = VLLMBackend(args.model, args.seed, args.tensor_parallel_size,
+                              max(len(p) for p in prompts) + args.max_new_tokens)
+    else:
+        backend = HFBackend(args.model, args.seed)
+    completions = backend.generate(prompts, args.samples, args.temperature, args.top_p, args.max_new_tokens, eos)
+    texts = [[tokenizer.decode(c, skip_special_tokens=True) for c in row] for row in completions]
+    jobs = [(p, text) for p, row in zip(problems, texts) for text in row]
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:  # the reward scores in its own pool
+        scores = list(pool.map(lambda job: compute_score(job[0]["data_source"], job[1], job[0]["ground_truth"]), jobs))
+    generations, accuracy = [], {}
+    for (problem, text), score in zip(jobs, scores):
+        generations.append({"set": problem["set"], "data_source": problem["data_source"], "response": text,
+                            "ground_truth": problem["ground_truth"], **score})
+        accuracy.setdefault(problem["data_source"], []).append(score["acc"])
+    data = {f"val-core/{source}/acc/mean@{args.samples}": sum(v) / len(v) for source, v in accuracy.items()}
+    settings = {"model": str(args.model), "step": args.step, "max_new_tokens": args.max_new_tokens,
+                "temperature": args.temperature, "top_p": args.top_p, "samples": args.samples, "seed": args.seed,
+                "reward": REWARD_MODE, "backend": args.backend, "sets": list(args.sets),
+                "problems": {name: sum(p["set"] == name for p in problems) for name in args.sets}}
+    _write_atomically(args.out, [{"step": args.step, "data": data, "evaluation": settings}])
+    _write_atomically(generations_path(args.out), generations)
+    return data
+
+
+def generations_path(log: Path) -> Path:
+    return log.with_name(log.name.removesuffix(".jsonl") + ".generations.jsonl")
+
+
+def _write_atomically(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(partial, path)
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        return value
+    return parse
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
+    return value
+
+
+def _sets(text: str) -> tuple[str, ...]:
+    sets = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in sets if s not in EVAL_SETS]
+    if not sets or unknown:
+        raise argparse.ArgumentTypeError(f"unknown set(s) {unknown or text!r}; choose from {', '.join(EVAL_SETS)}")
+    return sets
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m cwgrpo_verl.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="a Hugging Face model: hub name or folder (a merged checkpoint)")
+    p.add_argument("--data", type=Path, required=True, help="the folder examples/prepare_data.sh wrote")
+    p.add_argument("--out", type=Path, required=True, help="the log to write (its generations go beside it)")
+    p.add_argument("--step", type=int, default=0, help="the training step of the model (0: the base model)")
+    p.add_argument("--sets", type=_sets, default=EVAL_SETS, help=f"comma-separated (default: {','.join(EVAL_SETS)})")
+    p.add_argument("--max-new-tokens", type=_positive(int), default=32768, help="the paper: 32768 (1.5B), 4096 (7B)")
+    p.add_argument("--temperature", type=_positive(float), default=0.6)
+    p.add_argument("--top-p", type=_fraction, default=0.95)
+    p.add_argument("--samples", type=_positive(int), default=1, help="responses per problem (mean@N; the paper: 1)")
+    p.add_argument("--seed", type=int, default=2025)
+    p.add_argument("--backend", choices=("vllm", "hf"), default="vllm", help="vllm on GPUs; hf: transformers")
+    p.add_argument("--tensor-parallel-size", type=_positive(int), default=1, help="vLLM's, per model")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    data = evaluate(args)
+    for key, value in data.items():
+        print(f"{key}: {value:.4f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
