@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: setup test smoke demo bench pins clean
+.PHONY: setup test docs-check smoke demo bench pins clean
 
 setup: $(VENV)/.installed
 
@@ -28,12 +28,17 @@ pins: setup
 test: setup
 	$(PY) -m pytest -q --durations=15
 
+# the recorded measurements, README blocks and the demo's committed numbers against the code (not in `make test`:
+# they go stale on any edit of what they measure, until the benchmark or demo is re-run)
+docs-check: setup
+	$(PY) -m pytest -q -m docs
+
 # verl's real trainer for 2 steps of the paper's script on this CPU: make smoke ARGS="--method grpo,cwgrpo"
 smoke: setup
-	$(PY) -m cwgrpo_verl.smoke $(ARGS)
+	$(PY) -m tools.smoke $(ARGS)
 
 demo: setup
-	$(PY) -m cwgrpo_verl.demo $(ARGS)
+	$(PY) -m tools.demo $(ARGS)
 
 bench: setup
 	$(PY) benchmarks/bench_loss.py

@@ -47,9 +47,10 @@ def vanilla_step(old, lp, adv, mask):
     return to_host(stats)
 
 
-def cw_step(old, lp, adv, mask, detach, sync_check=False, metrics=True, group_size=None):
-    """``group_size``: statistics per prompt group of that many consecutive rows (cw_scope=group), with the
-    group count passed as a host int, as the recipe's loss does."""
+def cw_step(old, lp, adv, mask, detach, sync_check=False, metrics=True, group_size=None, cov_tails=True):
+    """``group_size``: statistics per prompt group of that many consecutive rows (``cwgrpo.scope=group``), with the
+    group count passed as a host int, as the recipe's loss does. ``cov_tails=False``: the weight metrics without
+    Table 1's covariance tails, as in the recipe, whose trainer logs them once per step."""
     segments = {}
     if group_size:
         segments = dict(segment_ids=torch.arange(lp.shape[0], device=lp.device) // group_size,
@@ -60,7 +61,7 @@ def cw_step(old, lp, adv, mask, detach, sync_check=False, metrics=True, group_si
         cw = cw_weights(lp, adv, mask, detach=detach, **segments)
         loss_mat, stats = ppo_clip_token_losses(old, lp, cw.weights * adv, mask, 0.2, 0.28, 3.0)
         if metrics:
-            stats.update(weight_stats(cw.weights, cw.cov, mask))
+            stats.update(weight_stats(cw.weights, cw.cov, mask, cov_tails=cov_tails))
         loss = token_mean(loss_mat, mask)
         loss.backward()
     finally:
@@ -135,10 +136,11 @@ def main(argv=None):
     if verl_step is not None:
         rows.append(("verl vanilla (registry)", verl_step))
     rows += [
-        ("cw_grpo detached weights", lambda *x: cw_step(*x, detach=True)),
-        ("cw_grpo authors' (non-detached)", lambda *x: cw_step(*x, detach=False)),
-        ("  same, without the weight metrics", lambda *x: cw_step(*x, detach=False, metrics=False)),
-        (f"cw_grpo per group of {GROUP_SIZE} (non-detached)", lambda *x: cw_step(*x, detach=False, group_size=GROUP_SIZE)),
+        ("main_ppo: cw_grpo, micro-batch, detached", lambda *x: cw_step(*x, detach=True)),
+        ("main_ppo: cw_grpo, micro-batch", lambda *x: cw_step(*x, detach=False)),
+        ("  same, without any metrics", lambda *x: cw_step(*x, detach=False, metrics=False)),
+        (f"recipe: per group of {GROUP_SIZE}, no tails", lambda *x: cw_step(*x, detach=False, group_size=GROUP_SIZE,
+                                                                      cov_tails=False)),
     ]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; torch {torch.__version__}; {args.batch} x {args.length} tokens; median of {args.iters}")

@@ -32,10 +32,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cwgrpo_verl import data_sets  # noqa: E402
 from cwgrpo_verl import reward as R  # noqa: E402
 from cwgrpo_verl.reward.pool import Pool  # noqa: E402
+from data_prep.common import ground_truth_for  # noqa: E402
 
-MATH = R.DATA_SOURCES["math500"]
+MATH = data_sets.get("math500").data_source
 WORDS = (
     "so we need to compute the value first note that the equation gives us a relation between the terms "
     "let me check this again carefully if we substitute back we get the same expression hence the sum is "
@@ -74,7 +76,7 @@ def make_mix(rows: list[dict], n: int, seed: int = 0) -> list[tuple[str, str, st
             words.insert(k, f"$x_{{{k}}} = {rng.randint(1, 99)}$")
         closing = f"Therefore, the final answer is: $\\boxed{{{answer}}}$. I hope it is correct."
         resp = " ".join(words) + "\n</think>\n\n" + closing
-        out.append((resp, R.gold_from_row("math500", row), row["answer"], right))
+        out.append((resp, ground_truth_for("math500", row)[0], row["answer"], right))
     return out
 
 

@@ -1,11 +1,12 @@
-"""Run a measurement and record its output for the README, with a digest of the code it measured.
+"""Run a measurement and record its output for docs/results.md, with a digest of the code it measured.
 
     python benchmarks/record.py loss_cpu            # or reward_cpu, smoke_step_time; --list shows them
     python benchmarks/record.py all
 
 Writes ``docs/results/<name>.md``: the command, the machine, a sha256 of the measured sources, and the output,
-and copies it into the README between its ``<!-- result:<name> -->`` markers. ``tests/test_results.py`` fails
-when a measured source changed after the recording (rerun this) or when the README's copy differs.
+and copies it into docs/results.md between its ``<!-- result:<name> -->`` markers. ``make docs-check``
+(tests/test_results.py) fails when a measured source changed after the recording (rerun this) or when the page's
+copy differs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
+PAGE = REPO / "docs" / "results.md"  # quotes every record between its markers
 PY = sys.executable
 
 MEASUREMENTS = {
@@ -33,9 +35,9 @@ MEASUREMENTS = {
         ["benchmarks/bench_reward.py", "cwgrpo_verl/reward"],
     ),
     "smoke_step_time": (
-        [PY, "-m", "cwgrpo_verl.smoke", "--method", "grpo,cwgrpo", "--steps", "6"],
+        [PY, "-m", "tools.smoke", "--method", "grpo,cwgrpo", "--steps", "6"],
         ["cwgrpo_verl/core.py", "cwgrpo_verl/metrics.py", "cwgrpo_verl/groups.py", "cwgrpo_verl/loss.py",
-         "cwgrpo_verl/scope.py", "recipe/cwgrpo/trainer.py", "cwgrpo_verl/smoke.py", "cwgrpo_verl/cpu"],
+         "cwgrpo_verl/scope.py", "recipe/cwgrpo/trainer.py", "tools/smoke.py", "tools/cpu"],
     ),
 }
 
@@ -75,12 +77,11 @@ def record(name: str) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.md"
     path.write_text(f"{header(name)}```\n# {machine}; {time.monotonic() - start:.0f} s\n{body}\n```\n")
-    readme = REPO / "README.md"
     begin, end = f"<!-- result:{name} -->\n", f"<!-- /result:{name} -->"
-    text = readme.read_text()
+    text = PAGE.read_text()
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
-        readme.write_text(head + begin + path.read_text() + end + rest.split(end, 1)[1])
+        PAGE.write_text(head + begin + path.read_text() + end + rest.split(end, 1)[1])
     return path
 
 

@@ -1,12 +1,12 @@
 """The ``cw_grpo`` options as a verl ``PolicyLossConfig`` subclass, validated where verl builds the config.
 
 verl instantiates ``actor_rollout_ref.actor.policy_loss`` through its ``_target_`` in the driver
-(``validate_config``) and in every worker, so a bad value fails at start-up with a message naming the key.
+(``validate_config``) and in every worker, so a bad value fails at start-up with a message naming the key. What a
+config means depends on nothing but the config.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from verl.trainer.config import AlgoConfig
@@ -15,11 +15,6 @@ from verl.workers.config import PolicyLossConfig
 from cwgrpo_verl.core import LOGP_CENTERS, NORMALIZERS
 
 KEY = "actor_rollout_ref.actor.policy_loss"
-SCOPES = ("micro_batch", "group", "batch")
-SCOPE_CODES = {scope: code for code, scope in enumerate(SCOPES)}  # logged as actor/cw/scope
-# Set by the recipe entry point in its driver: the recipe trainer computes group/batch-scope weights before the
-# update. Plain main_ppo does not, so its driver (which validates the config before Ray starts) refuses them.
-RECIPE_ENV = "CWGRPO_RECIPE_TRAINER"
 
 
 @dataclass
@@ -31,40 +26,24 @@ class CWGRPOPolicyLossConfig(PolicyLossConfig):
         cw_normalizer: "padded" (N = rows x longest response) or "valid_tokens" (mean weight 1 over tokens).
         cw_detach_weights: False lets the gradient flow through the weights (authors' code).
         cw_bandwidth_scale: Gaussian bandwidth = this x std of the covariances (1.0: hyperparameter-free).
-        cw_scope: which responses each statistic covers. "micro_batch": the loss's micro-batch (plain main_ppo or
-            the recipe). "group": each prompt group, exactly, with the gradient through the weights unless
-            detached (the authors' setting; the recipe keeps groups whole in every micro-batch). "batch": the whole
-            training batch (the paper's "all N tokens"), computed once per step before the update from the old
-            log-probs, so always detached (recipe only).
+
+    Which responses a statistic covers is not an option of the loss: each prompt group when the recipe's trainer
+    hands the micro-batch's groups to it, the micro-batch otherwise (plain ``main_ppo``); see ``cwgrpo.scope``.
     """
 
     cw_logp_center: str = "sequence"
     cw_normalizer: str = "padded"
     cw_detach_weights: bool = False
     cw_bandwidth_scale: float = 1.0
-    cw_scope: str = "micro_batch"
 
     def __post_init__(self):
         _check_choice("cw_logp_center", self.cw_logp_center, LOGP_CENTERS)
         _check_choice("cw_normalizer", self.cw_normalizer, NORMALIZERS)
-        _check_choice("cw_scope", self.cw_scope, SCOPES)
         if not isinstance(self.cw_detach_weights, bool):
             raise ValueError(f"{KEY}.cw_detach_weights must be true or false, got {self.cw_detach_weights!r}")
         scale = self.cw_bandwidth_scale
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 or scale == float("inf"):
             raise ValueError(f"{KEY}.cw_bandwidth_scale must be a finite float > 0, got {scale!r}")
-        if self.cw_scope == "batch" and not self.cw_detach_weights:
-            raise ValueError(
-                f"{KEY}.cw_scope=batch computes the weights once per step, before the update, from the old log-probs: "
-                f"no gradient can flow through them. Set {KEY}.cw_detach_weights=true, or use cw_scope=group for "
-                "the gradient through the weights (the authors' code)."
-            )
-        if self.cw_scope != "micro_batch" and os.environ.get(RECIPE_ENV) != "1" and not _inside_ray():
-            raise ValueError(
-                f"{KEY}.cw_scope={self.cw_scope} needs the CW-GRPO recipe's trainer (whole prompt groups per "
-                "micro-batch, or weights before the update): run `python -m recipe.cwgrpo.main_cwgrpo ...` instead "
-                "of `verl.trainer.main_ppo`, or use cw_scope=micro_batch."
-            )
 
 
 @dataclass
@@ -86,13 +65,6 @@ def check_adv_epsilon(eps, norm_by_std: bool = True) -> None:
             "algorithm.cw_adv_epsilon=0 with algorithm.norm_adv_by_std_in_grpo=true divides 0 by 0 for every group "
             "whose rewards are all equal (NaN advantages): use a positive epsilon (the authors': 1e-4)"
         )
-
-
-def _inside_ray() -> bool:
-    """Ray workers rebuild the config after the driver checked it; only drivers (before ray.init) decide."""
-    import ray
-
-    return ray.is_initialized()
 
 
 def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:

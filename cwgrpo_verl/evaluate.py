@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-EVAL_SETS = ("aime24", "math500", "amc23", "minerva", "olympiadbench")
+from cwgrpo_verl import argtypes, data_sets
+
 REWARD_MODE = "eval: lighteval ed084813 extractive_match (cwgrpo_verl.reward)"
 #: the settings two evaluations must share to be compared in one table
 COMPARED = ("max_new_tokens", "temperature", "top_p", "samples", "reward")
@@ -152,44 +152,20 @@ def _write_atomically(path: Path, records: list[dict]) -> None:
     os.replace(partial, path)
 
 
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-        return value
-    return parse
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
-    return value
-
-
-def _sets(text: str) -> tuple[str, ...]:
-    sets = tuple(s.strip() for s in text.split(",") if s.strip())
-    unknown = [s for s in sets if s not in EVAL_SETS]
-    if not sets or unknown:
-        raise argparse.ArgumentTypeError(f"unknown set(s) {unknown or text!r}; choose from {', '.join(EVAL_SETS)}")
-    return sets
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m cwgrpo_verl.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="a Hugging Face model: hub name or folder (a merged checkpoint)")
     p.add_argument("--data", type=Path, required=True, help="the folder examples/prepare_data.sh wrote")
     p.add_argument("--out", type=Path, required=True, help="the log to write (its generations go beside it)")
     p.add_argument("--step", type=int, default=0, help="the training step of the model (0: the base model)")
-    p.add_argument("--sets", type=_sets, default=EVAL_SETS, help=f"comma-separated (default: {','.join(EVAL_SETS)})")
-    p.add_argument("--max-new-tokens", type=_positive(int), default=32768, help="the paper: 32768 (1.5B), 4096 (7B)")
-    p.add_argument("--temperature", type=_positive(float), default=0.6)
-    p.add_argument("--top-p", type=_fraction, default=0.95)
-    p.add_argument("--samples", type=_positive(int), default=1, help="responses per problem (mean@N; the paper: 1)")
+    p.add_argument("--sets", type=argtypes.names(data_sets.evaluation_keys()), default=list(data_sets.evaluation_keys()), help="comma-separated (default: all)")
+    p.add_argument("--max-new-tokens", type=argtypes.integer(), default=32768, help="the paper: 32768 (1.5B), 4096 (7B)")
+    p.add_argument("--temperature", type=argtypes.real(), default=0.6)
+    p.add_argument("--top-p", type=argtypes.real(high=1), default=0.95)
+    p.add_argument("--samples", type=argtypes.integer(), default=1, help="responses per problem (mean@N; the paper: 1)")
     p.add_argument("--seed", type=int, default=2025)
     p.add_argument("--backend", choices=("vllm", "hf"), default="vllm", help="vllm on GPUs; hf: transformers")
-    p.add_argument("--tensor-parallel-size", type=_positive(int), default=1, help="vLLM's, per model")
+    p.add_argument("--tensor-parallel-size", type=argtypes.integer(), default=1, help="vLLM's, per model")
     return p.parse_args(argv)
 
 

@@ -1,6 +1,6 @@
 """Prompt groups inside verl's batches: whole groups per rank and per micro-batch, and the channel to the loss.
 
-``cw_scope=group`` takes the CW statistics over each prompt group, with the gradient through the weights, as
+``cwgrpo.scope=group`` takes the CW statistics over each prompt group, with the gradient through the weights, as
 the authors' code did (there a micro-batch was exactly one group). In verl the policy loss sees one micro-batch
 and no group ids, so the recipe trainer
 1. lays out every training batch so that each data-parallel rank and mini-batch gets whole groups, each group
@@ -10,7 +10,7 @@ and no group ids, so the recipe trainer
    verl's ``force_group_size`` with dynamic batch sizes), and
 3. installs a loss function on the actor workers that reads the micro-batch's ``uid`` column, checks that it
    holds whole groups only, and hands the group index of every row to the ``cw_grpo`` policy loss through
-   :func:`micro_batch_groups` (verl calls policy losses with a fixed set of tensors, so this is the one way in).
+   :func:`loss_context`.
 
 This module is torch-only; the verl glue is in ``cwgrpo_verl.loss`` and ``recipe/cwgrpo/trainer.py``.
 """
@@ -47,7 +47,7 @@ def check_whole_groups(uids: Sequence, group_size: int) -> None:
     if partial:
         uid, rows = next(iter(partial.items()))
         raise ValueError(
-            f"cw_scope=group: a micro-batch holds {rows} of the {group_size} responses of prompt group {uid!r} "
+            f"cwgrpo.scope=group: a micro-batch holds {rows} of the {group_size} responses of prompt group {uid!r} "
             f"({len(partial)} partial group(s)); the statistics need whole groups. This should not happen with the "
             "CW-GRPO recipe's trainer: please report it with your actor and rollout batch settings."
         )
@@ -123,18 +123,26 @@ def plan_layout(
     return Layout(order=order, padding_groups=padding, dropped=dropped, groups_per_rank=per_rank, real_rows=real_rows)
 
 
-_CURRENT: contextvars.ContextVar[Optional[Groups]] = contextvars.ContextVar("cwgrpo_micro_batch_groups", default=None)
+class LossContext(NamedTuple):
+    """What the recipe's trainer tells the ``cw_grpo`` loss about the micro-batch it computes."""
+
+    groups: Optional[Groups] = None  # each row's prompt group; None: one statistic over the micro-batch
+    cov_tails: bool = True  # log Table 1's covariance tails (False: the trainer logs them, once per step)
+
+
+_CURRENT: contextvars.ContextVar[LossContext] = contextvars.ContextVar("cwgrpo_loss_context", default=LossContext())
 
 
 @contextlib.contextmanager
-def micro_batch_groups(groups: Groups) -> Iterator[None]:
-    """Make ``groups`` visible to the ``cw_grpo`` policy loss while verl computes this micro-batch's loss."""
-    token = _CURRENT.set(groups)
+def loss_context(context: LossContext) -> Iterator[None]:
+    """Make ``context`` visible to the ``cw_grpo`` policy loss while verl computes this micro-batch's loss (verl
+    calls policy losses with a fixed set of tensors, so this is the one way in)."""
+    token = _CURRENT.set(context)
     try:
         yield
     finally:
         _CURRENT.reset(token)
 
 
-def current_groups() -> Optional[Groups]:
+def current_context() -> LossContext:
     return _CURRENT.get()

@@ -2,8 +2,9 @@
 
 The covariance tail follows Table 1 of the paper: ``pos_top_{q}`` is the mean of the largest q-fraction
 of the token covariances, ``neg_top_{q}`` the mean of the smallest (most negative) q-fraction, for
-q in 0.01%, 1%, 20%, 40%, 100% (at 100% both are the plain mean). The loss logs them (with the weights) as
-``actor/cw/cov_*``; the recipe trainer logs them for every method, before the update, as ``cov/*``.
+q in 0.01%, 1%, 20%, 40%, 100% (at 100% both are the plain mean). The recipe's trainer logs them for every
+method, once per step before the update, as ``cov/*``; on plain ``main_ppo`` the loss logs them per micro-batch
+(with the weights) as ``actor/cw/cov_*``.
 """
 
 from __future__ import annotations
@@ -39,11 +40,14 @@ WEIGHT_KEYS = (
 
 
 @torch.no_grad()
-def weight_stats(weights: torch.Tensor, cov: torch.Tensor, response_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """0-d device tensors for every key of ``WEIGHT_KEYS`` (no host sync)."""
+def weight_stats(weights: torch.Tensor, cov: torch.Tensor, response_mask: torch.Tensor,
+                 cov_tails: bool = True) -> dict[str, torch.Tensor]:
+    """0-d device tensors for every key of ``WEIGHT_KEYS`` (no host sync); without ``cov_tails`` the covariance's
+    Table 1 tails (one sort) are left out, for the recipe, whose trainer logs them once per step (``cov/*``)."""
+    keys = WEIGHT_KEYS if cov_tails else tuple(k for k in WEIGHT_KEYS if "_top_" not in k)
     if response_mask.numel() == 0:
         zero = weights.new_zeros((), dtype=torch.float32)
-        return {k: zero for k in WEIGHT_KEYS}
+        return {k: zero for k in keys}
     mask = response_mask.bool()
     maskf = mask.float()
     w = weights.detach().float()
@@ -63,7 +67,8 @@ def weight_stats(weights: torch.Tensor, cov: torch.Tensor, response_mask: torch.
     }
     empty = n == 0  # no valid token (padding only): every statistic 0 and has_tokens 0, never inf/NaN
     stats = {k: torch.where(empty, 0.0, v.float()) for k, v in stats.items()}
-    stats.update({f"cov_{k}": v for k, v in covariance_stats(cov, response_mask).items() if k != "num_tokens"})
+    stats.update({f"cov_{k}": v for k, v in covariance_stats(cov, response_mask, cov_tails).items()
+                  if k != "num_tokens"})
     stats["num_tokens"] = n
     stats["num_responses"] = (maskf.sum(-1) > 0).float().sum()
     stats["has_tokens"] = (~empty).float()
@@ -71,11 +76,12 @@ def weight_stats(weights: torch.Tensor, cov: torch.Tensor, response_mask: torch.
 
 
 @torch.no_grad()
-def covariance_stats(cov: torch.Tensor, response_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """0-d device tensors for every key of ``COV_KEYS``: moments and Table 1's tails of the token covariances."""
+def covariance_stats(cov: torch.Tensor, response_mask: torch.Tensor, tails: bool = True) -> dict[str, torch.Tensor]:
+    """0-d device tensors for every key of ``COV_KEYS``: moments and (with ``tails``) Table 1's tails of the token
+    covariances."""
     if response_mask.numel() == 0:
         zero = cov.new_zeros((), dtype=torch.float32)
-        return {k: zero for k in COV_KEYS}
+        return {k: zero for k in COV_KEYS if tails or "_top_" not in k}
     mask = response_mask.bool()
     maskf = mask.float()
     c = cov.detach().float()
@@ -83,7 +89,8 @@ def covariance_stats(cov: torch.Tensor, response_mask: torch.Tensor) -> dict[str
     n_safe = n.clamp_min(1.0)
     mean = (c * maskf).sum() / n_safe
     stats = {"mean": mean, "std": (((c - mean).square() * maskf).sum() / n_safe).sqrt()}
-    stats.update(_cov_tail(c, mask, n))
+    if tails:
+        stats.update(_cov_tail(c, mask, n))
     stats = {k: torch.where(n == 0, 0.0, v.float()) for k, v in stats.items()}
     stats["num_tokens"] = n
     return stats
@@ -109,16 +116,14 @@ def _cov_tail(cov: torch.Tensor, mask: torch.Tensor, n: torch.Tensor) -> dict[st
     return out
 
 
-def mean_over_micro_batches_with_tokens(metrics: dict[str, float], prefix: str, labels=("scope",)) -> None:
+def mean_over_micro_batches_with_tokens(metrics: dict[str, float], prefix: str) -> None:
     """Turn verl's mean over every micro-batch of the ``prefix`` statistics into the mean over those with a valid
     token, in place. A micro-batch of padding groups only reports 0 for every statistic and ``has_tokens`` 0, so
-    dividing by the mean of ``has_tokens`` removes it exactly (verl averages each key over the same micro-batches).
-    ``labels`` are not statistics (the same value from every micro-batch) and stay as they are."""
+    dividing by the mean of ``has_tokens`` removes it exactly (verl averages each key over the same micro-batches)."""
     share = metrics.pop(f"{prefix}has_tokens", None)
     if not share or share == 1.0:
         return
-    skip = {f"{prefix}{label}" for label in labels}
-    for key in [k for k in metrics if k.startswith(prefix) and k not in skip]:
+    for key in [k for k in metrics if k.startswith(prefix)]:
         metrics[key] /= share
 
 

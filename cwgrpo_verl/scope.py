@@ -2,9 +2,9 @@
 
 - :func:`covariance_metrics`: the token covariances of every method (GRPO, Clip-Cov, KL-Cov, CW-GRPO), per prompt
   group, from the old log-probs and the advantages: observe-only, logged as ``cov/*`` (the paper's Table 1).
-- :func:`batch_scope_weights`: ``cw_scope=batch``, the paper text's "all N tokens" reading: one set of statistics
-  over the whole batch, detached by construction, multiplied into the advantages the actor trains on (the
-  ``cw_grpo`` loss then does not weight again).
+- :func:`batch_scope_weights`: ``cwgrpo.scope=batch``, the paper text's "all N tokens" reading: one set of
+  statistics over the whole batch, detached by construction, multiplied into the advantages the actor trains on
+  (the actor then runs verl's ``vanilla`` PPO clip on them, not ``cw_grpo``, which would weight again).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Sequence
 
 import torch
 
-from cwgrpo_verl.config import SCOPE_CODES
 from cwgrpo_verl.core import cw_weights, token_covariance
 from cwgrpo_verl.groups import group_ids
 from cwgrpo_verl.metrics import covariance_stats, to_host, weight_stats
@@ -48,6 +47,5 @@ def batch_scope_weights(
     """(weighted advantages, ``cw/*`` metrics) with one statistic over the whole batch."""
     cw = cw_weights(old_log_prob, advantages, response_mask, logp_center=logp_center, normalizer=normalizer,
                     bandwidth_scale=bandwidth_scale, detach=True)
-    metrics = to_host(weight_stats(cw.weights, cw.cov, response_mask), prefix="cw/")
-    metrics["cw/scope"] = float(SCOPE_CODES["batch"])
+    metrics = to_host(weight_stats(cw.weights, cw.cov, response_mask, cov_tails=False), prefix="cw/")
     return (cw.weights * advantages).to(advantages.dtype), metrics

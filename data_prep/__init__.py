@@ -18,6 +18,6 @@ Modules: ``common`` (what a row means), ``sources`` and ``hub`` (reading), ``con
 ``output`` (writing), ``decontaminate``, ``cli``.
 """
 
-from data_prep.common import DATA_SOURCES, EVAL_SETS, EVAL_INSTRUCTION, SYSTEM_PROMPT, ground_truth_for
+from data_prep.common import EVAL_INSTRUCTION, SYSTEM_PROMPT, ground_truth_for
 
-__all__ = ["DATA_SOURCES", "EVAL_SETS", "EVAL_INSTRUCTION", "SYSTEM_PROMPT", "ground_truth_for"]
+__all__ = ["EVAL_INSTRUCTION", "SYSTEM_PROMPT", "ground_truth_for"]

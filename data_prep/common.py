@@ -22,43 +22,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from cwgrpo_verl import data_sets
+from cwgrpo_verl.boxed import last_boxed
+
 logger = logging.getLogger("data_prep")
-
-# --------------------------------------------------------------------------------------
-# Names
-# --------------------------------------------------------------------------------------
-
-#: set name -> verl ``data_source``: the reward's ``cwgrpo_verl.reward.DATA_SOURCES`` (the contract between the
-#: two; kept here so that data preparation imports neither verl nor torch; tests/test_data_prep.py checks they agree).
-DATA_SOURCES: dict[str, str] = {
-    "open_rs": "cwgrpo/open_rs",
-    "aime24": "cwgrpo/aime24",
-    "math500": "cwgrpo/math500",
-    "amc23": "cwgrpo/amc23",
-    "minerva": "cwgrpo/minerva",
-    "olympiadbench": "cwgrpo/olympiadbench",
-}
-
-EVAL_SETS: tuple[str, ...] = ("aime24", "math500", "amc23", "minerva", "olympiadbench")
-
-#: default hub sources: set name -> (repo id, split)
-HUB_SOURCES: dict[str, tuple[str, str]] = {
-    "open_rs": ("knoveleng/open-rs", "train"),
-    "aime24": ("HuggingFaceH4/aime_2024", "train"),
-    "math500": ("HuggingFaceH4/MATH-500", "test"),
-    "amc23": ("knoveleng/AMC-23", "train"),
-    "minerva": ("knoveleng/Minerva-Math", "train"),
-    "olympiadbench": ("knoveleng/OlympiadBench", "train"),
-}
-
-#: file stems used in a ``--source-dir`` (the names of /work/shared/data)
-LOCAL_FILE_STEMS: dict[str, str] = {
-    "aime24": "aime24",
-    "math500": "math500",
-    "amc23": "amc23",
-    "minerva": "minerva_math",
-    "olympiadbench": "olympiadbench",
-}
 
 # --------------------------------------------------------------------------------------
 # Prompts
@@ -106,41 +73,6 @@ def eval_messages(problem: str, style: str = "paper") -> list[dict[str, str]]:
 # --------------------------------------------------------------------------------------
 # Answer helpers
 # --------------------------------------------------------------------------------------
-
-_BOXED_RE = re.compile(r"\\(boxed|fbox|framebox)\s*")
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (or ``\\fbox``/``\\framebox``, or ``\\boxed 5``) in ``text``.
-
-    Braces are matched with nesting.  Returns None when there is none or it is unbalanced.
-    """
-    if not isinstance(text, str):
-        return None
-    matches = list(_BOXED_RE.finditer(text))
-    for m in reversed(matches):
-        i = m.end()
-        if i < len(text) and text[i] == "{":
-            depth = 0
-            for j in range(i, len(text)):
-                c = text[j]
-                if c == "\\":
-                    continue
-                if c == "{" and (j == 0 or text[j - 1] != "\\"):
-                    depth += 1
-                elif c == "}" and text[j - 1] != "\\":
-                    depth -= 1
-                    if depth == 0:
-                        content = text[i + 1 : j].strip()
-                        return content if content else None
-            continue  # unbalanced: try an earlier one
-        if m.group(1) == "boxed" and m.group(0).endswith(" "):
-            # "\boxed 5" form
-            rest = re.match(r"[^\s$.,;]+", text[i:])
-            if rest:
-                return rest.group(0)
-    return None
-
 
 def format_number(value: float | int) -> str:
     """27.0 -> "27", -1.0 -> "-1", 0.5 -> "0.5" (shortest round-trip repr otherwise)."""
@@ -224,7 +156,8 @@ def _opt_str(v: Any) -> str:
 def problem_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str]:
     """(problem text, field name).  OlympiadBench uses ``question``; the others ``problem``
     (falling back to ``question`` for schema variants that only have that)."""
-    order = ("question", "problem") if set_name == "olympiadbench" else ("problem", "question")
+    first = data_sets.get(set_name).problem_field
+    order = (first, "problem" if first == "question" else "question")
     for key in order:
         if key in row and row[key] is not None:
             return _require_str(row, key), key
@@ -237,8 +170,8 @@ def ground_truth_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str, s
     ``ground_truth`` (stored in ``reward_model.ground_truth``) is the string the paper's scorer parsed as
     gold -- lighteval's gold field for the evaluation sets, the ``solution`` text for Open-RS (the authors'
     accuracy reward) -- so ``cwgrpo_verl.reward.compute_score`` reproduces the paper's extraction, including
-    lighteval's raw-string fallback when no gold can be extracted.  It equals
-    ``cwgrpo_verl.reward.gold_from_row`` except for AMC23 (see below).  ``answer`` (stored in
+    lighteval's raw-string fallback when no gold can be extracted.  The rule is the set's ``gold`` in
+    :mod:`cwgrpo_verl.data_sets` (the one registry of the sets, their sources and names).  ``answer`` (stored in
     ``extra_info.answer``) is the bare final answer (no ``$``, no ``\\boxed``) for humans, ``maj@k`` checks and
     self-tests; ``gold_field`` names the source field ``ground_truth`` came from.
 
@@ -255,21 +188,22 @@ def ground_truth_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str, s
       those as raw strings); falls back to the hub-only ``answer`` column, which the authors' task read and
       which mirrors ``final_answer[0]``.  answer = the same without ``$``.
     """
-    if set_name in ("open_rs", "math500", "minerva"):
+    gold = data_sets.get(set_name).gold
+    if gold in ("solution", "boxed_solution", "boxed_solution_or_answer"):
         sol = row.get("solution")
         if sol is not None and not isinstance(sol, str):
             raise RowError("solution", f"expected a string, got {type(sol).__name__}")
         boxed = last_boxed(sol) if sol else None
         if boxed is not None:
             return sol, boxed, "solution"
-        if set_name == "minerva":
+        if gold == "boxed_solution":  # only a box is an answer
             if sol is None:
                 raise RowError("solution", "missing")
             if not sol.strip():
                 raise RowError("solution", "empty string")
             raise RowError("solution", "no \\boxed{} answer in solution")
         ans = row.get("answer")
-        if set_name == "open_rs" and sol and sol.strip():
+        if gold == "solution" and sol and sol.strip():
             # the authors' reward parses the solution whatever it contains
             if isinstance(ans, str) and ans.strip():
                 return sol, ans.strip(), "solution"
@@ -292,7 +226,7 @@ def ground_truth_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str, s
             raise RowError("answer", f"expected a string or number, got {type(ans).__name__}")
         return f"\\boxed{{{s}}}", s, "answer"
 
-    if set_name in ("aime24", "amc23"):
+    if gold == "answer":
         if "answer" not in row or row["answer"] is None:
             raise RowError("answer", "missing")
         ans = row["answer"]
@@ -307,12 +241,12 @@ def ground_truth_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str, s
             if not ans.strip():
                 raise RowError("answer", "empty string")
             s = ans.strip()
-            if set_name == "amc23" and re.fullmatch(r"[+-]?\d+\.0+", s):  # "27.0" as a string
+            if re.fullmatch(r"[+-]?\d+\.0+", s):  # "27.0" as a string (AMC's floats)
                 s = str(int(float(s)))
             return s, normalise_integer_string(s), "answer"
         raise RowError("answer", f"expected a number or string, got {type(ans).__name__}")
 
-    if set_name == "olympiadbench":
+    if gold == "final_answer":
         fa = row.get("final_answer")
         if fa is not None:
             if isinstance(fa, str):
@@ -424,7 +358,7 @@ def build_row(
         gold_field=gold_field,
     )
     return {
-        "data_source": DATA_SOURCES[set_name],
+        "data_source": data_sets.get(set_name).data_source,
         "prompt": messages_fn(problem),
         "ability": "math",
         "reward_model": {"style": "rule", "ground_truth": gt},

@@ -44,8 +44,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_prep.cli import fraction, positive_int, run, setup_logging
-from data_prep.common import DATA_SOURCES, DataPrepError
+from cwgrpo_verl import argtypes, data_sets
+from data_prep.cli import run, setup_logging
+from data_prep.common import DataPrepError
 from data_prep.output import (
     CONTAMINATED_SUFFIX,
     CONTAMINATION_REPORT_SUFFIX,
@@ -156,8 +157,8 @@ def training_set_reason(path: Path) -> str | None:
         table = pf.read_row_group(0, columns=columns)
     except (pa.ArrowException, OSError):
         return None  # unreadable: reading it as evaluation data will say why
-    if "data_source" in table.column_names and DATA_SOURCES["open_rs"] in table.column("data_source").to_pylist():
-        return f"data_source {DATA_SOURCES['open_rs']!r}"
+    if "data_source" in table.column_names and data_sets.TRAINING.data_source in table.column("data_source").to_pylist():
+        return f"data_source {data_sets.TRAINING.data_source!r}"
     if "extra_info" in table.column_names:
         if any(isinstance(x, dict) and x.get("split") == "train" for x in table.column("extra_info").to_pylist()):
             return "extra_info.split 'train'"
@@ -420,9 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train", required=True, help="training parquet (data_prep output) or raw jsonl/parquet")
     ap.add_argument("--eval", required=True, nargs="+", help="evaluation parquet/jsonl files or folders")
     ap.add_argument("--report", required=True, help="CSV report of overlapping pairs")
-    ap.add_argument("--n", type=positive_int, default=DEFAULT_N, help="word n-gram size (default 13)")
-    ap.add_argument("--threshold", type=fraction, default=DEFAULT_THRESHOLD, help="score >= this is contaminated")
-    ap.add_argument("--min-score", type=fraction, default=0.0, help="only report pairs with score >= this")
+    ap.add_argument("--n", type=argtypes.integer(), default=DEFAULT_N, help="word n-gram size (default 13)")
+    ap.add_argument("--threshold", type=argtypes.real(high=1, low_open=False), default=DEFAULT_THRESHOLD, help="score >= this is contaminated")
+    ap.add_argument("--min-score", type=argtypes.real(high=1, low_open=False), default=0.0, help="only report pairs with score >= this")
     ap.add_argument("--drop-contaminated", action="store_true", help="write the training rows without contaminated ones")
     ap.add_argument("--out", default=None, help="cleaned file, same type as --train (with --drop-contaminated)")
     ap.add_argument("-v", "--verbose", action="store_true")

@@ -21,8 +21,9 @@ import logging
 import sys
 from pathlib import Path
 
+from cwgrpo_verl import argtypes, data_sets
 from data_prep.cli import run, setup_logging
-from data_prep.common import EVAL_SETS, HUB_SOURCES, LOCAL_FILE_STEMS, PROMPT_STYLES, DataPrepError, eval_messages
+from data_prep.common import PROMPT_STYLES, DataPrepError, eval_messages
 from data_prep.convert import DUPLICATE_POLICIES, convert
 from data_prep.output import output_dir
 
@@ -33,21 +34,22 @@ _SUFFIXES = (".jsonl", ".json", ".parquet", "")
 
 def resolve_source(set_name: str, source_dir: str | Path | None, overrides: dict[str, str]) -> tuple[str, str, str]:
     """(source, hub split, the flag that chose it)."""
-    split = HUB_SOURCES[set_name][1]
+    dataset = data_sets.get(set_name)
+    split = dataset.hub_split
     if set_name in overrides:
         return overrides[set_name], split, "--source"
     if source_dir is not None:
         d = Path(source_dir)
         _source_dir(d)
-        for stem in dict.fromkeys((LOCAL_FILE_STEMS[set_name], set_name)):
+        for stem in dict.fromkeys((dataset.local_stem, set_name)):
             for suf in _SUFFIXES:
                 p = d / f"{stem}{suf}"
                 if p.exists():
                     return str(p), split, "--source-dir"
         raise DataPrepError(
-            f"--source-dir {d}: no {LOCAL_FILE_STEMS[set_name]}.jsonl/.json/.parquet or save_to_disk folder for {set_name}"
+            f"--source-dir {d}: no {dataset.local_stem}.jsonl/.json/.parquet or save_to_disk folder for {set_name}"
         )
-    return HUB_SOURCES[set_name][0], split, "--source-dir (or --source NAME=PATH)"
+    return dataset.hub_id, split, "--source-dir (or --source NAME=PATH)"
 
 
 def _source_dir(d: Path) -> None:
@@ -79,19 +81,14 @@ def prepare_eval_set(
 
 
 def parse_sets(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    aliases = {"minerva_math": "minerva", "math_500": "math500", "aime": "aime24", "amc": "amc23"}
-    names = [aliases.get(n, n) for n in names]
-    bad = [n for n in names if n not in EVAL_SETS]
-    if bad:
-        raise argparse.ArgumentTypeError(f"unknown set(s) {bad}; choose from {','.join(EVAL_SETS)}")
-    return list(dict.fromkeys(names))
+    """Comma-separated set names or aliases, as keys of the registry (read at call time)."""
+    return argtypes.names(data_sets.evaluation_keys(), lambda n: getattr(data_sets.resolve(n), "key", n))(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m data_prep.eval_sets", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--sets", type=parse_sets, default=list(EVAL_SETS), help="comma-separated (default: all five)")
+    ap.add_argument("--sets", type=parse_sets, default=list(data_sets.evaluation_keys()), help="comma-separated (default: all)")
     ap.add_argument("--source-dir", default=None, help="folder with aime24.jsonl, math500.jsonl, ... (default: hub)")
     ap.add_argument(
         "--source", action="append", default=[], metavar="NAME=PATH_OR_HUB_ID", help="per-set source override"

@@ -28,15 +28,16 @@ import logging
 import sys
 from pathlib import Path
 
-from data_prep.cli import fraction, positive_int, run, setup_logging
-from data_prep.common import HUB_SOURCES, train_messages
+from cwgrpo_verl import argtypes, data_sets
+from data_prep.cli import run, setup_logging
+from data_prep.common import train_messages
 from data_prep.convert import DUPLICATE_POLICIES, convert
 from data_prep.decontaminate import DEFAULT_N, DEFAULT_THRESHOLD, REPORT_SUFFIX, EvalIndex, Screen, load_eval_texts
 from data_prep.output import output_dir
 
 logger = logging.getLogger("data_prep.open_rs")
 
-NAME = "open_rs"
+NAME = data_sets.TRAINING.key
 
 
 def prepare_open_rs(
@@ -51,7 +52,7 @@ def prepare_open_rs(
     duplicates: str = "keep",
 ) -> Path:
     out = output_dir(out_dir, "--out")
-    hub_id, hub_split = HUB_SOURCES[NAME]
+    hub_id, hub_split = data_sets.TRAINING.hub_id, data_sets.TRAINING.hub_split
     src = source or hub_id
     screen = None
     if decontaminate_against:  # before reading the source: a bad evaluation path fails first
@@ -83,15 +84,15 @@ def prepare_open_rs(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m data_prep.open_rs", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output folder (writes open_rs.parquet)")
-    ap.add_argument("--source", default=None, help=f"hub id or local jsonl/parquet/save_to_disk folder (default {HUB_SOURCES[NAME][0]})")
+    ap.add_argument("--source", default=None, help=f"hub id or local jsonl/parquet/save_to_disk folder (default {data_sets.TRAINING.hub_id})")
     ap.add_argument("--no-system-prompt", action="store_true", help="user message only, no system prompt")
     ap.add_argument("--skip-invalid", action="store_true", help="write valid rows, rejects to <out>/open_rs.rejects.jsonl")
     ap.add_argument("--duplicates", choices=DUPLICATE_POLICIES, default="keep",
                     help="repeated problems: keep (default, as published; listed), drop (keep the first) or error")
     ap.add_argument("--decontaminate-against", nargs="+", default=None, metavar="PARQUET_OR_DIR")
     ap.add_argument("--drop-contaminated", action="store_true")
-    ap.add_argument("--decontam-n", type=positive_int, default=DEFAULT_N, help="word n-gram size (default 13)")
-    ap.add_argument("--decontam-threshold", type=fraction, default=DEFAULT_THRESHOLD, help="score >= this is contaminated")
+    ap.add_argument("--decontam-n", type=argtypes.integer(), default=DEFAULT_N, help="word n-gram size (default 13)")
+    ap.add_argument("--decontam-threshold", type=argtypes.real(high=1, low_open=False), default=DEFAULT_THRESHOLD, help="score >= this is contaminated")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     setup_logging(args.verbose)

@@ -5,21 +5,22 @@
 # EVAL_DIR/step_<STEP>.<settings>.jsonl; a log that is already there is not evaluated again.
 #
 #   MODEL_PATH=deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B EVAL_DIR=evals/base examples/evaluate.sh
+#   PRESET=qwen_math_7b MODEL_PATH=Qwen/Qwen2.5-Math-7B-Instruct EVAL_DIR=evals/base-7b examples/evaluate.sh
 set -euo pipefail
 [[ "${DRY_RUN:-0}" == "1" ]] || set -x
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/_lib.sh"
 
-PRESET=${PRESET:-r1_distill_1.5b}             # r1_distill_1.5b | qwen_math_7b
+PRESET=${PRESET:-r1_distill_1.5b}             # the paper's length for the model: 32768 new tokens (1.5B), 4096 (7B)
 case "$PRESET" in
-    r1_distill_1.5b) default_model=deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B; max_new_tokens=32768 ;;
-    qwen_math_7b)    default_model=Qwen/Qwen2.5-Math-7B-Instruct; max_new_tokens=4096 ;;
+    r1_distill_1.5b) max_new_tokens=32768 ;;
+    qwen_math_7b)    max_new_tokens=4096 ;;
     *) echo "unknown PRESET=$PRESET (r1_distill_1.5b, qwen_math_7b)" >&2; exit 2 ;;
 esac
 temperature=0.6
 top_p=0.95
 
-MODEL_PATH=${MODEL_PATH:-$default_model}
+MODEL_PATH=${MODEL_PATH:?set MODEL_PATH to the model to evaluate (a hub name or a Hugging Face folder)}
 DATA_DIR=${DATA_DIR:-$PWD/data}
 EVAL_DIR=${EVAL_DIR:-$PWD/evals/$(basename "$MODEL_PATH")}
 STEP=${STEP:-0}                               # the training step of the model (0: the base model)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CW-GRPO with plain `python -m verl.trainer.main_ppo`: the README's flags on a GRPO run, no recipe. Statistics per
-# micro-batch (cw_scope=micro_batch), so a micro-batch holds one group's worth of responses; the recipe's
-# cw_scope=group is exact per prompt group. METHOD=grpo gives the GRPO baseline with the same command.
+# micro-batch (cwgrpo.scope=micro_batch), so a micro-batch holds one group's worth of responses; the recipe's
+# cwgrpo.scope=group is exact per prompt group. METHOD=grpo gives the GRPO baseline with the same command.
 # Not a paper run: where the recipe pins the authors' settings this keeps verl's defaults (a constant learning rate,
 # greedy validation, no seed, log-probs at the sampling temperature, row-level batching); use the per-run scripts
 # (r1_distill_1.5b_*.sh, qwen_math_7b_*.sh) to reproduce the paper.
@@ -35,10 +35,13 @@ CHECKPOINT_DIR=${CHECKPOINT_DIR:-$PWD/checkpoints/cwgrpo/$EXPERIMENT_NAME}
 NNODES=${NNODES:-1}
 N_GPUS_PER_NODE=${N_GPUS_PER_NODE:-4}
 
+val_files=$("${PYTHON:-python3}" -m cwgrpo_verl.data_sets val-files "$DATA_DIR") ||  # the sets of cwgrpo_verl/data_sets.py
+    { echo "main_ppo_cwgrpo.sh: PYTHON=${PYTHON:-python3} cannot run cwgrpo_verl (pip install -e . there)" >&2; exit 2; }
+
 run_entry verl.trainer.main_ppo \
     algorithm.adv_estimator=cw_grpo \
     data.train_files="$DATA_DIR/open_rs.parquet" \
-    data.val_files="[$DATA_DIR/aime24.parquet,$DATA_DIR/math500.parquet,$DATA_DIR/amc23.parquet,$DATA_DIR/minerva.parquet,$DATA_DIR/olympiadbench.parquet]" \
+    data.val_files="$val_files" \
     data.train_batch_size=$prompts_per_step \
     data.max_prompt_length=512 \
     data.max_response_length=4096 \

@@ -5,7 +5,7 @@
 #
 #   RAY_ADDRESS=http://HEAD:8265 NNODES=2 N_GPUS_PER_NODE=8 DATA_DIR=/shared/data CHECKPOINT_DIR=/shared/ckpt/run1 \
 #       examples/submit_ray_job.sh [r1_distill_1.5b_cwgrpo.sh] [hydra overrides...]
-#   RAY_ADDRESS=http://HEAD:8265 examples/submit_ray_job.sh -- python -m cwgrpo_verl.check   # any other command
+#   RAY_ADDRESS=http://HEAD:8265 examples/submit_ray_job.sh -- python -m tools.check   # any other command
 #
 # Only training scripts of examples/ are submitted: those that source _lib.sh and call run_entry with the recipe or
 # verl's main_ppo (train.sh, main_ppo_cwgrpo.sh) and those that exec train.sh (the per-run scripts). Any other
@@ -38,7 +38,8 @@ die() {
 }
 
 is_training_script() {
-    { grep -q '^source "$HERE/_lib.sh"' "$1" && grep -Eq '^run_entry[[:space:]]' "$1"; } ||
+    { grep -q '^source "$HERE/_lib.sh"' "$1" &&
+      grep -Eq '^run_entry[[:space:]]+(recipe\.cwgrpo\.main_cwgrpo|verl\.trainer\.main_ppo)([[:space:]]|$)' "$1"; } ||
         grep -Eq '^[^#]*exec bash .*/train\.sh"' "$1"
 }
 
@@ -49,7 +50,7 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
     exit 0
 elif [[ "${1:-}" == "--" ]]; then
     shift
-    (( $# )) || die "-- needs a command after it (e.g. -- python -m cwgrpo_verl.check)"
+    (( $# )) || die "-- needs a command after it (e.g. -- python -m tools.check)"
     command=("$@")
 else
     script=r1_distill_1.5b_cwgrpo.sh
@@ -68,15 +69,17 @@ else
                 "this repo); submit anything else with -- COMMAND"
         script=$(basename "$path")
         is_training_script "$HERE/$script" ||
-            die "examples/$script is not a training script (one that sources _lib.sh and calls run_entry, or execs" \
-                "train.sh): it would run here, not in the job; run it yourself, or submit -- COMMAND"
+            die "examples/$script is not a training script (one that sources _lib.sh and calls run_entry with the" \
+                "recipe or main_ppo, or execs train.sh): it would run here, not in the job; run it yourself, or" \
+                "submit -- COMMAND"
     fi
     for arg in "$@"; do
         [[ "$arg" != *$'\n'* && "$arg" != *$'\r'* ]] ||
             die "the override '${arg%%[$'\n\r']*}...' contains a line break, which cannot be carried into the" \
                 "job's command"
     done
-    resolved=$(DRY_RUN=1 bash "$HERE/$script" "$@")
+    resolved=$(DRY_RUN=1 PYTHON="$PYTHON" bash "$HERE/$script" "$@") ||
+        die "examples/$script failed in its dry run (exit status $?): nothing submitted"
     mapfile -t lines <<< "$resolved"
     [[ "${lines[0]}" =~ ^[A-Za-z_][A-Za-z0-9_.]*$ ]] ||
         die "examples/$script printed no Python entry point in its dry run (got '${lines[0]}')"

@@ -121,7 +121,7 @@ def validate(cfg):
     """What the driver does before any GPU work: verl's validate_config plus the dataclasses workers build."""
     from verl.trainer.config import AlgoConfig  # noqa: F401
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import omega_conf_to_dataclass, validate_config
+    from verl.utils.config import validate_config
 
     validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
     return worker_configs(cfg)

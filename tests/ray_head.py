@@ -15,7 +15,7 @@ from pathlib import Path
 
 from verl.utils.net_utils import get_free_port
 
-from cwgrpo_verl.smoke import our_processes, stop_leftovers
+from tools.smoke import our_processes, stop_leftovers
 
 
 def free_port() -> int:

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from reference import reference_group_advantages
 from verl import DataProto
 from verl.trainer.ppo.ray_trainer import compute_advantage
-
-from reference import reference_group_advantages
 
 GROUPS, G, T = 4, 6, 10
 

@@ -1,4 +1,4 @@
-"""``python -m cwgrpo_verl.check`` on a real two-node Ray cluster on this machine, and its failures without one.
+"""``python -m tools.check`` on a real two-node Ray cluster on this machine, and its failures without one.
 
 The cluster is started here (``ray start --block`` children on 127.0.0.1, own temp dir, own ports) and killed by
 the process groups of those children; never ``ray stop``. Its second node runs with
@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from cwgrpo_verl import check
-
 from ray_head import free_port, ray_cli  # the tests' shared single-head helper; this file adds a second node
+
+from tools import check
 
 
 def _wait(predicate, what: str, seconds: float, logs=()):
@@ -149,7 +148,7 @@ def test_job_defaults_ship_what_submit_ray_job_ships():
 
     env = check.job_runtime_env(check.CHECKOUT_RUNTIME_ENV, check.CHECKOUT)
     assert env == {**yaml.safe_load(check.CHECKOUT_RUNTIME_ENV.read_text()), "working_dir": str(check.CHECKOUT)}
-    assert env["env_vars"]["VERL_USE_EXTERNAL_MODULES"] == "cwgrpo_verl"
+    assert env["env_vars"]["VERL_USE_EXTERNAL_MODULES"] == "cwgrpo_verl.plugin"
 
 
 def test_help_starts_nothing(monkeypatch, capsys):
@@ -161,15 +160,15 @@ def test_help_starts_nothing(monkeypatch, capsys):
         check.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage: python -m cwgrpo_verl.check") and "--timeout" in out and "http(s)://" in out
+    assert out.startswith("usage: python -m tools.check") and "--timeout" in out and "http(s)://" in out
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--address", "head"], "--address / RAY_ADDRESS: expected HOST:PORT"),
     (["--address", "head:port"], "--address / RAY_ADDRESS: expected HOST:PORT"),
     (["--address", "http://"], "--address / RAY_ADDRESS: no host"),
-    (["--timeout", "0"], "argument --timeout: expected a number of seconds > 0"),
-    (["--timeout", "nan"], "argument --timeout: expected a number of seconds > 0"),
+    (["--timeout", "0"], "argument --timeout: expected a number in (0, inf), got '0'"),
+    (["--timeout", "nan"], "argument --timeout: expected a number in (0, inf), got 'nan'"),
     (["--address", "h:6379", "--working-dir", "."], "--working-dir applies to an http(s)://"),
     (["--address", "h:6379", "--runtime-env", "/nonexistent.yaml"], "--runtime-env /nonexistent.yaml: no such"),
 ])
@@ -228,7 +227,7 @@ def test_hanging_address_times_out_with_one_line():
 
     The watchdog ends the process (os._exit), so this runs in a subprocess. check.py imports nothing of the package
     at import time, so the subprocess loads it by path: the same main(), without the 4-8 s import of verl that
-    ``python -m cwgrpo_verl.check`` adds (the package's __init__ imports verl).
+    ``python -m tools.check`` adds (the package's __init__ imports verl).
     """
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_ADDRESS", None)
@@ -285,7 +284,7 @@ def test_the_timeout_counts_what_was_spent_before_main_and_keeps_a_reserve():
 
 @pytest.mark.slow
 def test_the_command_ends_within_its_timeout_counted_from_the_start():
-    """`python -m cwgrpo_verl.check --timeout 5` against a silent listener ended after about 12 s: the 4-8 s of
+    """`python -m tools.check --timeout 5` against a silent listener ended after about 12 s: the 4-8 s of
     `import verl` plus the limit plus a 2 s grace. Now the limit holds from the start of the process, and a limit
     shorter than the imports ends the check as soon as they are done, saying so."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
@@ -297,7 +296,7 @@ def test_the_command_ends_within_its_timeout_counted_from_the_start():
         runs = {}
         for timeout in (1, 25):
             started = time.monotonic()
-            proc = subprocess.run([sys.executable, "-m", "cwgrpo_verl.check", "--address", f"127.0.0.1:{port}",
+            proc = subprocess.run([sys.executable, "-m", "tools.check", "--address", f"127.0.0.1:{port}",
                                    "--timeout", str(timeout)], capture_output=True, text=True, timeout=120, env=env)
             runs[timeout] = (proc, time.monotonic() - started)
     proc, elapsed = runs[25]
@@ -307,6 +306,8 @@ def test_the_command_ends_within_its_timeout_counted_from_the_start():
     proc, elapsed = runs[1]
     ours = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(ours) == 1, proc.stderr
-    assert ours[0].startswith("error: starting the check (import verl and the package) took ")
-    assert ours[0].endswith(" s: more than --timeout 1 s")
-    assert elapsed < runs[25][1], elapsed  # stopped right after the imports, with no wait of its own
+    # a slow machine spends the second on Python's start and imports, a fast one gets as far as connecting
+    assert (ours[0].startswith("error: starting the check (Python and its imports) took ")
+            and ours[0].endswith(" s: more than --timeout 1 s")) or ours[0] == (
+        f"error: connecting to the Ray cluster at 127.0.0.1:{port} did not finish within --timeout 1 s"), ours
+    assert elapsed < runs[25][1], elapsed  # the limit counted from the start, with no wait of its own

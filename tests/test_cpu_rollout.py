@@ -6,8 +6,8 @@ import asyncio
 import pytest
 import torch
 
-from cwgrpo_verl.cpu import tiny
-from cwgrpo_verl.cpu.rollout import HFServer, InjectedRolloutFailure
+from tools.cpu import tiny
+from tools.cpu.rollout import HFServer, InjectedRolloutFailure
 
 from helpers import compose
 

@@ -13,12 +13,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from cwgrpo_verl import reward
+from cwgrpo_verl import data_sets, reward
 from data_prep import common, decontaminate, eval_sets, open_rs
 from data_prep.common import (
-    DATA_SOURCES,
     EVAL_INSTRUCTION,
-    EVAL_SETS,
     SYSTEM_PROMPT,
     DataPrepError,
     ground_truth_for,
@@ -29,13 +27,7 @@ from data_prep.convert import check_rows, convert, row_message
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "open_rs_sample.jsonl"
 EXPECTED_ROWS = {"aime24": 30, "math500": 500, "amc23": 40, "minerva": 272, "olympiadbench": 675}
-LOCAL_FILES = {
-    "aime24": "aime24.jsonl",
-    "math500": "math500.jsonl",
-    "amc23": "amc23.jsonl",
-    "minerva": "minerva_math.jsonl",
-    "olympiadbench": "olympiadbench.jsonl",
-}
+LOCAL_FILES = {d.key: f"{d.local_stem}.jsonl" for d in data_sets.EVALUATION}
 # the fixture's planted MATH-500 item (row 6, 0-based position 5)
 PLANTED_POSITION = 5
 
@@ -158,7 +150,7 @@ def test_prompts():
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("set_name", EVAL_SETS)
+@pytest.mark.parametrize("set_name", data_sets.evaluation_keys())
 def test_real_eval_set_converts(eval_out, set_name):
     path = eval_out / f"{set_name}.parquet"
     assert path.is_file()
@@ -168,7 +160,7 @@ def test_real_eval_set_converts(eval_out, set_name):
     rows = table.to_pylist()
     assert len(rows) == EXPECTED_ROWS[set_name]
     for i, r in enumerate(rows):
-        assert r["data_source"] == DATA_SOURCES[set_name]
+        assert r["data_source"] == data_sets.get(set_name).data_source
         assert r["ability"] == "math"
         assert r["reward_model"]["style"] == "rule"
         gt = r["reward_model"]["ground_truth"]
@@ -236,7 +228,7 @@ def _hub_variant(set_name: str, raw: list[dict]) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("set_name", EVAL_SETS)
+@pytest.mark.parametrize("set_name", data_sets.evaluation_keys())
 def test_hub_schema_variants_load(shared_data, tmp_path, monkeypatch, set_name):
     import datasets
 
@@ -259,7 +251,7 @@ def test_hub_schema_variants_load(shared_data, tmp_path, monkeypatch, set_name):
         return datasets.Dataset.from_list(hub_rows)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    hub_id, hub_split = common.HUB_SOURCES[set_name]
+    hub_id, hub_split = data_sets.get(set_name).hub_id, data_sets.get(set_name).hub_split
     src, split, _ = eval_sets.resolve_source(set_name, None, {})
     assert (src, split) == (hub_id, hub_split)
     same_core(read_parquet_rows(eval_sets.prepare_eval_set(set_name, tmp_path / "hub", src, split)))
@@ -267,7 +259,7 @@ def test_hub_schema_variants_load(shared_data, tmp_path, monkeypatch, set_name):
     # 2) a save_to_disk folder (DatasetDict with the hub split) in a --source-dir
     sd = tmp_path / "sd"
     datasets.DatasetDict({hub_split: datasets.Dataset.from_list(hub_rows)}).save_to_disk(
-        str(sd / common.LOCAL_FILE_STEMS[set_name])
+        str(sd / data_sets.get(set_name).local_stem)
     )
     assert eval_sets.main(["--out", str(tmp_path / "disk"), "--source-dir", str(sd), "--sets", set_name]) == 0
     same_core(read_parquet_rows(tmp_path / "disk" / f"{set_name}.parquet"))
@@ -640,13 +632,13 @@ def test_verl_rlhf_dataset_all_real_eval_sets_concatenate(eval_out, tmp_path):
     """data.val_files=[all five]: the shared schema lets verl concatenate them into one dataset."""
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
-    files = [str(eval_out / f"{s}.parquet") for s in EVAL_SETS]
+    files = [str(eval_out / f"{s}.parquet") for s in data_sets.evaluation_keys()]
     ds = RLHFDataset(files, _tiny_tokenizer(), _verl_data_config(tmp_path, filter_overlong_prompts=False))
     assert len(ds) == sum(EXPECTED_ROWS.values())
     first = {}
     for i in range(len(ds)):
         first.setdefault(ds.dataframe[i]["data_source"], i)
-    assert set(first) == {DATA_SOURCES[s] for s in EVAL_SETS}
+    assert set(first) == {data_sets.get(s).data_source for s in data_sets.evaluation_keys()}
     item = ds[first["cwgrpo/amc23"]]
     assert item["reward_model"]["ground_truth"] == "27" and item["raw_prompt"][0]["role"] == "user"
 
@@ -656,22 +648,9 @@ def test_verl_rlhf_dataset_all_real_eval_sets_concatenate(eval_out, tmp_path):
 # ----------------------------------------------------------------------------------------------
 
 
-def test_reward_contract_names_and_gold(shared_data, eval_out):
-    assert reward.DATA_SOURCES == DATA_SOURCES
-    for set_name in EVAL_SETS:
-        rows = read_parquet_rows(eval_out / f"{set_name}.parquet")
-        raw = _jsonl_rows(shared_data / LOCAL_FILES[set_name])
-        for r, x in zip(rows, raw):
-            gold = reward.gold_from_row(set_name, x)
-            if set_name == "amc23":  # "27" here, "27.0" there: identical under expression extraction
-                assert float(r["reward_model"]["ground_truth"]) == float(gold)
-            else:
-                assert r["reward_model"]["ground_truth"] == gold
-
-
 def test_reward_scores_boxed_answers(eval_out):
     """One row per set: the bare answer, boxed in a model-like response, scores 1 against our ground_truth."""
-    for set_name in EVAL_SETS:
+    for set_name in data_sets.evaluation_keys():
         r = read_parquet_rows(eval_out / f"{set_name}.parquet")[3]
         out = reward.compute_score(
             r["data_source"], reward.model_like_response(r["extra_info"]["answer"]), r["reward_model"]["ground_truth"]

@@ -17,9 +17,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from cwgrpo_verl import data_sets
 from data_prep import convert as convert_module
 from data_prep import decontaminate, eval_sets, open_rs, output
-from data_prep.common import EVAL_SETS, DataPrepError
+from data_prep.common import DataPrepError
 from data_prep.sources import iter_source_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def test_prepare_data_script_twice_is_idempotent(tmp_path):
     r = subprocess.run(["bash", "examples/prepare_data.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert _snapshot(data) == first
-    assert set(first) == {f"{s}.parquet" for s in EVAL_SETS} | {
+    assert set(first) == {f"{s}.parquet" for s in data_sets.evaluation_keys()} | {
         "open_rs.parquet", "open_rs.contamination.csv", "open_rs.contaminated.jsonl"}
     assert [r["extra_info"]["index"] for r in _rows(data / "open_rs.parquet")] == [0, 1, 2, 3, 4, 6, 7]
     assert [(d["index"], d["eval_set"]) for d in _jsonl(data / "open_rs.contaminated.jsonl")] == [(PLANTED_POSITION, "math500")]
@@ -459,8 +460,8 @@ def test_peak_memory_under_three_times_the_input(tmp_path, fmt):
 
 @pytest.mark.parametrize("main, argv, message", [
     (open_rs.main, ["--decontam-threshold", "nan"], "argument --decontam-threshold: expected a number in [0, 1], got 'nan'"),
-    (open_rs.main, ["--decontam-n", "0"], "argument --decontam-n: expected a positive integer, got '0'"),
-    (eval_sets.main, ["--source", "gsm8k=x.jsonl"], "--source gsm8k=x.jsonl: unknown set(s) ['gsm8k']"),
+    (open_rs.main, ["--decontam-n", "0"], "argument --decontam-n: expected a whole number >= 1, got '0'"),
+    (eval_sets.main, ["--source", "gsm8k=x.jsonl"], "--source gsm8k=x.jsonl: unknown gsm8k; choose from aime24,"),
     (decontaminate.main, ["--train", "t", "--eval", "e", "--report", "r", "--min-score", "2"],
      "argument --min-score: expected a number in [0, 1], got '2'"),
 ])

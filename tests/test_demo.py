@@ -1,11 +1,11 @@
-"""The CPU demo (``python -m cwgrpo_verl.demo``): usage errors, the smoke run, and the published results.
+"""The CPU demo (``python -m tools.demo``): usage errors, the smoke run, and the published results.
 
-docs/demo.md, docs/demo_curves.png and the README's demo block are written by
-``python -m cwgrpo_verl.demo --docs docs --readme README.md`` from one real default run, kept as docs/demo.json.
-The fast tests check that the page, the figure and the README block are exactly what that file renders. The slow
-test re-runs seed 0 of the default configuration and requires the committed seed-0 numbers bit for bit: on one
+docs/demo.md, docs/demo_curves.png and the demo block of docs/results.md are written by
+``python -m tools.demo --docs docs --readme docs/results.md`` from one real default run, kept as docs/demo.json.
+The `docs` tests (`make docs-check`) check that the page, the figure and the block are exactly what that file
+renders, and re-run seed 0 of the default configuration and requires the committed seed-0 numbers bit for bit: on one
 machine the run is deterministic (measured with 1 or 2 processes and threads), while another torch build or CPU
-samples a different trajectory, so there the comparison is skipped with the reason. The same run is the learning
+samples a different trajectory, so there the comparison is skipped with the reason. The same run is the default suite's learning
 test: held-out accuracy must rise clearly above the warm start's (with the advantage's sign flipped, accuracy
 fell to 0%; checked by hand)."""
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cwgrpo_verl.demo import main
-from cwgrpo_verl.demo.plot import read_fingerprint
-from cwgrpo_verl.demo.report import (
+from tools.demo import main
+from tools.demo.plot import read_fingerprint
+from tools.demo.report import (
     BLOCK_END,
     BLOCK_START,
     SMOKE,
@@ -28,11 +28,11 @@ from cwgrpo_verl.demo.report import (
     results_block,
     update_readme,
 )
-from cwgrpo_verl.demo.run import DemoConfig
+from tools.demo.run import DemoConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-REGENERATE = "python -m cwgrpo_verl.demo --docs docs --readme README.md"
+REGENERATE = "python -m tools.demo --docs docs --readme docs/results.md"
 PLATFORM = ("torch", "cpu")  # what the committed numbers are bitwise tied to
 
 
@@ -80,7 +80,7 @@ def test_bad_arguments_are_usage_errors(tmp_path, capsys, args, flag):
         main(argv + args)
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("python -m cwgrpo_verl.demo: error:") and flag in err[-1], err
+    assert err[-1].startswith("python -m tools.demo: error:") and flag in err[-1], err
     assert "Traceback" not in "\n".join(err)
     assert not out.exists() and not (tmp_path / "docs").exists()
 
@@ -100,7 +100,7 @@ def test_quick_run_says_it_is_a_smoke_run_and_writes_the_report(tmp_path, capsys
         assert text in summary
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["quick"] is True
-    assert metrics["command"] == "python -m cwgrpo_verl.demo --quick --out %s --no-progress" % out
+    assert metrics["command"] == "python -m tools.demo --quick --out %s --no-progress" % out
     env = metrics["environment"]
     assert env["torch"] == torch.__version__ and env["verl"] == "0.9.1"
     for lib in ("python", "transformers", "math-verify", "cpu"):
@@ -119,6 +119,7 @@ def test_quick_run_says_it_is_a_smoke_run_and_writes_the_report(tmp_path, capsys
 # -- the published results --
 
 
+@pytest.mark.docs
 def test_docs_page_and_figure_are_rendered_from_the_committed_run(published):
     assert "--docs" in published["command"], "docs/demo.json must come from `%s`" % REGENERATE
     assert (DOCS / "demo.md").read_text() == render_markdown(published, figure="demo_curves.png"), (
@@ -127,6 +128,7 @@ def test_docs_page_and_figure_are_rendered_from_the_committed_run(published):
         f"docs/demo_curves.png was not drawn from docs/demo.json; run `{REGENERATE}`")
 
 
+@pytest.mark.docs
 def test_docs_publish_the_default_configuration(published):
     default = {k: v for k, v in asdict(DemoConfig()).items() if k not in ("workers", "threads")}
     assert {k: v for k, v in published["config"].items() if k not in ("workers", "threads")} == default, (
@@ -142,12 +144,13 @@ def test_update_readme_replaces_only_the_block(tmp_path, published):
     assert text.startswith(f"# title\n\n{BLOCK_START}\n") and text.endswith(f"{BLOCK_END}\n\nmore text\n")
 
 
-def test_readme_quotes_the_committed_results(published):
-    readme = (ROOT / "README.md").read_text()
-    block = readme_block(readme)
-    assert block is not None, f"README.md needs the demo results between {BLOCK_START} and {BLOCK_END}"
-    assert block == results_block(published), f"README's demo block differs from docs/demo.md's; run `{REGENERATE}`"
-    assert "docs/demo_curves.png" in readme
+@pytest.mark.docs
+def test_results_page_quotes_the_committed_results(published):
+    page = (DOCS / "results.md").read_text()
+    block = readme_block(page)
+    assert block is not None, f"docs/results.md needs the demo results between {BLOCK_START} and {BLOCK_END}"
+    assert block == results_block(published), f"docs/results.md's demo block differs from docs/demo.md's; run `{REGENERATE}`"
+    assert "(demo_curves.png)" in page
 
 
 # -- seed 0 of the default run, re-run here --
@@ -162,12 +165,12 @@ def seed0(tmp_path_factory):
     return json.loads((out / "metrics.json").read_text())
 
 
-@pytest.mark.slow
+@pytest.mark.docs
 @pytest.mark.parametrize("method", ["vanilla", "cw_grpo"])
 def test_seed_0_of_the_default_run_reproduces_the_committed_numbers(seed0, published, method):
     here, then = seed0["environment"], published["environment"]
     platform = {k: (then[k], here[k]) for k in PLATFORM if then[k] != here[k]}
-    if platform:  # other kernels round differently and the sampled trajectory parts (cwgrpo_verl.demo.run.environment)
+    if platform:  # other kernels round differently and the sampled trajectory parts (tools.demo.run.environment)
         pytest.skip(f"docs/demo.json comes from another platform (committed, here: {platform}); run `{REGENERATE}` "
                     "on this machine to compare")
     fresh = next(r for r in seed0["runs"] if r["method"] == method)

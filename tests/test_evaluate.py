@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from cwgrpo_verl import evaluate
-from cwgrpo_verl.cpu import tiny
+from cwgrpo_verl import data_sets, evaluate
 from cwgrpo_verl.reward import compute_score
+from tools.cpu import tiny
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,11 @@ def evaluated(tmp_path_factory):
 def test_the_log_holds_mean_at_n_per_set_and_the_settings(evaluated):
     (record,) = [json.loads(line) for line in evaluated.read_text().splitlines()]
     assert record["step"] == 7
-    assert sorted(record["data"]) == sorted(f"val-core/cwgrpo/{s}/acc/mean@3" for s in evaluate.EVAL_SETS)
+    assert sorted(record["data"]) == sorted(f"val-core/cwgrpo/{s}/acc/mean@3" for s in data_sets.evaluation_keys())
     settings = record["evaluation"]
     assert {k: settings[k] for k in evaluate.COMPARED} == {
         "max_new_tokens": 6, "temperature": 0.6, "top_p": 0.95, "samples": 3, "reward": evaluate.REWARD_MODE}
-    assert settings["problems"] == {s: 2 for s in evaluate.EVAL_SETS} and settings["backend"] == "hf"
+    assert settings["problems"] == {s: 2 for s in data_sets.evaluation_keys()} and settings["backend"] == "hf"
     assert not list(evaluated.parent.glob(".*.partial"))
 
 
@@ -35,9 +35,9 @@ def test_every_response_is_kept_with_the_score_that_made_the_accuracy(evaluated)
     """Each response scored again by the project's reward gives its recorded verdict, and their mean per set is the
     logged accuracy."""
     generations = [json.loads(line) for line in evaluate.generations_path(evaluated).read_text().splitlines()]
-    assert len(generations) == len(evaluate.EVAL_SETS) * 2 * 3
+    assert len(generations) == len(data_sets.evaluation_keys()) * 2 * 3
     (record,) = [json.loads(line) for line in evaluated.read_text().splitlines()]
-    for name in evaluate.EVAL_SETS:
+    for name in data_sets.evaluation_keys():
         rows = [g for g in generations if g["set"] == name]
         again = [compute_score(g["data_source"], g["response"], g["ground_truth"])["acc"] for g in rows]
         assert again == [g["acc"] for g in rows]
@@ -46,8 +46,8 @@ def test_every_response_is_kept_with_the_score_that_made_the_accuracy(evaluated)
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--temperature", "0"], "must be > 0"), (["--top-p", "1.5"], "must be in (0, 1]"),
-    (["--sets", "aime24,math5OO"], "unknown set(s) ['math5OO']"), (["--samples", "0"], "must be > 0"),
+    (["--temperature", "0"], "--temperature: expected a number in (0, inf)"), (["--top-p", "1.5"], "--top-p: expected a number in (0, 1]"),
+    (["--sets", "aime24,math5OO"], "--sets: unknown math5OO; choose from aime24,"), (["--samples", "0"], "--samples: expected a whole number >= 1"),
 ])
 def test_bad_arguments_are_refused(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit):

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import REPO, SHARED_DATA, compose, validate, worker_configs
 from ray_head import local_ray_head
 
@@ -133,7 +132,7 @@ def test_a_misspelt_key_fails(script, typo):
 def test_evaluate_sh_runs_the_papers_protocol_into_a_log_named_by_its_settings(preset, tokens):
     from cwgrpo_verl.evaluate import parse_args
 
-    module, args = dry_run("evaluate.sh", PRESET=preset, N_SAMPLES="8", STEP="100", EVAL_DIR="/evals")
+    module, args = dry_run("evaluate.sh", PRESET=preset, N_SAMPLES="8", STEP="100", EVAL_DIR="/evals", MODEL_PATH="m")
     assert module == "cwgrpo_verl.evaluate"
     parsed = parse_args(args)
     assert (parsed.max_new_tokens, parsed.temperature, parsed.top_p, parsed.samples, parsed.step) == (tokens, 0.6, 0.95, 8, 100)
@@ -143,7 +142,7 @@ def test_evaluate_sh_runs_the_papers_protocol_into_a_log_named_by_its_settings(p
 def test_unknown_method_is_refused():
     proc = subprocess.run(["bash", str(EXAMPLES / "train.sh")], env={**os.environ, "DRY_RUN": "1", "METHOD": "ppo"},
                           capture_output=True, text=True)
-    assert proc.returncode == 2 and "unknown METHOD=ppo" in proc.stderr
+    assert proc.returncode == 2 and "unknown method ppo: see recipe/cwgrpo/config/method/" in proc.stderr
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"evaluation data not found at {SHARED_DATA}")
@@ -175,7 +174,7 @@ def test_knobs_reach_the_config():
 
 def test_dynamic_batch_sizes_are_refused_where_the_scope_cannot_use_them():
     _, args = dry_run("r1_distill_1.5b_cwgrpo.sh", DYNAMIC_BSZ="1", CW_SCOPE="micro_batch")
-    with pytest.raises(Exception, match="cw_scope=micro_batch would take its statistics over whatever responses"):
+    with pytest.raises(Exception, match="cwgrpo.scope=micro_batch would take its statistics over whatever responses"):
         compose_and_check("recipe.cwgrpo.main_cwgrpo", args)
     _, args = dry_run("r1_distill_1.5b_grpo.sh", DYNAMIC_BSZ="1")  # no CW weights: nothing to refuse
     compose_and_check("recipe.cwgrpo.main_cwgrpo", args)
@@ -226,13 +225,13 @@ def test_a_job_gets_the_named_environment_and_one_resolved_command(tmp_path):
     runtime_env = json.loads(args[args.index("--runtime-env-json") + 1])
     assert runtime_env["env_vars"]["CWGRPO_TEST_SECRET"] == "s3cret"
     assert "CWGRPO_NOT_FORWARDED" not in runtime_env["env_vars"] and "HF_HOME" not in runtime_env["env_vars"]
-    assert runtime_env["env_vars"]["VERL_USE_EXTERNAL_MODULES"] == "cwgrpo_verl"  # from runtime_env.yaml
+    assert runtime_env["env_vars"]["VERL_USE_EXTERNAL_MODULES"] == "cwgrpo_verl.plugin"  # from runtime_env.yaml
     assert runtime_env["working_dir"] == str(REPO)
     assert runtime_env["env_vars"]["VERL_FILE_LOGGER_ROOT"] == str(REPO)  # the metrics log: not Ray's repo copy
     command = args[args.index("--") + 1:]
     assert command[:3] == ["python", "-m", "recipe.cwgrpo.main_cwgrpo"]
     assert {"trainer.nnodes=3", "data.train_files=/shared/data/open_rs.parquet", "trainer.test_freq=25",
-            "actor_rollout_ref.actor.policy_loss.loss_mode=vanilla"} <= set(command)
+            "method=grpo"} <= set(command)
 
 
 @pytest.mark.slow

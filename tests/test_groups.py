@@ -1,24 +1,17 @@
-"""cw_scope=group: statistics per prompt group inside a micro-batch, with the gradient through the weights, through
+"""cwgrpo.scope=group: statistics per prompt group inside a micro-batch, with the gradient through the weights, through
 the loss function the recipe installs on the actor workers (verl's ppo_loss plus the micro-batch's uid column)."""
 
 import pytest
 import torch
+from helpers import OPTION_GRID, actor_config, engine_micro_batch, flat_grad_to_padded, random_batch
+from reference import reference_loss
 from verl.trainer.ppo.core_algos import get_policy_loss_fn
 from verl.utils.seqlen_balancing import get_seqlen_balanced_partitions
 
-from cwgrpo_verl.config import RECIPE_ENV
-from cwgrpo_verl.groups import check_whole_groups, group_ids, groups_per_rank, micro_batch_groups, plan_layout
+from cwgrpo_verl.groups import LossContext, check_whole_groups, group_ids, groups_per_rank, loss_context, plan_layout
 from cwgrpo_verl.loss import UPDATE_ROWS_KEY, recipe_ppo_loss
 
-from helpers import OPTION_GRID, actor_config, engine_micro_batch, flat_grad_to_padded, random_batch
-from reference import reference_loss
-
 CW = get_policy_loss_fn("cw_grpo")
-
-
-@pytest.fixture(autouse=True)
-def recipe_env(monkeypatch):
-    monkeypatch.setenv(RECIPE_ENV, "1")  # as the recipe entry point sets it: group-scope configs can be built
 
 
 def grouped_batch(seed, groups=3, group_size=4, length=9, interleave=False):
@@ -36,7 +29,7 @@ def through_the_actor_loss(old, lp, adv, mask, uids, agg="seq-mean-token-mean", 
     """Loss and per-token gradient as the actor worker computes them with the recipe's loss function."""
     data, out = engine_micro_batch(old, lp, adv, mask, batch_num_tokens=int(mask.sum()),
                                    global_batch_size=mask.shape[0], uids=uids)
-    config = actor_config("cw_grpo", loss_agg_mode=agg, rollout_n=uids.count(uids[0]), cw_scope="group", **opts)
+    config = actor_config("cw_grpo", loss_agg_mode=agg, rollout_n=uids.count(uids[0]), **opts)
     loss, metrics = recipe_ppo_loss(config, out, data, group_scope=True)
     loss.backward()
     return loss.detach(), flat_grad_to_padded(out["log_probs"].grad, mask), metrics
@@ -66,7 +59,7 @@ def test_per_group_loss_and_gradient_match_the_loop_reference(opts, interleave):
     torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-11)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-7, atol=1e-10)
     assert metrics["actor/cw/groups_per_micro_batch"].aggregate() == 3.0
-    assert metrics["actor/cw/scope"].aggregate() == 1.0
+    assert "actor/cw/cov_pos_top_1pct" not in metrics  # the recipe's trainer logs the tails (cov/*), once per step
 
 
 @pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-sum"])
@@ -96,7 +89,7 @@ def test_a_padding_group_changes_neither_the_loss_nor_the_gradient(opts, scope):
     mini-batch's configured rows, padding included) would scale the update by 8/12."""
     batch = grouped_batch(11, groups=2)
     old, lp, adv, mask, uids = with_padding_group(*batch)
-    config = actor_config("cw_grpo", loss_agg_mode="seq-mean-token-mean", rollout_n=4, cw_scope=scope, **opts)
+    config = actor_config("cw_grpo", loss_agg_mode="seq-mean-token-mean", rollout_n=4, **opts)
     ref, ref_grad = reference(*batch[:4], batch[4] if scope == "group" else ["one"] * 8, **opts)
     for update_rows, expected in ((8, ref), (None, ref * 8 / 12)):
         extra = {} if update_rows is None else {UPDATE_ROWS_KEY: update_rows}
@@ -134,21 +127,25 @@ def test_a_partial_group_is_refused():
     check_whole_groups(uids, 4)
 
 
-def test_group_scope_without_the_recipes_groups_is_an_error():
-    old, lp, adv, mask = random_batch(0)
-    config = actor_config("cw_grpo", cw_scope="group")
-    with pytest.raises(RuntimeError, match="only the CW-GRPO recipe's trainer hands to the loss"):
-        CW(old_log_prob=old, log_prob=lp, advantages=adv, response_mask=mask, loss_agg_mode="token-mean", config=config)
+def test_without_groups_the_statistics_cover_the_micro_batch():
+    """Plain main_ppo hands no groups: one statistic over the micro-batch, as the reference pooled over all rows."""
+    old, lp, adv, mask, uids = grouped_batch(6)
+    lp = lp.clone().requires_grad_(True)
+    loss, metrics = CW(old_log_prob=old, log_prob=lp, advantages=adv, response_mask=mask,
+                       loss_agg_mode="seq-mean-token-mean", config=actor_config("cw_grpo"))
+    pooled, _ = reference(old, lp.detach(), adv, mask, ["one"] * len(uids))
+    torch.testing.assert_close(loss, pooled, rtol=1e-9, atol=1e-11)
+    assert "actor/cw/groups_per_micro_batch" not in metrics and "actor/cw/cov_pos_top_1pct" in metrics
 
 
 def test_group_numbering_does_not_matter():
     old, lp, adv, mask, uids = grouped_batch(4)
-    config = actor_config("cw_grpo", cw_scope="group")
+    config = actor_config("cw_grpo")
     ids = group_ids(uids)
     renumbered = ids._replace(ids=ids.count - 1 - ids.ids)  # the same groups, numbered backwards
     values = []
     for groups in (ids, renumbered):
-        with micro_batch_groups(groups):
+        with loss_context(LossContext(groups=groups)):
             values.append(CW(old_log_prob=old, log_prob=lp, advantages=adv, response_mask=mask,
                              loss_agg_mode="token-mean", config=config)[0])
     torch.testing.assert_close(values[0], values[1], rtol=1e-12, atol=1e-12)

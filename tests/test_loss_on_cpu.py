@@ -244,7 +244,7 @@ def test_loss_benchmark_runs_and_reports_ratios():
 
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_loss.py"), "--batch", "12", "--length", "64",
                           "--iters", "2"], capture_output=True, text=True, check=True, timeout=300).stdout
-    assert "cw_grpo authors' (non-detached)" in out and "ratio" in out and "verl vanilla" in out
+    assert "main_ppo: cw_grpo, micro-batch" in out and "recipe: per group of 12, no tails" in out and "ratio" in out and "verl vanilla" in out
 
 
 def test_a_micro_batch_of_padding_only_leaves_the_weight_statistics_as_they_are():

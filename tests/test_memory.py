@@ -1,10 +1,9 @@
 """The memory floor's arithmetic (recipe/cwgrpo/memory.py) and the table docs/memory.md shows from it."""
 
 import pytest
+from helpers import REPO
 
 from recipe.cwgrpo.memory import GIB, PRESET_MODELS, table, update_floor
-
-from helpers import REPO
 
 
 def test_parameter_counts_come_out_of_the_shapes():

@@ -4,9 +4,6 @@ before Ray starts, naming the key. (The recipe's run through verl's real trainer
 import os
 
 import pytest
-
-from cwgrpo_verl.config import RECIPE_ENV
-
 from helpers import REPO, worker_configs
 
 RECIPE_CONFIG = REPO / "recipe" / "cwgrpo" / "config"
@@ -19,20 +16,13 @@ def compose_recipe(overrides=()):
         return compose("cwgrpo_trainer", overrides=list(overrides))
 
 
-@pytest.fixture
-def recipe_env(monkeypatch):
-    monkeypatch.delenv(RECIPE_ENV, raising=False)
-    yield
-    os.environ.pop(RECIPE_ENV, None)
-
-
-def test_paper_settings_compose_and_pass_the_driver_checks(recipe_env):
+def test_paper_settings_compose_and_pass_the_driver_checks():
     from recipe.cwgrpo.main_cwgrpo import prepare
 
     cfg = prepare(compose_recipe())
     actor, rollout, algorithm = worker_configs(cfg)
     pl = actor.policy_loss
-    assert (pl.loss_mode, pl.cw_scope, pl.cw_logp_center, pl.cw_normalizer, pl.cw_detach_weights) == (
+    assert (pl.loss_mode, cfg.cwgrpo.scope, pl.cw_logp_center, pl.cw_normalizer, pl.cw_detach_weights) == (
         "cw_grpo", "group", "sequence", "padded", False)
     assert (cfg.data.train_batch_size, rollout.n, rollout.temperature) == (12, 12, 0.7)
     assert (actor.optim.lr, actor.optim.min_lr_ratio, actor.optim.lr_warmup_steps_ratio) == (1e-6, 0.1, 0.1)
@@ -52,10 +42,7 @@ def test_paper_settings_compose_and_pass_the_driver_checks(recipe_env):
     [
         (["actor_rollout_ref.actor.policy_loss.loss_mode=cw_grop"], "loss_mode='cw_grop' is not a registered policy loss"),
         (["algorithm.adv_estimator=cw_grop"], "adv_estimator='cw_grop' is not registered"),
-        (["trainer.v1.trainer_mode=sync"], r"cw_scope=group needs the recipe's trainer \(trainer.v1.trainer_mode=cwgrpo\); "
-         "trainer.v1.trainer_mode=sync would ignore it"),
-        (["trainer.v1.trainer_mode=sync", "actor_rollout_ref.actor.policy_loss.loss_mode=vanilla"],
-         "cwgrpo.logprob_temperature=1.0 needs the recipe's trainer"),
+        (["trainer.v1.trainer_mode=sync"], r"trainer.v1.trainer_mode=sync: the recipe's options \(cwgrpo.\*"),
         (["trainer.use_v1=false"], "trainer.use_v1=false runs verl's legacy trainer"),
         (["actor_rollout_ref.actor.strategy=megatron"], "actor_rollout_ref.actor.strategy=megatron: the recipe runs verl's FSDP engine"),
         (["model_engine=megatron"], "model_engine=megatron: the recipe runs verl's FSDP engine"),
@@ -64,29 +51,30 @@ def test_paper_settings_compose_and_pass_the_driver_checks(recipe_env):
          r".*algorithm.rollout_correction.bypass_mode=True would put both into one importance ratio"),
         (["actor_rollout_ref.rollout.logprobs_mode=raw_logprobs", "cwgrpo.logprob_temperature=null",
           "algorithm.rollout_correction.rollout_is=token"], "algorithm.rollout_correction.rollout_is=token would put"),
-        (["actor_rollout_ref.actor.policy_loss.cw_scope=groups"], "cw_scope must be one of"),
+        (["cwgrpo.scope=groups"], r"cwgrpo.scope must be one of \['group', 'micro_batch', 'batch'\]"),
+        (["+actor_rollout_ref.actor.policy_loss.cw_scope=group"], "cw_scope"),  # the loss has no scope option
         (["algorithm.cw_adv_epsilon=-0.1"], "algorithm.cw_adv_epsilon"),
         (["algorithm.cw_adv_epsilon=0"], "divides 0 by 0"),
         (["actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8"],
          "ppo_micro_batch_size_per_gpu=8 must be a multiple of actor_rollout_ref.rollout.n=12"),
         (["actor_rollout_ref.actor.shuffle=true"], "set actor_rollout_ref.actor.shuffle=false"),
         (["actor_rollout_ref.actor.use_dynamic_bsz=true", "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true",
-          "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true"],
+          "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true", "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=16384"],
          "its budget is actor_rollout_ref.actor.ppo_max_token_len_per_gpu x the sequence-parallel size = 16384 x 1"),
         (["actor_rollout_ref.actor.use_dynamic_bsz=true", "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true",
           "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true", "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=20000",
           "actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size=2"], "= 20000 x 2"),
         (["actor_rollout_ref.actor.use_dynamic_bsz=true", "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true",
-          "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true", "actor_rollout_ref.actor.policy_loss.cw_scope=micro_batch"],
-         "cw_scope=micro_batch would take its statistics over whatever responses fit together"),
-        (["actor_rollout_ref.actor.policy_loss.cw_scope=batch"], "Set actor_rollout_ref.actor.policy_loss.cw_detach_weights=true"),
+          "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true", "cwgrpo.scope=micro_batch"],
+         "cwgrpo.scope=micro_batch would take its statistics over whatever responses fit together"),
+        (["cwgrpo.scope=batch"], "Set actor_rollout_ref.actor.policy_loss.cw_detach_weights=true"),
         (["cwgrpo.stop_at_step=301"], r"cwgrpo.stop_at_step=301 is after the end of the schedule \(trainer.total_training_steps=300\)"),
         (["cwgrpo.stop_at_step=0"], "cwgrpo.stop_at_step must be null or a whole number >= 1"),
         (["cwgrpo.logprob_temperature=0"], "cwgrpo.logprob_temperature must be null or a finite number > 0"),
         (["+cwgrpo.stop_at=100"], r"unknown key\(s\) cwgrpo.stop_at"),
     ],
 )
-def test_incoherent_options_fail_before_ray_starts(recipe_env, overrides, message):
+def test_incoherent_options_fail_before_ray_starts(overrides, message):
     import ray
 
     from recipe.cwgrpo.main_cwgrpo import prepare
@@ -101,8 +89,8 @@ def test_incoherent_options_fail_before_ray_starts(recipe_env, overrides, messag
     [
         ["actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=24"],  # two whole groups per micro-batch
         ["actor_rollout_ref.actor.use_dynamic_bsz=true", "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true",
-         "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true", "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=55296"],
-        ["actor_rollout_ref.actor.policy_loss.cw_scope=batch", "actor_rollout_ref.actor.policy_loss.cw_detach_weights=true"],
+         "actor_rollout_ref.ref.log_prob_use_dynamic_bsz=true"],  # the recipe's budget: one whole group per GPU
+        ["cwgrpo.scope=batch", "actor_rollout_ref.actor.policy_loss.cw_detach_weights=true"],
         ["actor_rollout_ref.actor.policy_loss.loss_mode=vanilla", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8"],
         ["cwgrpo.stop_at_step=100", "cwgrpo.logprob_temperature=null"],
         ["actor_rollout_ref.actor.ppo_mini_batch_size=6"],  # two mini-batches per step, each padded to 8 groups
@@ -112,7 +100,7 @@ def test_incoherent_options_fail_before_ray_starts(recipe_env, overrides, messag
          "actor_rollout_ref.actor.ulysses_sequence_parallel_size=2"],
     ],
 )
-def test_coherent_variants_pass(recipe_env, overrides):
+def test_coherent_variants_pass(overrides):
     from recipe.cwgrpo.main_cwgrpo import prepare
 
     worker_configs(prepare(compose_recipe(overrides)))

@@ -32,10 +32,20 @@ def test_registration_comes_from_the_entry_point():
 
 
 def test_check_registered_is_loud_when_the_registry_lacks_the_loss(monkeypatch):
-    import cwgrpo_verl
     from verl.trainer.ppo import core_algos
 
-    cwgrpo_verl.check_registered()
+    from cwgrpo_verl.plugin import check_registered
+
+    check_registered()
     monkeypatch.delitem(core_algos.POLICY_LOSS_REGISTRY, "cw_grpo")
     with pytest.raises(RuntimeError, match="policy loss 'cw_grpo'"):
-        cwgrpo_verl.check_registered()
+        check_registered()
+
+
+def test_the_package_imports_neither_verl_nor_torch():
+    """A light root: the reward, the data sets, data preparation and the evaluation's options import without verl or
+    torch (a tool or a reward worker does not pay verl's 7 s import); the plugin module is what loads verl."""
+    code = ("import sys, cwgrpo_verl, cwgrpo_verl.data_sets, cwgrpo_verl.reward, data_prep.eval_sets, "
+            "cwgrpo_verl.reward.scoring; print(sorted(m for m in ('verl', 'torch', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"

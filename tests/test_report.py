@@ -425,8 +425,8 @@ def test_two_runs_that_log_the_same_step_are_told_apart(tmp_path):
 
 
 def test_bad_arguments_are_usage_errors(tmp_path, capsys):
-    for argv, message in [(["--tail-steps", "0"], "--tail-steps: expected an integer >= 1"),
-                          (["--checkpoints", "50,x"], "--checkpoints: expected comma-separated step numbers"),
+    for argv, message in [(["--tail-steps", "0"], "--tail-steps: expected a whole number >= 1"),
+                          (["--checkpoints", "50,x"], "--checkpoints: expected comma-separated whole numbers >= 1"),
                           (["--step", "-1"], "--step must be 'last' or a step number"),
                           (["--val-key-pattern", "("], "--val-key-pattern: not a regular expression"),
                           (["--run", "nopath"], "expected NAME=PATH")]:

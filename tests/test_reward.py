@@ -15,14 +15,16 @@ import numpy as np
 import pytest
 from helpers import SHARED_DATA
 
+from cwgrpo_verl import data_sets
 from cwgrpo_verl import reward as R
-from cwgrpo_verl.reward import DATA_SOURCES, compute_score, process_alive
+from cwgrpo_verl.processes import alive as process_alive
+from cwgrpo_verl.reward import compute_score, options
 
 TOWER = "The answer is $\\boxed{10^{10^{10^{10}}}}$"
 KEYS_TYPES = {"score": float, "acc": float, "format": float, "pred": str, "reason": str, "timed_out": float}
 
-MATH = DATA_SOURCES["math500"]
-OPEN_RS = DATA_SOURCES["open_rs"]
+MATH = data_sets.get("math500").data_source
+OPEN_RS = data_sets.get("open_rs").data_source
 
 
 def _resp(answer: str, think: bool = True) -> str:
@@ -51,19 +53,19 @@ def test_correct_and_wrong(source):
 
 
 def test_amc_float_gold_accepts_integer():
-    gold = R.gold_from_row("amc23", {"answer": 27.0})
+    gold = "27.0"  # AMC's float answer as a string
     assert gold == "27.0"
     for ans in ("27", "27.0", "27.00000"):
-        assert compute_score(DATA_SOURCES["amc23"], _resp(ans), gold)["acc"] == 1.0, ans
-    assert compute_score(DATA_SOURCES["amc23"], _resp("28"), gold)["acc"] == 0.0
+        assert compute_score(data_sets.get("amc23").data_source, _resp(ans), gold)["acc"] == 1.0, ans
+    assert compute_score(data_sets.get("amc23").data_source, _resp("28"), gold)["acc"] == 0.0
     # a float / list / numpy gold as stored by a parquet round trip
-    assert compute_score(DATA_SOURCES["amc23"], _resp("27"), 27.0)["acc"] == 1.0
-    assert compute_score(DATA_SOURCES["amc23"], _resp("27"), [27.0])["acc"] == 1.0
-    assert compute_score(DATA_SOURCES["amc23"], _resp("27"), np.array(["27.0"], dtype=object))["acc"] == 1.0
+    assert compute_score(data_sets.get("amc23").data_source, _resp("27"), 27.0)["acc"] == 1.0
+    assert compute_score(data_sets.get("amc23").data_source, _resp("27"), [27.0])["acc"] == 1.0
+    assert compute_score(data_sets.get("amc23").data_source, _resp("27"), np.array(["27.0"], dtype=object))["acc"] == 1.0
 
 
 def test_aime_leading_zeros_and_last_box_wins():
-    src = DATA_SOURCES["aime24"]
+    src = data_sets.get("aime24").data_source
     assert compute_score(src, _resp("025"), "25")["acc"] == 1.0
     text = "<think>\nmaybe $\\boxed{7}$?\n</think>\nThe final answer is $\\boxed{25}$"
     assert compute_score(src, text, "25")["acc"] == 1.0
@@ -121,7 +123,7 @@ def test_train_vs_eval_differences():
 
 def test_eval_raw_string_gold_fallback():
     # an OlympiadBench gold without $...$ cannot be extracted as LaTeX: exact string match only (lighteval)
-    src = DATA_SOURCES["olympiadbench"]
+    src = data_sets.get("olympiadbench").data_source
     assert compute_score(src, _resp("3"), "3")["acc"] == 1.0
     assert compute_score(src, _resp("4"), "3")["acc"] == 0.0
     assert compute_score(src, _resp("yes"), "yes")["acc"] == 1.0
@@ -137,17 +139,12 @@ def test_no_gold_and_no_pred():
     assert res["reason"] == "no_pred" and res["score"] == 0.0
 
 
-def test_data_sources_and_gold_from_row():
-    assert set(DATA_SOURCES) == {"open_rs", "aime24", "amc23", "math500", "minerva", "olympiadbench"}
-    assert len(set(DATA_SOURCES.values())) == 6
-    assert R.resolve_data_source("HuggingFaceH4/MATH-500") == MATH
-    assert R.resolve_data_source("math500") == MATH
-    assert R.gold_from_row("math500", {"solution": "so $\\boxed{2}$", "answer": "2"}) == "so $\\boxed{2}$"
-    assert R.gold_from_row("olympiadbench", {"final_answer": ["$x=1$"]}) == "$x=1$"
-    assert R.gold_from_row("aime24", {"answer": 204}) == "204"
-    assert R.gold_from_row("open_rs", {"solution": "S", "answer": "A"}) == "S"
-    with pytest.raises(KeyError):
-        R.gold_from_row("nope", {})
+def test_a_data_source_chooses_the_mode():
+    """Evaluation sets (by name, alias or key) get lighteval's verdict, anything else the training reward."""
+    text = "<think>\nx\n</think>\nSo $\\boxed{2}$"
+    assert compute_score(MATH, text, "$2$")["score"] == 1.0  # evaluation: accuracy only
+    assert compute_score("HuggingFaceH4/MATH-500", text, "$2$")["score"] == 1.0
+    assert compute_score(OPEN_RS, text, "$2$")["score"] == 2.0  # training: accuracy + format
 
 
 # ---------------------------------------------------------------------------------------------- robustness
@@ -207,7 +204,7 @@ def test_keys_and_types_are_stable():
         compute_score(OPEN_RS, "nothing", "$3$"),
         compute_score(OPEN_RS, "nothing", None),
         compute_score(MATH, TOWER, "$3$", timeout_s=0.5),
-        compute_score(DATA_SOURCES["aime24"], _resp("25"), "25", extra_info={"index": 1}),
+        compute_score(data_sets.get("aime24").data_source, _resp("25"), "25", extra_info={"index": 1}),
     ]
     for res in results:
         _check_shape(res)
@@ -255,7 +252,7 @@ def test_fuzz_never_raises():
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
     @given(text=st.lists(alphabet, max_size=60).map("".join), gold=st.lists(alphabet, max_size=20).map("".join))
     def run(text, gold):
-        for src in (MATH, OPEN_RS, DATA_SOURCES["aime24"]):
+        for src in (MATH, OPEN_RS, data_sets.get("aime24").data_source):
             _check_shape(compute_score(src, text, gold, timeout_s=2.0))
 
     assert hypothesis is not None
@@ -267,7 +264,6 @@ def test_fuzz_never_raises():
 
 def test_verl_loader_and_naive_manager():
     from omegaconf import OmegaConf
-
     from verl.trainer.ppo.reward import get_custom_reward_fn
     from verl.utils.import_utils import load_extern_object
 
@@ -289,7 +285,6 @@ def test_verl_loader_and_naive_manager():
 
     # end to end through verl's naive reward manager (decode -> run_in_executor -> compute_score)
     import torch
-
     from verl import DataProto
     from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
@@ -395,7 +390,7 @@ def test_self_check_command_line(tmp_path, monkeypatch, capsys):
 def test_a_number_too_long_to_convert_is_an_unparsed_candidate_not_an_error():
     """4,500 digits with thousands separators: more than Python converts to an int; scored like any non-answer."""
     number = "1" + ",000" * 1500
-    res = compute_score(DATA_SOURCES["math500"], f"The final answer is {number}. I hope it is correct.", "$3$")
+    res = compute_score(data_sets.get("math500").data_source, f"The final answer is {number}. I hope it is correct.", "$3$")
     assert res["acc"] == 0.0 and res["reason"] != "error", res
 
 
@@ -408,7 +403,7 @@ def test_model_output_is_never_run_as_code(tmp_path):
                 f"$\\boxed{{1+2*({call})}}$", f"$\\boxed{{\\text{{{call}}}}}$", f"= (1 + 2) * 3 {call} 4"]
     for mode in ("eval", "train"):
         for payload in payloads:
-            res = compute_score(DATA_SOURCES["math500"], f"<think>\nx\n</think>\n{payload}", "$3$", mode=mode)
+            res = compute_score(data_sets.get("math500").data_source, f"<think>\nx\n</think>\n{payload}", "$3$", mode=mode)
             assert res["acc"] == 0.0, (payload, res)
     assert not marker.exists()
 
@@ -432,14 +427,14 @@ def test_what_verl_passes_is_accepted_by_name():
     res = compute_score(data_source=OPEN_RS, solution_str=_resp("5"), ground_truth="$5$", extra_info={"index": 0},
                         reward_router_address="127.0.0.1:8000", reward_model_tokenizer=None)
     assert res["score"] == 2.0
-    assert R.VERL_EXTRA_KWARGS == ("reward_router_address", "reward_model_tokenizer")
+    assert options.VERL_EXTRA_KWARGS == ("reward_router_address", "reward_model_tokenizer")
 
 
 def test_a_typo_reaches_the_caller_through_verls_loader_and_the_smoke_wrapper():
     from omegaconf import OmegaConf
-
-    from cwgrpo_verl.cpu.smoke_reward import compute_score as smoke_score
     from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    from tools.cpu.smoke_reward import compute_score as smoke_score
 
     cfg = OmegaConf.create({"reward": {"custom_reward_function": {
         "path": "pkg://cwgrpo_verl.reward", "name": "compute_score", "reward_kwargs": {"format_wieght": 0.0}}}})
@@ -456,7 +451,7 @@ def test_a_gold_that_is_not_text_or_a_number_is_no_gold(gold):
     for source in (OPEN_RS, MATH):
         res = compute_score(source, _resp("5"), gold)
         assert (res["acc"], res["reason"]) == (0.0, "no_gold"), (gold, res)
-    amc = DATA_SOURCES["amc23"]  # numbers, numpy's included, are golds
+    amc = data_sets.get("amc23").data_source  # numbers, numpy's included, are golds
     assert compute_score(amc, _resp("5"), np.int64(5))["acc"] == 1.0
     assert compute_score(amc, _resp("5"), np.array([5.0]))["acc"] == 1.0
 
@@ -467,18 +462,18 @@ def test_an_unknown_data_source_is_warned_about_once(caplog):
     with caplog.at_level("WARNING", logger="cwgrpo_verl.reward"):
         results = [compute_score(name, _resp("5"), "$5$") for _ in range(3)]
         compute_score(name, _resp("5"), "$5$", mode="eval")  # an explicit mode: nothing to warn about
-        compute_score(R.resolve_data_source("HuggingFaceH4/MATH-500"), _resp("5"), "$5$")  # an alias: known
+        compute_score("HuggingFaceH4/MATH-500", _resp("5"), "$5$")  # an alias: known
     warnings = [r.getMessage() for r in caplog.records if r.name == "cwgrpo_verl.reward"]
     assert warnings == [f"cwgrpo reward: unknown data_source {name!r}: scored with the training reward (evaluation "
-                        "sets: cwgrpo/aime24, cwgrpo/amc23, cwgrpo/math500, cwgrpo/minerva, cwgrpo/olympiadbench; "
+                        "sets: cwgrpo/aime24, cwgrpo/math500, cwgrpo/amc23, cwgrpo/minerva, cwgrpo/olympiadbench; "
                         "reward_kwargs.mode=train or eval chooses explicitly)"]
     assert all(r["score"] == 2.0 for r in results)  # still the documented fallback: the training reward
 
 
-@pytest.mark.parametrize("workers", [10**6, R.MAX_WORKERS + 1])
+@pytest.mark.parametrize("workers", [10**6, options.MAX_WORKERS + 1])
 def test_a_pool_larger_than_the_cap_is_refused(workers, monkeypatch):
     """`workers=10**6` was accepted (and would fork until the machine ran out)."""
-    with pytest.raises(ValueError, match=f"workers must be an integer from 1 to {R.MAX_WORKERS}, got {workers}"):
+    with pytest.raises(ValueError, match=f"workers must be an integer from 1 to {options.MAX_WORKERS}, got {workers}"):
         compute_score(MATH, _resp("3"), "$3$", workers=workers)
     monkeypatch.setenv("CWGRPO_REWARD_WORKERS", str(workers))
     with pytest.raises(ValueError, match="CWGRPO_REWARD_WORKERS must be an integer from 1"):

@@ -18,10 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
+from cwgrpo_verl import data_sets
 from cwgrpo_verl import reward as R
-from cwgrpo_verl.reward import DATA_SOURCES, compute_score, process_alive
+from cwgrpo_verl.processes import alive as process_alive
+from cwgrpo_verl.reward import compute_score, options
 
-MATH = DATA_SOURCES["math500"]
+MATH = data_sets.get("math500").data_source
 SLOW = "The final answer is $\\boxed{9^{9^{9}}}$"
 
 
@@ -112,7 +114,7 @@ def test_invalid_options_are_rejected():
     with pytest.raises(ValueError, match="gold_kind"):
         compute_score(MATH, _resp("3"), "$3$", gold_kind="text")
     with pytest.raises(ValueError, match="format_weight"):
-        compute_score(DATA_SOURCES["open_rs"], _resp("3"), "$3$", format_weight=math.nan)
+        compute_score(data_sets.get("open_rs").data_source, _resp("3"), "$3$", format_weight=math.nan)
     with pytest.raises(ValueError, match="max_chars"):
         compute_score(MATH, _resp("3"), "$3$", max_chars=-1)
 
@@ -124,7 +126,7 @@ def test_pool_size_from_the_environment(monkeypatch):
     with pytest.raises(ValueError, match="CWGRPO_REWARD_WORKERS"):
         R.default_workers()
     monkeypatch.delenv("CWGRPO_REWARD_WORKERS")
-    assert 1 <= R.default_workers() <= min(R.DEFAULT_MAX_WORKERS, len(os.sched_getaffinity(0)))
+    assert 1 <= R.default_workers() <= min(options.DEFAULT_MAX_WORKERS, len(os.sched_getaffinity(0)))
 
 
 # ---------------------------------------------------------------------------------------------- faults
@@ -235,7 +237,7 @@ def test_scoring_after_fork_while_other_threads_score_or_hold_the_lock(own_pool)
     held, release = threading.Event(), threading.Event()
 
     def hold_lock():
-        pool = R._pool(None)
+        pool = R._pool(R.default_workers())
         with R._POOL_LOCK, pool._cond:  # the module's lock (held while a pool resizes) and the pool's own
             held.set()
             release.wait(10)

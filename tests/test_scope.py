@@ -1,25 +1,19 @@
 """What the recipe trainer computes over the whole batch before the update: the observe-only covariance
-statistics of every method (cov/*) and the weights of cw_scope=batch."""
+statistics of every method (cov/*) and the weights of cwgrpo.scope=batch."""
 
 import math
 
 import pytest
 import torch
+from helpers import actor_config, random_batch
+from reference import reference_weights
 from verl.trainer.ppo.core_algos import get_policy_loss_fn
 
-from cwgrpo_verl.config import RECIPE_ENV
-from cwgrpo_verl.core import cw_weights
 from cwgrpo_verl.metrics import COV_KEYS, TAIL_FRACTIONS
 from cwgrpo_verl.scope import batch_scope_weights, covariance_metrics
 
-from helpers import actor_config, random_batch
-
 CW = get_policy_loss_fn("cw_grpo")
-
-
-@pytest.fixture(autouse=True)
-def recipe_env(monkeypatch):
-    monkeypatch.setenv(RECIPE_ENV, "1")
+VANILLA = get_policy_loss_fn("vanilla")
 
 
 def loop_covariances(lp, adv, mask, uids):
@@ -54,20 +48,20 @@ def test_covariance_metrics_match_a_loop_reference():
         assert metrics[f"cov/neg_top_{name}"] == pytest.approx(sum(covs[:k]) / k, rel=1e-5, abs=1e-7)
 
 
-def test_batch_scope_equals_micro_batch_scope_when_the_micro_batch_is_the_batch():
-    old, lp, adv, mask = random_batch(4, batch=12, length=9, group_size=4, off_policy=False)
+def test_batch_scope_weights_equal_the_float64_reference_over_the_whole_batch():
+    """One statistic over the whole batch (the paper text's "all N tokens"), detached: the weights equal the loop
+    re-derivation over every row, and the actor's plain PPO clip on them (what the recipe runs for cwgrpo.scope=batch)
+    equals the cw_grpo loss whose one micro-batch is that batch."""
+    old, _, adv, mask = random_batch(4, batch=12, length=9, group_size=4, off_policy=False)
     weighted, metrics = batch_scope_weights(adv, old, mask)
-    expected = cw_weights(old, adv, mask, detach=True).weights * adv
-    torch.testing.assert_close(weighted, expected)
-    assert metrics["cw/scope"] == 2.0 and metrics["cw/num_responses"] == 12
-    # on policy, the micro-batch-scope loss over the same rows equals the plain loss on the weighted advantages
+    reference = reference_weights(old.double(), adv.tolist(), mask.tolist(), list(range(12)), center="sequence",
+                                  normalizer="padded", scale=1.0, detach=True)
+    expected = torch.zeros_like(adv, dtype=torch.float64)
+    for (i, t), w in reference.items():
+        expected[i, t] = float(w) * float(adv[i, t])
+    torch.testing.assert_close(weighted.double(), expected, rtol=1e-5, atol=1e-7)
+    assert metrics["cw/num_responses"] == 12 and "cw/cov_pos_top_1pct" not in metrics  # the tails are cov/*'s
     args = dict(old_log_prob=old, log_prob=old.clone(), response_mask=mask, loss_agg_mode="token-mean")
-    batch_loss, loss_metrics = CW(advantages=weighted, config=actor_config(cw_scope="batch", cw_detach_weights=True), **args)
+    batch_loss, _ = VANILLA(advantages=weighted, config=actor_config("vanilla"), **args)
     micro_loss, _ = CW(advantages=adv, config=actor_config(cw_detach_weights=True), **args)
     torch.testing.assert_close(batch_loss, micro_loss)
-    assert "actor/cw/weight_mean" not in loss_metrics  # the loss does not weight a second time
-
-
-def test_batch_scope_needs_detached_weights():
-    with pytest.raises(ValueError, match="cw_scope=batch computes the weights once per step"):
-        actor_config(cw_scope="batch", cw_detach_weights=False)

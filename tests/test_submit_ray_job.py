@@ -8,8 +8,8 @@ import json
 import os
 import subprocess
 import sys
-import pytest
 
+import pytest
 from helpers import REPO
 
 SUBMIT = REPO / "examples" / "submit_ray_job.sh"
@@ -65,16 +65,18 @@ def test_a_script_that_is_not_a_training_script_is_refused_without_running_it(fa
     data.mkdir()
     for script in ("prepare_data.sh", "_lib.sh", "submit_ray_job.sh", "runtime_env.yaml"):
         refused(submit(fake_ray, script, DATA_DIR=str(data)),
-                f"examples/{script} is not a training script (one that sources _lib.sh and calls run_entry, or "
-                "execs train.sh): it would run here, not in the job; run it yourself, or submit -- COMMAND")
+                f"examples/{script} is not a training script (one that sources _lib.sh and calls run_entry with the "
+                "recipe or main_ppo, or execs train.sh): it would run here, not in the job; run it yourself, or "
+                "submit -- COMMAND")
     assert list(data.iterdir()) == [] and calls(fake_ray) is None
-    refused(submit(fake_ray, "--"), "-- needs a command after it (e.g. -- python -m cwgrpo_verl.check)")
+    refused(submit(fake_ray, "--"), "-- needs a command after it (e.g. -- python -m tools.check)")
     assert calls(fake_ray) is None
 
 
 def test_the_evaluation_script_is_not_taken_for_a_training_run(fake_ray):
-    refused(submit(fake_ray, "evaluate.sh"), "examples/evaluate.sh runs cwgrpo_verl.evaluate, not a training entry "
-            "point (the recipe or verl's main_ppo, whose arguments are Hydra overrides): submit it with -- COMMAND")
+    refused(submit(fake_ray, "evaluate.sh"), "examples/evaluate.sh is not a training script (one that sources _lib.sh "
+            "and calls run_entry with the recipe or main_ppo, or execs train.sh): it would run here, not in the job; run "
+            "it yourself, or submit -- COMMAND")
     assert calls(fake_ray) is None
 
 
@@ -149,7 +151,11 @@ def test_an_override_with_a_line_break_is_refused(fake_ray):
 
 def test_a_python_that_fails_is_said_to(fake_ray, tmp_path):
     """`PYTHON` failing used to end the script with its exit status and no word."""
-    refused(submit(fake_ray, PYTHON="false"),
+    job = submit(fake_ray, PYTHON="false")  # the training script's dry run needs it first
+    assert job.returncode == 2 and job.stderr == (
+        "train.sh: PYTHON=false cannot run cwgrpo_verl (pip install -e . there)\n"
+        "submit_ray_job.sh: examples/r1_distill_1.5b_cwgrpo.sh failed in its dry run (exit status 2): nothing submitted\n")
+    refused(submit(fake_ray, "--", "true", PYTHON="false"),
             "PYTHON=false failed (exit status 1) while checking the overrides and writing the runtime env; nothing "
             "submitted (set PYTHON to the interpreter verl is installed in)")
     bare = tmp_path / "bare"

@@ -1,6 +1,6 @@
-"""verl 0.9.1's real trainer loop on the CPU backend (cwgrpo_verl.cpu), through the example scripts users run.
+"""verl 0.9.1's real trainer loop on the CPU backend (tools.cpu), through the example scripts users run.
 
-Each scenario is a smoke run (cwgrpo_verl.smoke): the paper's script with the tiny model, overriding only platform,
+Each scenario is a smoke run (tools.smoke): the paper's script with the tiny model, overriding only platform,
 model, data and sizes, for a few steps. The runs start when this module does, two at a time (each run has its own
 local Ray on 127.0.0.1 in its own temp dir, and leaves nothing behind); each test waits for the run it checks.
 """
@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from cwgrpo_verl import smoke
-
 from reference import reference_loss
+
+from tools import smoke
 
 PROBE = Path(__file__).resolve().parent / "e2e"
 pytestmark = pytest.mark.slow
@@ -35,7 +34,7 @@ def group_scope_then_resume(work: Path):
     """Validation before training with the project's reward and checkpoints at steps 1 and 2 of a 4-step schedule
     (stopped at 2 by cwgrpo.stop_at_step); then a second run that resumes from step 1 and stops after step 3. The
     second run takes its statistics per micro-batch (the checkpoint does not depend on the scope), so it also is the
-    recipe's cw_scope=micro_batch run: one trainer start-up (about a minute on 2 cores) less."""
+    recipe's cwgrpo.scope=micro_batch run: one trainer start-up (about a minute on 2 cores) less."""
     first = smoke.run("cwgrpo", scope="group", steps=SCHEDULE, work=work, extra_env=probed(work),
                       overrides=("cwgrpo.stop_at_step=2", "trainer.save_freq=1", "trainer.test_freq=-1"))
     resumed = smoke.run("cwgrpo", scope="micro_batch", steps=SCHEDULE, work=work, overrides=(
@@ -87,11 +86,13 @@ def assert_checks(run, steps):
 def test_recipe_group_scope_trains_on_per_group_weights(runs):
     first, _ = runs("group_then_resume")
     assert_checks(first, [1, 2])
-    assert "cw_grpo registered, trainer CWGRPOTrainer, loss_mode=cw_grpo, cw_scope=group" in first.log
+    assert "cw_grpo registered, trainer CWGRPOTrainer, loss_mode=cw_grpo, cwgrpo.scope=group" in first.log
     step = first.metrics[1]
     # every micro-batch held whole groups (the loss refuses anything else) and took its statistics per group
-    assert step["actor/cw/scope"] == 1.0 and step["actor/cw/groups_per_micro_batch"] == smoke.MICRO_BATCH // smoke.GROUP_SIZE
+    assert step["actor/cw/groups_per_micro_batch"] == smoke.MICRO_BATCH // smoke.GROUP_SIZE
     assert step["actor/cw/weight_min"] < 1.0 < step["actor/cw/weight_max"]
+    # each statistic once: the trainer logs Table 1's tails (cov/*), the loss does not sort for them again
+    assert "cov/pos_top_1pct" in step and not any(k.startswith("actor/cw/cov_pos_top") for k in step)
     # one on-policy update per batch: the PPO ratio is 1 and never clipped, as in the authors' unclipped loss
     assert all(first.metrics[s]["actor/pg_clipfrac"] == 0.0 for s in first.steps)
 
@@ -101,7 +102,7 @@ def assert_equals_the_float64_reference(record, global_rows):
     formula on its real rows, normalised by the real rows of the whole mini-batch (``global_rows``); padding rows
     (no valid token) get no gradient. Returns the real groups it held."""
     opts, mask = record["options"], record["response_mask"].bool()
-    assert opts["cw_scope"] == "group" and not opts["cw_detach_weights"]
+    assert record["groups"] is not None and not opts["cw_detach_weights"]  # cwgrpo.scope=group: the groups handed over
     real = mask.any(-1)
     groups = [g for g, r in zip(record["groups"], real.tolist()) if r]
     assert all(groups.count(g) == smoke.GROUP_SIZE for g in set(groups))
@@ -199,8 +200,8 @@ def test_stopping_early_keeps_the_learning_rate_schedule(runs):
 
 def test_recipe_micro_batch_scope(runs):
     _, resumed = runs("group_then_resume")
-    assert "cw_grpo registered, trainer CWGRPOTrainer, loss_mode=cw_grpo, cw_scope=micro_batch" in resumed.log
-    assert all(resumed.metrics[s]["actor/cw/scope"] == 0.0 for s in resumed.steps)
+    assert "cw_grpo registered, trainer CWGRPOTrainer, loss_mode=cw_grpo, cwgrpo.scope=micro_batch" in resumed.log
+    assert all("actor/cw/weight_std" in resumed.metrics[s] for s in resumed.steps)
     assert all(resumed.metrics[s]["actor/cw/num_responses"] == smoke.MICRO_BATCH for s in resumed.steps)
     assert not any("actor/cw/groups_per_micro_batch" in resumed.metrics[s] for s in resumed.steps)
 
@@ -209,7 +210,9 @@ def test_plain_main_ppo_with_the_readme_flags(runs):
     run = runs("main_ppo")
     assert run.module == "verl.trainer.main_ppo"
     assert_checks(run, [1, 2])
-    assert all(run.metrics[s]["actor/cw/scope"] == 0.0 for s in run.steps)
+    # statistics over each micro-batch (no groups handed over), the covariance tails from the loss, its only source
+    assert all("actor/cw/groups_per_micro_batch" not in run.metrics[s] for s in run.steps)
+    assert all(run.metrics[s]["actor/cw/cov_pos_top_1pct"] > run.metrics[s]["actor/cw/cov_pos_top_20pct"] for s in run.steps)
 
 
 def test_grpo_baseline_script_logs_the_covariance_it_does_not_reweight(runs):

@@ -6,7 +6,7 @@ figure from verl's logs: ``python -m cwgrpo_verl.report`` (``cli.py``; how-to in
 
 from cwgrpo_verl.report.cli import main
 from cwgrpo_verl.report.logs import LogError, load_run, read_segments, select, split_selector
-from cwgrpo_verl.report.tables import BENCHMARKS, COV_SOURCES, table1, table2, table3, tail_column
+from cwgrpo_verl.report.tables import COV_SOURCES, table1, table2, table3, tail_column
 
-__all__ = ["main", "LogError", "load_run", "read_segments", "select", "split_selector", "BENCHMARKS", "COV_SOURCES",
+__all__ = ["main", "LogError", "load_run", "read_segments", "select", "split_selector", "COV_SOURCES",
            "table1", "table2", "table3", "tail_column"]

@@ -23,6 +23,7 @@ import re
 import sys
 from pathlib import Path
 
+from cwgrpo_verl import argtypes
 from cwgrpo_verl.evaluate import COMPARED
 from cwgrpo_verl.report.logs import LogError, load_evaluations, load_run, split_selector, warn
 from cwgrpo_verl.report.tables import (
@@ -74,19 +75,6 @@ def _common_settings(rows: list[dict], settings: dict) -> str:
     return ", ".join(f"{key} {recorded.get(key)}" for key in COMPARED)
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return int(text)
-
-
-def _steps(text: str) -> list[int]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items or not all(t.isdigit() for t in items):
-        raise argparse.ArgumentTypeError(f"expected comma-separated step numbers, e.g. 100,150,200, got {text!r}")
-    return sorted({int(t) for t in items})
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cwgrpo_verl.report", description=__doc__.split("\n\n")[0],
                                 epilog="Exit status: 0 written; 1 nothing to report; 2 bad arguments or input.")
@@ -101,9 +89,9 @@ def parser() -> argparse.ArgumentParser:
     add("--mixed-settings", action="store_true",
         help="put evaluations with different settings in one table (it then lists what differs)")
     add("--out", required=True, type=Path, help="output directory")
-    add("--tail-steps", type=_positive_int, help="Table 1 over steps 1..K (paper: 50; default: every step)")
+    add("--tail-steps", type=argtypes.integer(), help="Table 1 over steps 1..K (paper: 50; default: every step)")
     add("--step", default="last", help="Table 2 at this step, or 'last' (each run's last validation)")
-    add("--checkpoints", type=_steps, help="Table 3 at these steps (default: every step with validation)")
+    add("--checkpoints", type=lambda text: sorted(argtypes.integers(low=1)(text)), help="Table 3 at these steps (default: every step with validation)")
     add("--metric", default="acc", help="validation variable (falls back to 'reward')")
     add("--val-key-pattern", default=VAL_PATTERN, help="regex with named groups ds [, var, n]")
     add("--datasets", help="comma-separated data sources: the benchmark columns and their order")

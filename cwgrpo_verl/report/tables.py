@@ -15,14 +15,16 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from cwgrpo_verl import data_sets
 from cwgrpo_verl.evaluate import COMPARED
 from cwgrpo_verl.metrics import TAIL_FRACTIONS
-from cwgrpo_verl.reward import DATA_SOURCES
 
-#: Benchmark columns in the paper's order, by data source.
-BENCHMARKS = {DATA_SOURCES[short]: name for short, name in (
-    ("aime24", "AIME24"), ("math500", "MATH-500"), ("amc23", "AMC23"), ("minerva", "Minerva"),
-    ("olympiadbench", "OlympiadBench"))}
+
+def benchmarks() -> dict[str, str]:
+    """The benchmark columns in the paper's order: ``{data_source: title}`` (:mod:`cwgrpo_verl.data_sets`)."""
+    return {d.data_source: d.title for d in data_sets.EVALUATION}
+
+
 VAL_PATTERN = r"^val-core/(?P<ds>.+)/(?P<var>[^/]+)/mean@(?P<n>\d+)$"
 ENTROPY_KEY = "actor/entropy"
 #: what verl's validation accuracy can be: the fraction of samples scored correct
@@ -99,7 +101,8 @@ def val_scores(run: dict, pattern: str, metric: str, step: str | int):
 def column_order(seen: set[str], datasets=None) -> list[str]:
     if datasets:
         return list(datasets)
-    return [ds for ds in BENCHMARKS if ds in seen] + sorted(seen - BENCHMARKS.keys())
+    known = benchmarks()
+    return [ds for ds in known if ds in seen] + sorted(seen - known.keys())
 
 
 def unseen_datasets(runs: dict, pattern: str, metric: str, datasets=None) -> list[str]:

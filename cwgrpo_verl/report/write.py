@@ -12,13 +12,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from cwgrpo_verl.processes import alive
 from cwgrpo_verl.report.tables import (
-    BENCHMARKS,
     ENTROPY_KEY,
     TAIL_LABELS,
     TailColumn,
-    validation_steps,
+    benchmarks,
     val_scores,
+    validation_steps,
 )
 
 DASH = "—"
@@ -64,18 +65,8 @@ class OutputSet:
 def _remove_leftovers(out: Path) -> None:
     for p in out.glob(f"{_TEMP_PREFIX}*"):
         pid = p.name[len(_TEMP_PREFIX):].split("-", 1)[0]
-        if p.is_dir() and pid.isdigit() and not _alive(int(pid)):
+        if p.is_dir() and pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def fmt(value, spec=".1f", signed=False) -> str:
@@ -95,7 +86,8 @@ def markdown(header, rows) -> str:
 
 
 def _names(order):
-    return [BENCHMARKS.get(ds, ds) for ds in order]
+    titles = benchmarks()
+    return [titles.get(ds, ds) for ds in order]
 
 
 def _accuracy_csv(rows, order, path: Path) -> None:

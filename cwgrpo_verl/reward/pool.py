@@ -31,16 +31,18 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-STARTUP_TIMEOUT_S = float(os.environ.get("CWGRPO_REWARD_STARTUP_S", "120"))
-_SCORING_DIR = Path(__file__).with_name("scoring")
-# Load the scoring folder as a top-level package (no import of cwgrpo_verl, hence none of verl/torch).
+from cwgrpo_verl.processes import alive
+
+# A fresh interpreter that imports the scoring (cwgrpo_verl's root imports neither verl nor torch) and runs the zygote
 _BOOTSTRAP = (
-    "import importlib.util, os, sys; sys.path.pop(0); d, fd, caller = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]); "
-    "s = importlib.util.spec_from_file_location('_cwgrpo_scoring', os.path.join(d, '__init__.py'), "
-    "submodule_search_locations=[d]); m = importlib.util.module_from_spec(s); "
-    "sys.modules['_cwgrpo_scoring'] = m; s.loader.exec_module(m); "
-    "from _cwgrpo_scoring import worker; worker.zygote(fd, caller, m.check_answer)"
+    "import sys; from cwgrpo_verl.reward.scoring import check_answer, worker; "
+    "worker.zygote(int(sys.argv[1]), int(sys.argv[2]), check_answer)"
 )
+
+
+def startup_timeout_s() -> float:
+    """How long a zygote may take to import and warm up: ``$CWGRPO_REWARD_STARTUP_S`` (default 120 s)."""
+    return float(os.environ.get("CWGRPO_REWARD_STARTUP_S", "120"))
 
 
 class Timeout(Exception):
@@ -59,28 +61,14 @@ class DeadBeforeStart(Crash):
     """The worker was found dead (or unusable) before it could have started the sample."""
 
 
-def process_alive(pid: int) -> bool:
-    """True while ``pid`` runs; a killed process waiting to be reaped (a zombie) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return not sys.platform.startswith("linux")
-
-
 def _child_env() -> dict[str, str]:
-    """The caller's environment, with the folders of sympy / math-verify on PYTHONPATH (as the caller sees them)."""
+    """The caller's environment, with the folders of this package, sympy and math-verify on PYTHONPATH, as the
+    caller sees them (a Ray job's working_dir, for example, is on its sys.path only)."""
     import importlib.util
 
     env = dict(os.environ)
     extra = []
-    for mod in ("math_verify", "latex2sympy2_extended", "sympy", "antlr4"):
+    for mod in ("cwgrpo_verl", "math_verify", "latex2sympy2_extended", "sympy", "antlr4"):
         spec = importlib.util.find_spec(mod)
         if spec is not None and spec.origin:
             extra.append(str(Path(spec.origin).resolve().parent.parent))
@@ -102,7 +90,7 @@ class Zygote:
         def run() -> None:  # this thread is the zygote's parent thread for PR_SET_PDEATHSIG
             try:
                 started["proc"] = subprocess.Popen(
-                    [sys.executable, "-c", _BOOTSTRAP, str(_SCORING_DIR), str(theirs.fileno()), str(os.getpid())],
+                    [sys.executable, "-c", _BOOTSTRAP, str(theirs.fileno()), str(os.getpid())],
                     pass_fds=(theirs.fileno(),),
                     stdin=subprocess.DEVNULL,
                     env=_child_env(),
@@ -124,13 +112,13 @@ class Zygote:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        self.sock.settimeout(STARTUP_TIMEOUT_S)
+        self.sock.settimeout(startup_timeout_s())
         try:
             raw = self.sock.recv(65536)
         except OSError as exc:
             self.kill()
             raise RuntimeError(
-                f"the reward's scoring process did not start within {STARTUP_TIMEOUT_S:.0f} s: {exc!r}"
+                f"the reward's scoring process did not start within {startup_timeout_s():.0f} s: {exc!r}"
             ) from exc
         msg = json.loads(raw) if raw else {"ready": False, "error": f"it exited with code {self.proc.poll()}"}
         if not msg.get("ready"):
@@ -138,7 +126,7 @@ class Zygote:
             raise RuntimeError(f"the reward's scoring process failed to start: {msg.get('error')}")
 
     def fork_worker(self) -> "Worker":
-        self.sock.settimeout(STARTUP_TIMEOUT_S)
+        self.sock.settimeout(startup_timeout_s())
         self.sock.sendall(b"F")
         msg, fds, _, _ = socket.recv_fds(self.sock, 8, 2)
         if len(msg) != 8 or len(fds) != 2:
@@ -210,7 +198,7 @@ class Worker:
         except (ProcessLookupError, PermissionError):
             return
         end = time.monotonic() + 2.0
-        while process_alive(self.pid) and time.monotonic() < end:
+        while alive(self.pid) and time.monotonic() < end:
             time.sleep(0.001)
 
 

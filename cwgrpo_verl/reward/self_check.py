@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import compute_score, default_workers, model_like_response
+from cwgrpo_verl import data_sets
 
-EVAL_SETS = ("aime24", "math500", "amc23", "minerva", "olympiadbench")
+from . import compute_score, default_workers, model_like_response
 
 #: Gold answers that no reasonable response can match under lighteval's rules (data defects kept for parity).
 KNOWN_UNMATCHABLE = {
@@ -36,7 +36,7 @@ def run(data_dir, timeout_s: float = 10.0, workers: int | None = None, every: in
     workers = workers or default_workers()
     report: dict[str, dict[str, Any]] = {}
     with ThreadPoolExecutor(max_workers=workers) as ex:
-        for key in EVAL_SETS:
+        for key in data_sets.evaluation_keys():
             rows = pd.read_parquet(Path(data_dir) / f"{key}.parquet").to_dict("records")
             picked = list(range(0, len(rows), every))
             results = ex.map(
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.self_check:
         ap.print_help()
         return 0
-    missing = [f"{key}.parquet" for key in EVAL_SETS if not (Path(args.self_check) / f"{key}.parquet").is_file()]
+    missing = [f"{key}.parquet" for key in data_sets.evaluation_keys() if not (Path(args.self_check) / f"{key}.parquet").is_file()]
     if missing:
         ap.error(f"--self-check {args.self_check}: no {', '.join(missing)} (write them with examples/prepare_data.sh)")
     if args.every < 1:

@@ -4,24 +4,19 @@ the cluster, or never (a silently ignored option). Each refusal names the key to
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, open_dict
 
 from recipe.cwgrpo.batching import dispatched_prompts, rank_rows_multiple, sequence_parallel_size
+from recipe.cwgrpo.options import ConfigError, RecipeOptions
 
 logger = logging.getLogger(__name__)
 
 TRAINER_MODE = "cwgrpo"
-RECIPE_OPTIONS = ("logprob_temperature", "stop_at_step")
 STRATEGIES = ("fsdp", "fsdp2")
 ROLLOUT = "actor_rollout_ref.rollout"
 CORRECTION = "algorithm.rollout_correction"
-
-
-class ConfigError(ValueError):
-    """A recipe option that cannot work, found before any GPU work."""
 
 
 def check_recipe_config(config: DictConfig, use_reference: bool = True) -> None:
@@ -37,28 +32,34 @@ def check_recipe_config(config: DictConfig, use_reference: bool = True) -> None:
     estimator = config.algorithm.adv_estimator
     if estimator not in ADV_ESTIMATOR_REGISTRY and estimator not in ("gae", "grpo"):
         raise ConfigError(f"algorithm.adv_estimator={estimator!r} is not registered; known: {sorted(ADV_ESTIMATOR_REGISTRY)}")
-    _check_recipe_options(config)
-    scope = actor.policy_loss.get("cw_scope", "micro_batch") if loss_mode == "cw_grpo" else "micro_batch"
     mode = config.trainer.v1.trainer_mode
     if mode != TRAINER_MODE:
-        chosen = [f"cwgrpo.{k}={v}" for k, v in (config.get("cwgrpo") or {}).items() if v is not None]
-        if chosen or scope != "micro_batch":
-            what = ", ".join(chosen + ([f"actor_rollout_ref.actor.policy_loss.cw_scope={scope}"] if scope != "micro_batch" else []))
-            raise ConfigError(f"{what} needs the recipe's trainer (trainer.v1.trainer_mode={TRAINER_MODE}); "
-                              f"trainer.v1.trainer_mode={mode} would ignore it: remove the override, or set the option "
-                              "to null")
-    else:
-        _check_whole_groups(config, scope, use_reference)
+        raise ConfigError(f"trainer.v1.trainer_mode={mode}: the recipe's options (cwgrpo.*: the scope of the "
+                          "statistics, the log-prob temperature, stop_at_step) and its whole-group batching need its "
+                          f"trainer, trainer.v1.trainer_mode={TRAINER_MODE}; for verl's own trainer run "
+                          "`python -m verl.trainer.main_ppo` with the README's flags")
+    options = RecipeOptions.from_config(config)
+    total = config.trainer.total_training_steps
+    if options.stop_at_step is not None and total is not None and options.stop_at_step > total:
+        raise ConfigError(f"cwgrpo.stop_at_step={options.stop_at_step} is after the end of the schedule "
+                          f"(trainer.total_training_steps={total})")
+    scope = options.scope if loss_mode == "cw_grpo" else "micro_batch"
+    if scope == "batch" and not actor.policy_loss.get("cw_detach_weights", False):
+        raise ConfigError("cwgrpo.scope=batch computes the weights once per step, before the update, from the old "
+                          "log-probs: no gradient can flow through them. Set "
+                          "actor_rollout_ref.actor.policy_loss.cw_detach_weights=true, or use cwgrpo.scope=group for "
+                          "the gradient through the weights (the authors' code)")
+    _check_whole_groups(config, scope, use_reference)
     if scope == "micro_batch" and loss_mode == "cw_grpo" and actor.use_dynamic_bsz:
         raise ConfigError(
             "actor_rollout_ref.actor.use_dynamic_bsz=true packs micro-batches by a token budget, so "
-            "cw_scope=micro_batch would take its statistics over whatever responses fit together: use "
-            "actor_rollout_ref.actor.policy_loss.cw_scope=group (exact per prompt group) or batch"
+            "cwgrpo.scope=micro_batch would take its statistics over whatever responses fit together: use "
+            "cwgrpo.scope=group (exact per prompt group) or batch"
         )
     group, micro = config.actor_rollout_ref.rollout.n, actor.get("ppo_micro_batch_size_per_gpu")
     if loss_mode == "cw_grpo" and scope == "micro_batch" and not actor.use_dynamic_bsz and micro and micro < group:
-        logger.warning("cw_scope=micro_batch with ppo_micro_batch_size_per_gpu=%s < rollout.n=%s: each statistic "
-                       "covers less than one group. Raise the micro-batch or use cw_scope=group.", micro, group)
+        logger.warning("cwgrpo.scope=micro_batch with ppo_micro_batch_size_per_gpu=%s < rollout.n=%s: each statistic "
+                       "covers less than one group. Raise the micro-batch or use cwgrpo.scope=group.", micro, group)
     resolve_logprobs_mode(config)
 
 
@@ -66,7 +67,7 @@ def _check_engine(config: DictConfig) -> None:
     """The recipe is verl's v1 trainer on its FSDP engine: anything else would run without it, or fail later."""
     if not config.trainer.get("use_v1", True):
         raise ConfigError("trainer.use_v1=false runs verl's legacy trainer, which ignores trainer.v1.trainer_mode and "
-                          "so the whole recipe (whole prompt groups, cw_scope, cwgrpo.* options): remove the override")
+                          "so the whole recipe (whole prompt groups, cwgrpo.* options): remove the override")
     engine = config.get("model_engine", "dp")
     if engine != "dp":
         raise ConfigError(f"model_engine={engine}: the recipe runs verl's FSDP engine (model_engine=dp, "
@@ -77,32 +78,16 @@ def _check_engine(config: DictConfig) -> None:
                           f"({' or '.join(STRATEGIES)}); Megatron would need model_engine=megatron and is not tested")
 
 
-def _check_recipe_options(config: DictConfig) -> None:
-    options = config.get("cwgrpo") or {}
-    unknown = set(options) - set(RECIPE_OPTIONS)
-    if unknown:
-        raise ConfigError(f"unknown key(s) cwgrpo.{', cwgrpo.'.join(sorted(unknown))}; known: {', '.join(RECIPE_OPTIONS)}")
-    temperature = options.get("logprob_temperature")
-    if temperature is not None and not (isinstance(temperature, (int, float)) and 0 < temperature < math.inf):
-        raise ConfigError(f"cwgrpo.logprob_temperature must be null or a finite number > 0, got {temperature!r}")
-    stop, total = options.get("stop_at_step"), config.trainer.total_training_steps
-    if stop is not None and not (isinstance(stop, int) and not isinstance(stop, bool) and stop >= 1):
-        raise ConfigError(f"cwgrpo.stop_at_step must be null or a whole number >= 1, got {stop!r}")
-    if stop is not None and total is not None and stop > total:
-        raise ConfigError(f"cwgrpo.stop_at_step={stop} is after the end of the schedule "
-                          f"(trainer.total_training_steps={total})")
-
-
 def _check_whole_groups(config: DictConfig, scope: str, use_reference: bool) -> None:
     """The recipe's trainer gives every rank whole prompt groups (any GPU count: padding groups fill up); with
-    cw_scope=group every micro-batch must be whole groups too. Refuse what cannot keep them whole."""
+    cwgrpo.scope=group every micro-batch must be whole groups too. Refuse what cannot keep them whole."""
     actor, n = config.actor_rollout_ref.actor, config.actor_rollout_ref.rollout.n
     key = "actor_rollout_ref.actor"
     if actor.get("shuffle", False):
         raise ConfigError(f"{key}.shuffle=true mixes rows across prompt groups inside a rank: set {key}.shuffle=false")
     if scope != "group":
         return
-    why = "cw_scope=group takes its statistics over whole prompt groups in every micro-batch"
+    why = "cwgrpo.scope=group takes its statistics over whole prompt groups in every micro-batch"
     if (config.get("distillation") or {}).get("enabled", False):
         raise ConfigError(f"{why}; it does not support distillation (distillation.enabled=true)")
     if actor.use_dynamic_bsz:
@@ -128,7 +113,7 @@ class LogprobConvention:
 
 def actor_convention(config: DictConfig) -> LogprobConvention:
     """The old, reference and update log-probs: logits / (cwgrpo.logprob_temperature, else rollout.temperature)."""
-    chosen = (config.get("cwgrpo") or {}).get("logprob_temperature") if config.trainer.v1.trainer_mode == TRAINER_MODE else None
+    chosen = (config.get("cwgrpo") or {}).get("logprob_temperature")
     return LogprobConvention(float(chosen if chosen is not None else config.actor_rollout_ref.rollout.temperature))
 
 

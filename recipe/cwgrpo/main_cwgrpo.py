@@ -21,26 +21,23 @@ from verl.trainer.ppo.utils import need_critic, need_reference_policy
 from verl.utils.config import omega_conf_to_dataclass, validate_config
 from verl.utils.device import auto_set_device
 
-import cwgrpo_verl
-from cwgrpo_verl.config import RECIPE_ENV
+from cwgrpo_verl.plugin import check_registered
 from recipe.cwgrpo.batching import dispatched_prompts
-from recipe.cwgrpo.checks import TRAINER_MODE, ConfigError, check_recipe_config, dispatch_summary  # noqa: F401
+from recipe.cwgrpo.checks import check_recipe_config, dispatch_summary
 
 logger = logging.getLogger(__name__)
 
 
 def prepare(config: DictConfig) -> DictConfig:
     """All driver-side work before Ray starts; raises on any problem. Returns the config to run."""
-    os.environ[RECIPE_ENV] = "1"  # group/batch scopes are legal here: this trainer computes their weights
-    cwgrpo_verl.check_registered()
+    check_registered()
     auto_set_device(config)
     use_reference = need_reference_policy(config)
     check_recipe_config(config, use_reference)
     # verl's check that the step's rows divide over the GPUs, on the batch the trainer dispatches (padding included)
     dispatched = copy.deepcopy(config)
-    if config.trainer.v1.trainer_mode == TRAINER_MODE:
-        dispatched.data.train_batch_size = dispatched_prompts(config, use_reference)
-        logger.info("[cwgrpo] %s", dispatch_summary(config, use_reference))
+    dispatched.data.train_batch_size = dispatched_prompts(config, use_reference)
+    logger.info("[cwgrpo] %s", dispatch_summary(config, use_reference))
     validate_config(config=dispatched, use_reference_policy=use_reference, use_critic=need_critic(config))
     omega_conf_to_dataclass(config.algorithm)  # CWAlgoConfig checks its keys (verl keeps algorithm a dict)
     log_memory_floor(config)
@@ -85,15 +82,15 @@ class _CWGRPOTaskRunner(TaskRunnerV1.__ray_actor_class__):
         from recipe.cwgrpo import trainer  # noqa: F401  (registers trainer_mode=cwgrpo here)
         from recipe.cwgrpo.preflight import check_paths_on_every_node, keep_earlier_file_log
 
-        cwgrpo_verl.check_registered()
+        check_registered()
         check_paths_on_every_node(config, accelerator=get_platform().ray_resource_name())
         if (log := keep_earlier_file_log(config)) is not None:
             print(f"[cwgrpo] {log.name.rsplit('.', 2)[0]}.jsonl holds an earlier attempt: this one logs to {log}", flush=True)
         trainer_cls = get_trainer_cls(config.trainer.v1.trainer_mode)
-        scope = config.actor_rollout_ref.actor.policy_loss.get("cw_scope", "micro_batch")
+        scope = config.cwgrpo.scope
         print(
             f"[cwgrpo] task runner pid {os.getpid()}: cw_grpo registered, trainer {trainer_cls.__name__}, "
-            f"loss_mode={config.actor_rollout_ref.actor.policy_loss.loss_mode}, cw_scope={scope}",
+            f"loss_mode={config.actor_rollout_ref.actor.policy_loss.loss_mode}, cwgrpo.scope={scope}",
             flush=True,
         )
         return super().run(config)

@@ -1,6 +1,6 @@
 """An estimate of the GPU memory one rank needs for the actor update, the recipe's memory floor.
 
-With ``cw_scope=group`` a micro-batch holds at least one whole prompt group (12 responses of up to 4096 tokens for
+With ``cwgrpo.scope=group`` a micro-batch holds at least one whole prompt group (12 responses of up to 4096 tokens for
 the paper), so the update cannot be split below one group per micro-batch: the activations and logits of a group
 set the floor. The estimate adds up, per GPU (bytes):
 

@@ -6,7 +6,7 @@
   responses (a failed rollout session) is dropped (``cwgrpo_verl.groups.plan_layout``). The actor workers get a
   loss function that normalises by the real rows and hands each micro-batch's groups to ``cw_grpo``.
 - ``_compute_advantage``: after verl's advantages, the observe-only covariance statistics of every method
-  (``cov/*``), and the weights of ``cw_scope=batch``.
+  (``cov/*``), and the weights of ``cwgrpo.scope=batch`` (the actor then runs verl's ``vanilla`` loss on them).
 - ``_compute_old_log_prob``, ``_compute_ref_log_prob``, ``_update_actor``: at ``cwgrpo.logprob_temperature``
   (the authors: 1.0, raw logits) instead of the sampling temperature, when it is set.
 - ``_init_dataloader``: ``cwgrpo.stop_at_step`` ends the run early without changing the learning-rate schedule.
@@ -39,6 +39,7 @@ from cwgrpo_verl.loss import UPDATE_ROWS_KEY, recipe_ppo_loss
 from cwgrpo_verl.metrics import mean_over_micro_batches_with_tokens
 from cwgrpo_verl.scope import batch_scope_weights, covariance_metrics
 from recipe.cwgrpo.batching import rank_rows_multiple
+from recipe.cwgrpo.options import RecipeOptions
 
 TRAINER_NAME = "cwgrpo"
 logger = logging.getLogger(__name__)
@@ -83,11 +84,13 @@ class CWGRPOTrainer(PPOTrainerSync):
         return self.config.actor_rollout_ref.actor.policy_loss
 
     @property
+    def _options(self) -> RecipeOptions:
+        return RecipeOptions.from_config(self.config)
+
+    @property
     def _cw_scope(self):
         """The scope of the CW weights, or None when the loss does not weight (the baselines)."""
-        if self._policy_loss.get("loss_mode") != LOSS_NAME:
-            return None
-        return self._policy_loss.get("cw_scope", "micro_batch")
+        return self._options.scope if self._policy_loss.get("loss_mode") == LOSS_NAME else None
 
     @property
     def _group_size(self) -> int:
@@ -96,7 +99,7 @@ class CWGRPOTrainer(PPOTrainerSync):
     # ---- schedule ---------------------------------------------------------------------------------------------
     def _init_dataloader(self):
         super()._init_dataloader()  # sets the optimizer's horizon from trainer.total_training_steps
-        stop = self.config.get("cwgrpo", {}).get("stop_at_step")
+        stop = self._options.stop_at_step
         if stop is not None and stop < self.total_training_steps:
             logger.info("cwgrpo.stop_at_step=%s: stopping at step %s of a %s-step schedule",
                         stop, stop, self.total_training_steps)
@@ -105,9 +108,11 @@ class CWGRPOTrainer(PPOTrainerSync):
     # ---- whole prompt groups ----------------------------------------------------------------------------------
     def _setup(self):
         super()._setup()
-        actor_config = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
+        actor = copy.deepcopy(self.config.actor_rollout_ref.actor)
+        if self._cw_scope == "batch":  # the advantages arrive weighted (_compute_advantage): plain PPO clip on them
+            actor.policy_loss.loss_mode = "vanilla"
         self.actor_rollout_wg.set_loss_fn(
-            partial(recipe_ppo_loss, config=actor_config, group_scope=self._cw_scope == "group"))
+            partial(recipe_ppo_loss, config=omega_conf_to_dataclass(actor), group_scope=self._cw_scope == "group"))
 
     def _dp_size(self) -> int:
         worker_group = self.actor_rollout_wg
@@ -195,7 +200,7 @@ class CWGRPOTrainer(PPOTrainerSync):
         mean_over_micro_batches_with_tokens(metrics, prefix="actor/cw/")
         return batch
 
-    # ---- covariance statistics of every method; cw_scope=batch ------------------------------------------------
+    # ---- covariance statistics of every method; cwgrpo.scope=batch --------------------------------------------
     def _compute_advantage(self, batch, metrics: dict):
         batch = super()._compute_advantage(batch, metrics)
         fields = ["uid", "response_mask", "old_log_probs", "advantages"]
@@ -223,7 +228,7 @@ class CWGRPOTrainer(PPOTrainerSync):
     def _logprob_temperature(self):
         """verl's stages send ``rollout.temperature`` to the workers, which divide the logits by it; swap in
         ``cwgrpo.logprob_temperature`` for the stage's duration (sampling happens elsewhere and is unaffected)."""
-        temperature = self.config.get("cwgrpo", {}).get("logprob_temperature")
+        temperature = self._options.logprob_temperature
         if temperature is None:
             return contextlib.nullcontext()
         return _override(self.config.actor_rollout_ref.rollout, "temperature", temperature)

@@ -1,6 +1,6 @@
 """Test-only verl plugin: records what the cw_grpo loss computes on real micro-batches inside verl's trainer.
 
-Loaded in every Ray process through VERL_USE_EXTERNAL_MODULES (after cwgrpo_verl.cpu.backend). It wraps the
+Loaded in every Ray process through VERL_USE_EXTERNAL_MODULES (after tools.cpu.backend). It wraps the
 registered ``cw_grpo`` policy loss and saves, for the first micro-batches of each worker, the loss's inputs, its
 options, the prompt groups it was handed, its value and its gradient with respect to the log-probs, to
 ``$CWGRPO_PROBE_DIR``. tests/test_trainer_e2e.py recomputes them with the float64 loop reference.
@@ -13,7 +13,7 @@ from verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY, register_policy_lo
 
 import cwgrpo_verl.loss  # noqa: F401  (registers cw_grpo first, so the wrapper below replaces it)
 from cwgrpo_verl.config import cw_options
-from cwgrpo_verl.groups import current_groups
+from cwgrpo_verl.groups import current_context
 
 _original = POLICY_LOSS_REGISTRY["cw_grpo"]
 _saved = 0
@@ -30,7 +30,7 @@ def cw_grpo_probe(old_log_prob, log_prob, advantages, response_mask, loss_agg_mo
     directory = os.environ.get("CWGRPO_PROBE_DIR")
     if directory and _saved < KEEP and log_prob.requires_grad:
         (grad,) = torch.autograd.grad(loss, log_prob, retain_graph=True)
-        groups = current_groups()
+        groups = current_context().groups
         options = cw_options(config.policy_loss)
         torch.save(
             {
@@ -41,7 +41,7 @@ def cw_grpo_probe(old_log_prob, log_prob, advantages, response_mask, loss_agg_mo
                 "global_batch_info": dict(config.global_batch_info),
                 "clip": (_or(config.clip_ratio_low, config.clip_ratio), _or(config.clip_ratio_high, config.clip_ratio),
                          config.get("clip_ratio_c", 3.0)),
-                "options": {k: getattr(options, k) for k in ("cw_scope", "cw_logp_center", "cw_normalizer",
+                "options": {k: getattr(options, k) for k in ("cw_logp_center", "cw_normalizer",
                                                               "cw_detach_weights", "cw_bandwidth_scale")},
             },
             os.path.join(directory, f"micro_batch_{os.getpid()}_{_saved}.pt"),

@@ -19,6 +19,9 @@ text on realistic and adversarial input alike:
 
 Match positions are those of the original text (the copies have its length), and matched strings are read
 from the original text.
+
+Follows ``src/lighteval/metrics/utils/extractive_match_utils.py`` (``lazy_expr_regex``, ``lazy_latex_regex``,
+``get_extraction_regexes``, ``extract_target_from_pred``) at lighteval ed084813: https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/utils/extractive_match_utils.py
 """
 
 from __future__ import annotations

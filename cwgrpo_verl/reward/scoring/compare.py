@@ -4,6 +4,9 @@ The paper's verdicts come from lighteval's own comparison, not from math-verify'
 became more lenient: it accepts ``12%`` for ``12``, a rounded decimal for an irrational number, or a solved
 equation). The rules below reproduce lighteval's, in order; an exception anywhere a rule does not catch it
 makes that (gold, prediction) pair unequal, as in lighteval. Strings only equal strings (after stripping).
+
+Follows ``src/lighteval/metrics/utils/math_comparison.py`` (``compare_gold_target`` and the ``sympy_*``
+comparisons) at lighteval ed084813: https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/utils/math_comparison.py
 """
 
 from __future__ import annotations

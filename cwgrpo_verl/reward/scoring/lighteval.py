@@ -4,6 +4,9 @@ Gold: extracted as an expression (AIME, AMC) or as LaTeX (MATH-500, Minerva, Oly
 be extracted it stays the raw string. Prediction: expression and LaTeX targets, ``\\boxed{}`` at the highest
 priority. Both keep the first parsed candidate plus the first candidate's string (lighteval's "first_match"
 fallback), and the sample is right when any (gold, prediction) pair is equal (:mod:`.compare`).
+
+Follows ``multilingual_extractive_match_metric`` of ``src/lighteval/metrics/dynamic_metrics.py`` at lighteval
+ed084813 (https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/dynamic_metrics.py) as Open-RS's ``src/open_r1/evaluate.py`` configured it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ candidate becomes a sympy ``Number`` or ``parse_expr(..., evaluate=False)``; a p
 1/100. Every attempt also yields the candidate's string, which lighteval keeps as a fallback. The parser is
 latex2sympy2_extended 1.11 (what math-verify 0.9 pins), not the 1.0.6 of the paper;
 :func:`normalize` and :func:`parse_latex` redo the steps whose behaviour changed since (see docs/reward.md).
+
+Follows ``extract_expr``, ``extract_latex`` and ``convert_to_pct`` of ``src/lighteval/metrics/utils/
+extractive_match_utils.py`` at lighteval ed084813 (https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/utils/extractive_match_utils.py), with
+latex2sympy2_extended 1.0.6's ``normalize_latex`` where lighteval called it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from latex2sympy2_extended.latex2sympy2 import ConversionConfig, NormalizationCo
 from latex2sympy2_extended.sets import FiniteSet as L2SFiniteSet
 from math_verify.grader import should_treat_as_complex
 
+from cwgrpo_verl.boxed import boxed_contents
+
 from .candidates import group_text
 
 # 1.11 steps that are kept: basic LaTeX clean-up, then (after lighteval's equation and unit steps) nits and
@@ -30,53 +36,12 @@ _CONVERSION = ConversionConfig(lowercase_symbols=False)
 _AND_OR = re.compile(r"(?<!\w)(?:and|or)(?!\w)|\\text\{\s*(?:and|or)\s*\}")
 _PERCENT_WORD = re.compile(r"\s*percent|\\text\{percent\}")
 _EMPTY_TEXT = re.compile(r"\\text\s*\{\s*\}")
-_BOX_SEPARATOR = re.compile(r"^\s*(?:and|or|,)\s*$")
 _PERCENT_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*\\?%")
 
 
 def percent_of(value):
     """``value %`` as lighteval wrote it: an unevaluated product with 1/100."""
     return sympy.Mul(value, sympy.Rational(1, 100), evaluate=False)
-
-
-def _closing_brace(text: str, opening: int, limit: int) -> int | None:
-    depth = 0
-    for i in range(opening, limit):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-    return None
-
-
-def boxed_contents(text: str, last: bool) -> str:
-    """The contents of the ``\\boxed{}``/``\\fbox{}`` of ``text``, right to left, joined by commas (the text itself
-    if there is none). ``last``: only the rightmost, plus the ones before it joined by "and", "or" or a comma.
-    An unclosed box yields the rest of the text when it is the rightmost."""
-    results: list[str] = []
-    limit, prev_start = len(text), None
-    while True:
-        boxed, fbox = text.rfind("\\boxed", 0, limit), text.rfind("\\fbox", 0, limit)
-        start = max(boxed, fbox)
-        if start < 0:
-            break
-        brace = start + (6 if boxed > fbox else 5)
-        while brace < limit and text[brace].isspace():
-            brace += 1
-        if brace >= limit:
-            break
-        close = _closing_brace(text, brace, limit) if text[brace] == "{" else None
-        if close is None:
-            if not results:
-                results.append(text[brace:])
-            break
-        if last and prev_start is not None and not _BOX_SEPARATOR.match(text[close + 1 : prev_start]):
-            break
-        results.append(text[brace + 1 : close].strip())
-        prev_start = limit = start
-    return ",".join(reversed(results)) if results else text
 
 
 def normalize(latex: str, boxed_last: bool, fixes: bool = True) -> str:

@@ -1,6 +1,6 @@
 """The processes that score: a zygote that imports the scoring once, and the workers it forks.
 
-Started by the caller's pool as ``python -c <bootstrap> <this folder> <socket fd>``: a fresh interpreter with
+Started by the caller's pool as ``python -c <bootstrap> <socket fd> <caller pid>``: a fresh interpreter with
 no verl, torch or caller threads in it. The zygote imports sympy and math-verify, warms their caches on a few
 typical answers, reports ``ready`` and then forks one worker per byte the caller sends, handing back the
 worker's pid and the caller's ends of two pipes (SCM_RIGHTS). Workers inherit the warm interpreter

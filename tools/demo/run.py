@@ -12,20 +12,20 @@ import multiprocessing as mp
 import os
 import platform
 import threading
-from importlib.metadata import PackageNotFoundError, version
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 
 import torch
 from tqdm.auto import tqdm
 
-from cwgrpo_verl.demo import task, train
-from cwgrpo_verl.demo.model import build_model
+from tools.demo import task, train
+from tools.demo.model import build_model
 
 
 @dataclass
 class DemoConfig:
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = field(default_factory=lambda: list(range(10)))  # a paired comparison needs ~10
     methods: list[str] = field(default_factory=lambda: list(train.METHODS))
     rl: train.RLSettings = field(default_factory=train.RLSettings)
     eval_size: int = 200  # fixed held-out problems (own seed), greedy + eval_samples samples each

@@ -26,10 +26,10 @@ from verl.workers.config import ActorConfig, PolicyLossConfig
 
 from cwgrpo_verl.config import CWAlgoConfig, CWGRPOPolicyLossConfig
 from cwgrpo_verl.core import cw_weights
-from cwgrpo_verl.demo import task
-from cwgrpo_verl.demo.model import response_logprobs, sample
 from cwgrpo_verl.metrics import to_host, weight_stats
 from cwgrpo_verl.reward import compute_score
+from tools.demo import task
+from tools.demo.model import response_logprobs, sample
 
 METHODS = ("vanilla", "clip_cov", "cw_grpo")
 LOSS_AGG_MODE = "seq-mean-token-mean"

@@ -4,10 +4,10 @@ import os
 
 if os.environ.get("VERL_PLATFORM", "").strip().lower() != "cpu":
     raise ImportError(
-        "cwgrpo_verl.cpu.backend runs verl on a CPU and is for tests and the smoke command only: it needs "
+        "tools.cpu.backend runs verl on a CPU and is for tests and the smoke command only: it needs "
         "VERL_PLATFORM=cpu. Remove it from VERL_USE_EXTERNAL_MODULES for a GPU run."
     )
 
-from cwgrpo_verl.cpu import device, engines, rollout  # noqa: E402,F401  (registration side effects)
+from tools.cpu import device, engines, rollout  # noqa: E402,F401  (registration side effects)
 
 engines.register()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cwgrpo_verl.cpu.tiny import SMOKE_SOURCE
+from tools.cpu.tiny import SMOKE_SOURCE
 
 
 def compute_score(data_source: Any = None, solution_str: Any = "", ground_truth: Any = None,

@@ -1,16 +1,16 @@
-"""``python -m cwgrpo_verl.smoke``: the paper run's own script, for a few steps of verl's real trainer on a CPU.
+"""``python -m tools.smoke``: the paper run's own script, for a few steps of verl's real trainer on a CPU.
 
 It runs ``examples/train.sh`` (the script behind every paper row) with a method and preset, through the same Hydra
-composition, and overrides only the platform (``cwgrpo_verl.cpu``), the model (a tiny Qwen2, or ``--model``), the
+composition, and overrides only the platform (``tools.cpu``), the model (a tiny Qwen2, or ``--model``), the
 data (a few addition problems, and one problem per evaluation set so validation scores with the project's reward)
 and the sizes. It checks what a user's cluster would otherwise reveal only after hours: the run exits cleanly,
 every step logs its metrics and a finite, non-zero gradient norm, the trained weights reach the rollout server,
 the actor trains on the covariance weights (or the observe-only covariance statistics, for the baselines), and
 validation scores. It starts its own Ray on 127.0.0.1 in its own temporary directory and leaves nothing running.
 
-    python -m cwgrpo_verl.smoke                                   # CW-GRPO, 1.5B preset, 2 steps
-    python -m cwgrpo_verl.smoke --method grpo,cwgrpo --steps 4    # step times side by side
-    python -m cwgrpo_verl.smoke --model ~/models/Qwen2.5-0.5B trainer.val_before_train=false
+    python -m tools.smoke                                   # CW-GRPO, 1.5B preset, 2 steps
+    python -m tools.smoke --method grpo,cwgrpo --steps 4    # step times side by side
+    python -m tools.smoke --model ~/models/Qwen2.5-0.5B trainer.val_before_train=false
 
 What a pass does not cover: vLLM's sampling and weight loading, CUDA kernels, multi-GPU sharding and memory.
 """
@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
+
+from cwgrpo_verl import argtypes
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -81,7 +83,7 @@ def cpu_overrides(work: Path, model: Path, ray_dir: Path, steps: int, ranks: int
         "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
         "actor_rollout_ref.rollout.agent.num_workers=1",
         "reward.num_workers=1",
-        "reward.custom_reward_function.path=pkg://cwgrpo_verl.cpu.smoke_reward",
+        "reward.custom_reward_function.path=pkg://tools.cpu.smoke_reward",
         "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
         "trainer.device=cpu",
         "trainer.nnodes=1",
@@ -149,7 +151,7 @@ def run(
     """Run ``examples/<script>`` on the CPU backend and collect what it logged. Keeps ``work`` (a new temporary
     directory when None) so a second run with the same ``work`` resumes from its checkpoints. ``extra_env`` is
     added to the run's environment (``VERL_USE_EXTERNAL_MODULES`` and ``PYTHONPATH`` are extended, not replaced)."""
-    from cwgrpo_verl.cpu import tiny
+    from tools.cpu import tiny
 
     work = Path(work or tempfile.mkdtemp(prefix="cwgrpo-smoke-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -173,7 +175,7 @@ def run(
         TMPDIR=str(temp), METHOD=method, PRESET=preset, CW_SCOPE=scope, DATA_DIR=str(data), MODEL_PATH=str(model),
         CHECKPOINT_DIR=str(work / "checkpoints"), PYTHON=sys.executable,
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        VERL_PLATFORM="cpu", VERL_USE_EXTERNAL_MODULES="cwgrpo_verl.cpu.backend",
+        VERL_PLATFORM="cpu", VERL_USE_EXTERNAL_MODULES="tools.cpu.backend",
         VERL_FILE_LOGGER_PATH=str(metrics_file), CWGRPO_CPU_EVENTS=str(events_file),
         RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", RAY_DEDUP_LOGS="0", PYTHONUNBUFFERED="1",
         TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", HYDRA_FULL_ERROR="1",
@@ -232,16 +234,17 @@ def our_processes(session: Optional[int] = None, marker: Optional[str] = None) -
     """Live processes of the session ``session`` (a run's driver is started in a new session, which the Ray it
     starts inherits) or whose command line names ``marker`` (its Ray temp dir, also in Ray's workers' arguments).
     Either way exactly what the run started: nobody else's process matches. Linux, as verl."""
+    from cwgrpo_verl.processes import stat
+
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid() or (seen := stat(int(entry.name))) is None:
             continue
         try:
-            state, _ppid, _pgrp, sid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:4]
             mentions = marker is not None and marker.encode() in (entry / "cmdline").read_bytes()
-        except (OSError, ValueError):
+        except OSError:
             continue
-        if state != "Z" and (int(sid) == session or mentions):
+        if seen[0] != "Z" and (seen[1] == session or mentions):
             found.append(int(entry.name))
     return found
 
@@ -378,20 +381,6 @@ def _fmt(values) -> str:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _methods(text: str) -> list[str]:
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if not methods or unknown:
-        raise argparse.ArgumentTypeError(f"unknown method {unknown or text!r}; choose from {', '.join(METHODS)}")
-    return methods
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return int(text)
-
-
 def _step_and_request(text: str) -> tuple[int, int]:
     step, _, request = text.partition(":")
     if not (step.isdigit() and request.isdigit() and int(step) >= 1):
@@ -408,22 +397,22 @@ def _model_dir(text: str) -> Path:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m cwgrpo_verl.smoke",
+        prog="python -m tools.smoke",
         description="Run the paper's training script for a few steps of verl's real trainer on this CPU, "
         "and check the run.",
         epilog="Anything after the options is passed to the script as Hydra overrides, e.g. trainer.test_freq=1.",
     )
-    parser.add_argument("--method", type=_methods, default=["cwgrpo"],
+    parser.add_argument("--method", type=argtypes.names(METHODS), default=["cwgrpo"],
                         help=f"one or more of {', '.join(METHODS)}, comma-separated (default: cwgrpo)")
     parser.add_argument("--preset", choices=PRESETS, default="r1_distill_1.5b", help="the paper run to take the settings of")
     parser.add_argument("--scope", choices=SCOPES, default="group", help="cw_scope for cwgrpo (default: group)")
-    parser.add_argument("--steps", type=_positive_int, default=2, help="training steps (default: 2)")
+    parser.add_argument("--steps", type=argtypes.integer(), default=2, help="training steps (default: 2)")
     parser.add_argument("--model", type=_model_dir, default=None,
                         help="a small Hugging Face model of the Qwen2 family instead of the built-in tiny one")
-    parser.add_argument("--ranks", type=_positive_int, default=1, choices=[1, 2], metavar="{1,2}",
+    parser.add_argument("--ranks", type=argtypes.integer(), default=1, choices=[1, 2], metavar="{1,2}",
                         help="data-parallel training processes (FSDP2 over gloo), each with a rollout server; 2 "
                         "checks the whole-group balancing across ranks (default: 1)")
-    parser.add_argument("--prompts", type=_positive_int, default=PROMPTS,
+    parser.add_argument("--prompts", type=argtypes.integer(), default=PROMPTS,
                         help=f"prompt groups per step (default: {PROMPTS}); an odd number over 2 ranks needs padding")
     parser.add_argument("--fail-session", type=_step_and_request, default=None, metavar="STEP:K",
                         help="make the K-th (from 0) rollout request of STEP fail, as a crashed session: its group "

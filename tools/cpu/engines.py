@@ -9,7 +9,7 @@ _ENGINES = {"language_model": "FSDPEngineWithLMHead", "value_model": "FSDPEngine
 
 
 def register() -> None:
-    """Once per process (``cwgrpo_verl.cpu.backend`` calls it on import)."""
+    """Once per process (``tools.cpu.backend`` calls it on import)."""
     for model_type, class_name in _ENGINES.items():
         engine_cls = getattr(transformer_impl, class_name)
         EngineRegistry.register(model_type=model_type, backend=["fsdp", "fsdp2"], device="cpu")(engine_cls)

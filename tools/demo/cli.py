@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import sys
@@ -19,65 +18,23 @@ from pathlib import Path
 
 import torch
 
-import cwgrpo_verl
-from cwgrpo_verl.demo.report import (
-    BLOCK_END, BLOCK_START, SMOKE, readme_block, update_readme, write_docs, write_report,
+from cwgrpo_verl import argtypes
+from cwgrpo_verl.plugin import check_registered
+from tools.demo.report import (
+    BLOCK_END,
+    BLOCK_START,
+    SMOKE,
+    readme_block,
+    update_readme,
+    write_docs,
+    write_report,
 )
-from cwgrpo_verl.demo.run import DemoConfig, run_experiment
-from cwgrpo_verl.demo.train import METHODS, RLSettings
+from tools.demo.run import DemoConfig, run_experiment
+from tools.demo.train import METHODS, RLSettings
 
 # flags that change the experiment; --docs publishes the default experiment only
 EXPERIMENT_FLAGS = ("quick", "steps", "group_size", "prompts_per_step", "methods", "seed", "seeds", "lr",
                     "format_weight")
-
-
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    return parse
-
-
-def _finite_float(positive: bool):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise argparse.ArgumentTypeError(f"must be a finite number {'> 0' if positive else '>= 0'}, got {text}")
-        return value
-
-    return parse
-
-
-def _names(choices: tuple[str, ...]):
-    def parse(text: str) -> list[str]:
-        names = [n.strip() for n in text.split(",") if n.strip()]
-        unknown = [n for n in names if n not in choices]
-        if unknown or not names:
-            raise argparse.ArgumentTypeError(f"unknown {unknown or text!r}; choose from {','.join(choices)}")
-        if len(set(names)) < len(names):
-            raise argparse.ArgumentTypeError(f"repeated name in {text!r}")
-        return names
-
-    return parse
-
-
-def _seeds(text: str) -> list[int]:
-    parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() for p in parts):
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, e.g. 0,1,2; got {text!r}")
-    seeds = [int(p) for p in parts]
-    if len(set(seeds)) < len(seeds):
-        raise argparse.ArgumentTypeError(f"repeated seed in {text!r}")
-    return seeds
 
 
 def _folder(text: str) -> Path:
@@ -112,30 +69,30 @@ def _readme(text: str) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     d, r = DemoConfig(), RLSettings()
     ap = argparse.ArgumentParser(
-        prog="python -m cwgrpo_verl.demo",
+        prog="python -m tools.demo",
         description="A miniature GRPO vs Clip-Cov vs CW-GRPO experiment on CPU: a tiny Qwen2 learns two-digit "
         "addition with the product's reward, advantage estimator and verl policy losses (about 2 minutes).",
-        epilog="Publish the default run: python -m cwgrpo_verl.demo --docs docs --readme README.md",
+        epilog="Publish the default run: python -m tools.demo --docs docs --readme docs/results.md",
     )
-    ap.add_argument("--steps", type=_int_at_least(1), help=f"RL steps per run (default {r.steps}; --quick: 4)")
-    ap.add_argument("--group-size", type=_int_at_least(2), help=f"responses per prompt, G (default {r.group_size})")
-    ap.add_argument("--prompts-per-step", type=_int_at_least(1),
+    ap.add_argument("--steps", type=argtypes.integer(1), help=f"RL steps per run (default {r.steps}; --quick: 4)")
+    ap.add_argument("--group-size", type=argtypes.integer(2), help=f"responses per prompt, G (default {r.group_size})")
+    ap.add_argument("--prompts-per-step", type=argtypes.integer(1),
                     help=f"prompts per RL step (default {r.prompts_per_step})")
-    ap.add_argument("--methods", type=_names(METHODS), help=f"comma list of {','.join(METHODS)} (default: all)")
+    ap.add_argument("--methods", type=argtypes.names(METHODS), help=f"comma list of {','.join(METHODS)} (default: all)")
     which = ap.add_mutually_exclusive_group()
-    which.add_argument("--seed", type=_int_at_least(0), help="run this one seed")
-    which.add_argument("--seeds", type=_seeds, help="comma list of seeds (default %s); median and [min, max] "
+    which.add_argument("--seed", type=argtypes.integer(0), help="run this one seed")
+    which.add_argument("--seeds", type=argtypes.integers(), help="comma list of seeds (default %s); median and [min, max] "
                        "over them are reported" % ",".join(map(str, d.seeds)))
-    ap.add_argument("--lr", type=_finite_float(positive=True), help=f"RL learning rate (default {r.lr:g})")
-    ap.add_argument("--format-weight", type=_finite_float(positive=False),
+    ap.add_argument("--lr", type=argtypes.real(), help=f"RL learning rate (default {r.lr:g})")
+    ap.add_argument("--format-weight", type=argtypes.real(low_open=False),
                     help="weight of the format reward (default 0: accuracy only)")
     ap.add_argument("--out", type=_folder, default=Path("reports/demo"), help="report folder (default reports/demo)")
     ap.add_argument("--docs", type=_folder, metavar="DIR", help="also write the published results (DIR/demo.md, "
                     "DIR/demo_curves.png, DIR/demo.json); default settings only, e.g. --docs docs")
     ap.add_argument("--readme", type=_readme, metavar="FILE", help="with --docs: also replace the results block "
-                    "between the demo markers in FILE, e.g. --readme README.md")
-    ap.add_argument("--workers", type=_int_at_least(1), help=f"processes (default {d.workers}: one per core, up to 2)")
-    ap.add_argument("--threads", type=_int_at_least(1), default=d.threads,
+                    "between the demo markers in FILE, e.g. --readme docs/results.md")
+    ap.add_argument("--workers", type=argtypes.integer(1), help=f"processes (default {d.workers}: one per core, up to 2)")
+    ap.add_argument("--threads", type=argtypes.integer(1), default=d.threads,
                     help="torch threads per process (default 1; 1 and 2 gave identical results)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: one seed, 4 steps, < 1 minute; its numbers mean nothing")
@@ -147,7 +104,7 @@ def parse_args(argv: list[str] | None) -> tuple[DemoConfig, argparse.Namespace]:
     ap = build_parser()
     a = ap.parse_args(argv)
     if a.readme is not None and a.docs is None:
-        ap.error("--readme needs --docs (the README quotes the published run)")
+        ap.error("--readme needs --docs (the page quotes the published run)")
     if a.docs is not None:
         changed = [f"--{n.replace('_', '-')}" for n in EXPERIMENT_FLAGS if getattr(a, n) not in (None, False)]
         if changed:
@@ -175,14 +132,14 @@ def parse_args(argv: list[str] | None) -> tuple[DemoConfig, argparse.Namespace]:
 def main(argv: list[str] | None = None) -> int:
     cfg, args = parse_args(argv)
     torch.set_num_threads(cfg.threads)
-    cwgrpo_verl.check_registered()
+    check_registered()
     if cfg.quick:
         print(SMOKE, flush=True)
     argv_text = shlex.join(argv) if argv is not None else shlex.join(sys.argv[1:])
     start = time.monotonic()
     result = run_experiment(cfg, show_progress=not args.no_progress)
     elapsed = time.monotonic() - start
-    metrics = {"command": f"python -m cwgrpo_verl.demo {argv_text}".strip(), **result, "elapsed_s": elapsed}
+    metrics = {"command": f"python -m tools.demo {argv_text}".strip(), **result, "elapsed_s": elapsed}
     write_report(metrics, args.out)
     print((args.out / "summary.md").read_text())
     files = "summary.md, curves.png, metrics.json, steps.csv, evals.csv"

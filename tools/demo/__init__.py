@@ -1,4 +1,4 @@
-"""``python -m cwgrpo_verl.demo``: a miniature GRPO vs Clip-Cov vs CW-GRPO experiment that runs on a CPU.
+"""``python -m tools.demo``: a miniature GRPO vs Clip-Cov vs CW-GRPO experiment that runs on a CPU.
 
 No GPU, no network: a tiny random-init Qwen2, an in-memory tokenizer and a synthetic addition task stand in
 for the paper's model and data, while the RL update uses the product's real parts (our reward function, the
@@ -9,11 +9,17 @@ Modules: ``task`` (problems, tokenizer), ``model`` (policy, sampling, log-probs)
 evaluation, RL step), ``run`` (seeds x methods, processes, environment), ``report`` (files, the docs page),
 ``plot`` (figure), ``cli`` (command line).
 
-The published results (docs/demo.md, docs/demo_curves.png, docs/demo.json, and the README's demo block) are
-written by ``python -m cwgrpo_verl.demo --docs docs`` from a real default run; tests/test_demo.py re-runs seed 0
+The published results (docs/demo.md, docs/demo_curves.png, docs/demo.json, and the demo block of docs/results.md) are
+written by ``python -m tools.demo --docs docs --readme docs/results.md`` from a real default run; `make docs-check` re-runs seed 0
 and fails when they differ from what this machine produces.
 """
 
-from cwgrpo_verl.demo.cli import main
+import os
+
+# One kernel family on every x86 CPU, set before torch computes its first kernel: AVX-512 and AVX2 round
+# differently and the sampled trajectories part (tools.demo.run.environment records the family used).
+os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+
+from tools.demo.cli import main  # noqa: E402
 
 __all__ = ["main"]

@@ -1,4 +1,4 @@
-"""Turn a run's metrics into files: the report folder, and the published docs page the README quotes.
+"""Turn a run's metrics into files: the report folder, and the published docs page docs/results.md quotes.
 
 Every sentence with a number in it is computed here from the metrics, never written by hand, so the docs
 cannot claim what the run did not show. A run is reduced per (seed, method) by ``run_summary``; across seeds
@@ -11,15 +11,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
-from cwgrpo_verl.demo.plot import label, plot
 from cwgrpo_verl.metrics import TAIL_FRACTIONS
+from tools.demo.plot import label, plot
 
 TAIL = list(TAIL_FRACTIONS)
 PCT_DIGITS = 2  # at the defaults accuracies are multiples of 0.25%: two decimals make every difference add up
+ALPHA = 0.05  # the sign test's level for "beyond the seed noise"
 LAST = 10  # steps whose mean gives the final entropy and training accuracy
 WEIGHT_COLS = ["weight_min", "weight_frac_lt_0.5", "weight_max", "weight_ess_frac"]
 BLOCK_START, BLOCK_END = "<!-- demo-results:start -->", "<!-- demo-results:end -->"
@@ -99,15 +101,35 @@ def _diff(metrics: dict, a: str, b: str, key: str) -> list[float]:
     return [x - y for x, y in zip(per_seed(metrics, a, key), per_seed(metrics, b, key))]
 
 
-def _count(diffs: list[float], pct: bool) -> str:
-    """'higher in 2 of 3 seeds' (equal at the printed precision counts as equal)."""
-    r = [round(100 * d, PCT_DIGITS) if pct else round(d, 3) for d in diffs]
-    up, same = sum(v > 0 for v in r), sum(v == 0 for v in r)
-    return f"higher in {up} of {_n(len(r), 'seed')}" + (f", equal in {same}" if same else "")
+def _rounded(diffs: list[float], pct: bool) -> list[float]:
+    """Differences at the printed precision: what reads as equal counts as equal."""
+    return [round(100 * d, PCT_DIGITS) if pct else round(d, 3) for d in diffs]
+
+
+def sign_test(diffs: list[float]) -> float:
+    """Exact two-sided sign test of paired differences (zeros dropped): the chance, if neither method were better,
+    of a split at least this uneven."""
+    up, down = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    n = up + down
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(up, down) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def _paired(diffs: list[float], pct: bool) -> str:
+    """'higher in 9 of 10 seeds, lower in 1; sign test p = 0.021: beyond the seed noise'."""
+    r = _rounded(diffs, pct)
+    up, down, same = sum(v > 0 for v in r), sum(v < 0 for v in r), sum(v == 0 for v in r)
+    p = sign_test(r)
+    verdict = f"beyond the seed noise (p < {ALPHA})" if p < ALPHA else "within the seed noise"
+    return (f"higher in {up} of {_n(len(r), 'seed')}, lower in {down}" + (f", equal in {same}" if same else "")
+            + f" (median {_fmt([float(np.median(diffs))], pct=pct, sign=True)}{' points' if pct else ' nats'}); "
+            f"sign test p = {p:.2g}: {verdict}")
 
 
 def results_block(metrics: dict) -> str:
-    """The results table, the per-seed table and the reading: the part of the docs page the README includes."""
+    """The results table, the per-seed table and the reading: the part of the docs page docs/results.md includes."""
     cfg, methods, seeds = metrics["config"], metrics["config"]["methods"], metrics["config"]["seeds"]
     lines = [f"> **{SMOKE}**", ""] if cfg.get("quick") else []
     over = f"Median over seeds {', '.join(map(str, seeds))} with [min, max]" if len(seeds) > 1 else f"Seed {seeds[0]}"
@@ -135,35 +157,31 @@ def results_block(metrics: dict) -> str:
         ends = [_fmt([per_seed(metrics, m, "sample_acc_end")[i]], pct=True) for m in methods]
         diffs = [_fmt([_diff(metrics, m, "vanilla", "sample_acc_end")[i]], pct=True, sign=True) for m in others]
         lines.append(_row([str(s), _fmt([start[i]], pct=True), *ends, *diffs]))
-    lines += ["", "Reading (computed from the numbers above):", "", *_reading(metrics, others)]
+    lines += ["", "Reading (computed from the numbers above):", "", *_reading(metrics)]
     return "\n".join(lines)
 
 
-def _reading(metrics: dict, others: list[str]) -> list[str]:
+def _pairs(methods: list[str]) -> list[tuple[str, str]]:
+    """Every pair of methods, each against GRPO first: (method, baseline)."""
+    ordered = (["vanilla"] if "vanilla" in methods else []) + [m for m in methods if m != "vanilla"]
+    return [(b, a) for i, a in enumerate(ordered) for b in ordered[i + 1:]]
+
+
+def _reading(metrics: dict) -> list[str]:
     methods, n = metrics["config"]["methods"], len(metrics["config"]["seeds"])
     out = []
     for m in methods:
         change = _change(metrics, m)
-        rose = sum(round(100 * c, PCT_DIGITS) > 0 for c in change)
+        rose = sum(v > 0 for v in _rounded(change, pct=True))
         out.append(f"- {label(m)}: sampled accuracy rose in {rose} of {_n(n, 'seed')} "
                    f"(change {_fmt(change, pct=True, sign=True)} points).")
-    for m in others:
-        acc = _diff(metrics, m, "vanilla", "sample_acc_end")
-        ent = _diff(metrics, m, "vanilla", "entropy_last")
-        spread = max(np.ptp(per_seed(metrics, x, "sample_acc_end")) for x in (m, "vanilla"))
-        med = float(np.median(acc))
-        relation = "smaller than" if abs(med) < spread else "at least"
-        out.append(
-            f"- {label(m)} vs GRPO, final sampled accuracy: {_count(acc, pct=True)} "
-            f"({', '.join(_fmt([d], pct=True, sign=True) for d in acc)} points; "
-            f"median {_fmt([med], pct=True, sign=True)}); "
-            f"final entropy: {_count(ent, pct=False)} ({', '.join(_fmt([d], sign=True) for d in ent)} nats)."
-        )
-        if n > 1:
-            out.append(f"  The median accuracy difference is {relation} the spread over seeds "
-                       f"(largest max − min of the two methods: {_fmt([spread], pct=True)} points).")
-    out.append(f"- {_n(n, 'seed')} of a toy model: this shows the mechanism running, not evidence for or against "
-               "the paper's effect size.")
+    for m, base in _pairs(methods):
+        out.append(f"- {label(m)} vs {label(base)}, paired by seed: final sampled accuracy "
+                   f"{_paired(_diff(metrics, m, base, 'sample_acc_end'), pct=True)}; final entropy "
+                   f"{_paired(_diff(metrics, m, base, 'entropy_last'), pct=False)}.")
+    out.append(f"- A difference holds beyond the seed noise when the exact two-sided sign test over the {n} paired "
+               f"seeds gives p < {ALPHA} (with 10 seeds: 9 or more the same way). A toy model: this shows the "
+               "mechanism running, not evidence for or against the paper's effect size.")
     return out
 
 
@@ -187,7 +205,7 @@ def render_markdown(metrics: dict, figure: str = "curves.png") -> str:
         "losses: verl registry `vanilla`, `clip_cov`, `cw_grpo`. Every method starts from the same warm-start "
         "checkpoint of its seed and sees the same prompts and sampling seeds.",
         "",
-        f"Command: `{metrics.get('command', 'python -m cwgrpo_verl.demo')}`; wall time "
+        f"Command: `{metrics.get('command', 'python -m tools.demo')}`; wall time "
         + (f"{metrics['elapsed_s']:.0f} s" if metrics.get("elapsed_s") is not None else "not recorded")
         + f" ({_n(cfg['workers'], 'process', 'processes')} x {_n(cfg['threads'], 'thread')}). Warm start: "
         + ", ".join(f"seed {s}: {warm[str(s)]['warm_start_steps']} steps" for s in seeds) + ".",
@@ -252,7 +270,7 @@ def write_docs(metrics: dict, docs: Path) -> None:
 
 
 def readme_block(readme_text: str) -> str | None:
-    """The text between the README's demo markers (None without markers)."""
+    """The text between a page's demo markers (None without markers)."""
     if BLOCK_START not in readme_text or BLOCK_END not in readme_text:
         return None
     return readme_text.split(BLOCK_START, 1)[1].split(BLOCK_END, 1)[0].strip("\n")

@@ -1,11 +1,11 @@
-"""``python -m cwgrpo_verl.check``: does ``import verl`` register cw_grpo in the driver and on every alive Ray node?
+"""``python -m tools.check``: does ``import verl`` register cw_grpo in the driver and on every alive Ray node?
 
 verl swallows plugin import errors, so a node without the package only fails at the first update of a long run.
 This asks every alive node, with one task pinned to each (``NodeAffinitySchedulingStrategy``, ``soft=False``),
 in a fresh Ray worker that imports nothing but ``verl`` first, exactly as verl's own workers start.
 
-    python -m cwgrpo_verl.check --address HEAD:6379           # Ray's GCS address, or `auto`, or RAY_ADDRESS
-    python -m cwgrpo_verl.check --address http://HEAD:8265    # the dashboard/job address: runs itself as a Ray job
+    python -m tools.check --address HEAD:6379           # Ray's GCS address, or `auto`, or RAY_ADDRESS
+    python -m tools.check --address http://HEAD:8265    # the dashboard/job address: runs itself as a Ray job
 
 An ``http(s)://`` address is the job server (what ``ray job submit`` and ``examples/submit_ray_job.sh`` use): the
 check submits itself as a Ray job with the same working_dir and runtime_env as ``submit_ray_job.sh`` (this checkout
@@ -14,10 +14,10 @@ A driver outside the cluster cannot join it with ``ray.init`` (Ray supports that
 which is why the dashboard address is not mapped to the GCS one. Inside the job Ray sets ``RAY_ADDRESS`` to the
 GCS address, so the job's copy checks the nodes directly.
 
-``--timeout`` bounds the whole run: as a command it counts from the start of the process, so the several seconds
-of ``import verl`` (the package's ``__init__`` imports it before this module runs) are part of it; calls that take a
-deadline get what is left minus a small reserve, and a call that hangs is cut at the limit. If the imports alone
-took longer, the check stops as soon as it starts, saying so.
+``--timeout`` bounds the whole run: as a command it counts from the start of the process, so the imports before
+the check starts and the several seconds of ``import verl`` inside it are part of it; calls that take a deadline get
+what is left minus a small reserve, and a call that hangs is cut at the limit. If the imports alone took longer, the
+check stops as soon as it starts, saying so.
 
 Exit status: 0 registered everywhere, 1 missing in some process or a node did not answer, 2 the check could not
 run (bad arguments, unreachable address, nothing within ``--timeout``).
@@ -37,9 +37,11 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cwgrpo_verl import argtypes
+
 CHECKOUT = Path(__file__).resolve().parents[1]
 CHECKOUT_RUNTIME_ENV = CHECKOUT / "examples" / "runtime_env.yaml"
-FIX = ("pip install -e . on every node, or ship the repo as working_dir with VERL_USE_EXTERNAL_MODULES=cwgrpo_verl "
+FIX = ("pip install -e . on every node, or ship the repo as working_dir with VERL_USE_EXTERNAL_MODULES=cwgrpo_verl.plugin "
        "(examples/submit_ray_job.sh does both)")
 
 
@@ -66,10 +68,10 @@ def probe() -> dict:
         out["reason"] = f"cannot import verl: {type(error).__name__}: {error}"
         return out
     out["verl"] = getattr(verl, "__version__", "?")
-    plugin = sys.modules.get("cwgrpo_verl")
+    plugin = sys.modules.get("cwgrpo_verl.plugin")
     if plugin is None:  # find out why (importing it now cannot change the verdict: verl did not load it)
         try:
-            importlib.import_module("cwgrpo_verl")
+            importlib.import_module("cwgrpo_verl.plugin")
         except Exception as error:  # noqa: BLE001
             out["reason"] = f"cannot import cwgrpo_verl: {type(error).__name__}: {error}"
         else:
@@ -82,7 +84,8 @@ def probe() -> dict:
     except RuntimeError as error:
         out["reason"] = str(error)
         return out
-    out.update(ok=True, plugin=getattr(plugin, "__version__", "?"), path=str(Path(plugin.__file__).parent))
+    package = sys.modules["cwgrpo_verl"]
+    out.update(ok=True, plugin=getattr(package, "__version__", "?"), path=str(Path(package.__file__).parent))
     return out
 
 
@@ -190,7 +193,7 @@ class Watchdog:
 
     def _expire(self):
         if self.spent >= self.seconds:
-            what = f"starting the check (import verl and the package) took {self.spent:.1f} s"
+            what = f"starting the check (Python and its imports) took {self.spent:.1f} s"
             print(f"error: {what}: more than --timeout {self.seconds:g} s", file=sys.stderr, flush=True)
         else:
             what = f"{self.stage} did not finish"
@@ -291,13 +294,13 @@ def load_runtime_env(path: Path) -> dict:
 
 
 def check_as_job(url: str, runtime_env: dict, dog: Watchdog) -> int:
-    """Submit ``python -m cwgrpo_verl.check`` as a Ray job, print its output, return its exit status."""
+    """Submit ``python -m tools.check`` as a Ray job, print its output, return its exit status."""
     dog.stage = f"contacting the Ray job server at {url}"
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(url)
     inner = max(1, int(0.8 * dog.left()))  # the job reports its nodes before our own limit
-    entrypoint = f"python -m cwgrpo_verl.check --address auto --timeout {inner}"
+    entrypoint = f"python -m tools.check --address auto --timeout {inner}"
     dog.stage = f"submitting the check as a Ray job to {url}"
     job = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env or None)
     print(f"submitted `{entrypoint}` as Ray job {job} to {url}", flush=True)
@@ -319,14 +322,14 @@ def check_as_job(url: str, runtime_env: dict, dog: Watchdog) -> int:
 # --- command line -------------------------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cwgrpo_verl.check", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m tools.check", description=__doc__.split("\n\n")[0],
                                 epilog="Exit status: 0 registered everywhere, 1 missing somewhere or a node did not "
                                        "answer, 2 the check could not run.")
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS") or None,
                    help="HOST:PORT (GCS), auto, ray://HOST:PORT, or http(s)://HOST:8265 (dashboard: runs as a Ray "
                         "job); default $RAY_ADDRESS, else what ray.init() picks (a cluster on this machine or a new "
                         "local one)")
-    p.add_argument("--timeout", type=_positive, default=120.0,
+    p.add_argument("--timeout", type=argtypes.real(), default=120.0,
                    help="give up after this many seconds in all, with a message (default 120); counted from the start "
                         "of the process, so it includes the few seconds of `import verl`")
     p.add_argument("--runtime-env", type=Path, metavar="YAML",
@@ -335,16 +338,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--working-dir", type=Path, metavar="DIR",
                    help="http address only: the job's working_dir; default this checkout, as submit_ray_job.sh")
     return p
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
 
 
 def main(argv=None, spent: float = 0.0) -> int:

@@ -11,8 +11,14 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-SMOKE_SOURCE = "cwgrpo/smoke"  # training rows: cwgrpo_verl.cpu.smoke_reward adds a reward with spread
-EVAL_FILES = ("aime24", "math500", "amc23", "minerva", "olympiadbench")  # what examples/train.sh reads
+# imported here, not in build_model: the tests build models from several threads, and transformers' lazy
+# import is not thread-safe ("cannot import name 'AutoTokenizer'")
+import torch
+from tokenizers import pre_tokenizers
+from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
+
+SMOKE_SOURCE = "cwgrpo/smoke"  # training rows: tools.cpu.smoke_reward adds a reward with spread
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -21,11 +27,6 @@ CHATML = (
 
 def build_model(path: Path, seed: int = 0) -> Path:
     """Write a 2-layer, width-64 Qwen2 (about 0.1M parameters) and its tokenizer to ``path``."""
-    import torch
-    from tokenizers import pre_tokenizers
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
-
     path = Path(path)
     vocab = {symbol: i for i, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
     for special in ("<|endoftext|>", "<|im_start|>", "<|im_end|>"):
@@ -66,7 +67,7 @@ def write_data(directory: Path, train_rows: int = 32, eval_rows: int = 1, seed: 
     ``examples/train.sh`` expects, with their real data sources, so validation scores with the project's reward."""
     import pandas as pd
 
-    from cwgrpo_verl.reward import DATA_SOURCES
+    from cwgrpo_verl import data_sets
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -78,7 +79,7 @@ def write_data(directory: Path, train_rows: int = 32, eval_rows: int = 1, seed: 
 
     train = [_row(SMOKE_SOURCE, q, a, "train", i) for i, (q, a) in enumerate(addition(train_rows))]
     pd.DataFrame(train).to_parquet(directory / "open_rs.parquet")
-    for name in EVAL_FILES:
-        rows = [_row(DATA_SOURCES[name], q, a, "test", i) for i, (q, a) in enumerate(addition(eval_rows))]
-        pd.DataFrame(rows).to_parquet(directory / f"{name}.parquet")
+    for dataset in data_sets.EVALUATION:  # what examples/train.sh reads
+        rows = [_row(dataset.data_source, q, a, "test", i) for i, (q, a) in enumerate(addition(eval_rows))]
+        pd.DataFrame(rows).to_parquet(directory / f"{dataset.key}.parquet")
     return directory

@@ -1,0 +1,55 @@
+"""``cwgrpo.*``: the options of the recipe's trainer, as one typed dataclass; their values and descriptions are in
+``config/cwgrpo_trainer.yaml``. Built and checked in the driver before Ray starts (``recipe/cwgrpo/checks.py``),
+and read again by the trainer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from omegaconf import DictConfig
+
+SCOPES = ("group", "micro_batch", "batch")
+
+
+class ConfigError(ValueError):
+    """A recipe option that cannot work, found before any GPU work."""
+
+
+@dataclass(frozen=True)
+class RecipeOptions:
+    """Args:
+        scope: which responses each CW statistic covers: ``group`` (each prompt group, exactly, with the gradient
+            through the weights unless detached: the authors'), ``micro_batch`` (the loss's micro-batch), ``batch``
+            (the whole step's batch, the paper text's "all N tokens": computed before the update from the old
+            log-probs, so detached).
+        logprob_temperature: the temperature of the old, reference and update log-probs; None: the sampling
+            temperature (verl's convention), 1.0: the raw logits (the authors').
+        stop_at_step: end the run after this step; the learning-rate schedule still spans
+            ``trainer.total_training_steps``.
+    """
+
+    scope: str
+    logprob_temperature: float | None
+    stop_at_step: int | None
+
+    def __post_init__(self):
+        if self.scope not in SCOPES:
+            raise ConfigError(f"cwgrpo.scope must be one of {list(SCOPES)}, got {self.scope!r}")
+        t = self.logprob_temperature
+        if t is not None and not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < math.inf):
+            raise ConfigError(f"cwgrpo.logprob_temperature must be null or a finite number > 0, got {t!r}")
+        stop = self.stop_at_step
+        if stop is not None and not (isinstance(stop, int) and not isinstance(stop, bool) and stop >= 1):
+            raise ConfigError(f"cwgrpo.stop_at_step must be null or a whole number >= 1, got {stop!r}")
+
+    @classmethod
+    def from_config(cls, config: DictConfig) -> "RecipeOptions":
+        options = dict(config.get("cwgrpo") or {})
+        known = [f.name for f in fields(cls)]
+        unknown, missing = sorted(set(options) - set(known)), [k for k in known if k not in options]
+        if unknown:
+            raise ConfigError(f"unknown key(s) cwgrpo.{', cwgrpo.'.join(unknown)}; known: {', '.join(known)}")
+        if missing:
+            raise ConfigError(f"cwgrpo.{missing[0]} is missing: run the recipe's config (config/cwgrpo_trainer.yaml)")
+        return cls(**options)
