@@ -1,16 +1,10 @@
 """Throughput of ``cwgrpo_verl.reward.compute_score`` beside verl's built-in math-verify scorer, in one run.
 
-The same responses (MATH-500 golds, half right and half wrong, a few hundred words of reasoning each) go to:
-
-* verl's ``verl.utils.reward_score.math_verify.compute_score``, called one at a time;
-* ours with one worker, called one at a time;
-* ours with two workers, called from two threads (verl's reward manager calls it from an executor).
-
-Rounds of each interleave, in rotating order, so that load drifting on a shared machine hits all three alike. Then the two-worker
-run is repeated with adversarial inputs (exponent towers computed in C, huge factorials, deep braces, megabyte
-strings) fed beside it by a third thread on a third worker: the normal samples' latency must stay far below
-the limit (nothing waits for a stuck sample). Targets on 2 cores: ours/verl >= 1.0 with one worker and >= 1.6
-with two, with the same verdicts.
+The same responses (MATH-500 golds, half right) go to verl's ``math_verify.compute_score`` one at a time, to ours
+with one worker one at a time, and to ours with two workers from two threads (as verl's reward manager calls it), in
+rounds whose order rotates so that load drifting on a shared machine hits all three alike. Then the two-worker run is
+repeated beside a thread feeding adversarial inputs on a third worker: no normal sample may wait for a stuck one.
+Targets on 2 cores: ours/verl >= 1.0 with one worker and >= 1.6 with two, with the same verdicts.
 
     python benchmarks/bench_reward.py [--quick] [-n 300] [--data ../shared/data/math500.jsonl] [--timeout 2]
     python benchmarks/bench_reward.py --pool-libraries   # the pebble / loky measurements of docs/reward.md
@@ -26,13 +20,14 @@ import statistics
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cwgrpo_verl import data_sets  # noqa: E402
+from cwgrpo_verl import argtypes, data_sets  # noqa: E402
 from cwgrpo_verl import reward as R  # noqa: E402
 from cwgrpo_verl.reward.pool import Pool  # noqa: E402
 from data_prep.common import ground_truth_for  # noqa: E402
@@ -53,7 +48,7 @@ ADVERSARIAL = {
     "1 MB of $...$": "$1+1$ " * 170_000,
     "unclosed boxes in one \\[": "\\[\n\\boxed{x\n" * 10_000 + "\\]",
 }
-FALLBACK_ROWS = [
+FALLBACK_ROWS = [  # without the data file
     {"solution": "So $x = \\boxed{12}$.", "answer": "12"},
     {"solution": "Hence $\\boxed{\\frac{3}{4}}$.", "answer": "\\frac{3}{4}"},
     {"solution": "We get $\\boxed{(1,2)}$.", "answer": "(1,2)"},
@@ -62,12 +57,11 @@ FALLBACK_ROWS = [
 
 
 def make_mix(rows: list[dict], n: int, seed: int = 0) -> list[tuple[str, str, str, bool]]:
-    """(response, our ground truth, verl's ground truth, right?) for ``n`` responses."""
+    """(response, our ground truth, verl's ground truth, right?) for ``n`` responses of 200-400 words."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        row = rows[i % len(rows)]
-        right = i % 2 == 0
+        row, right = rows[i % len(rows)], i % 2 == 0
         answer = row["answer"] if right else rows[(i * 7 + 3) % len(rows)]["answer"]
         if not right and answer == row["answer"]:
             answer += "+1"
@@ -83,39 +77,35 @@ def make_mix(rows: list[dict], n: int, seed: int = 0) -> list[tuple[str, str, st
 _POOLS: dict[int, Pool] = {}
 
 
-def use_pool(workers: int) -> None:
-    """Each configuration scores on processes of its own: worker caches (parsed golds) are not shared."""
-    R._POOL = _POOLS.setdefault(workers, Pool(workers))
-
-
-def run_ours(chunk, workers: int, timeout_s: float, pool: ThreadPoolExecutor | None) -> list[dict]:
-    use_pool(workers)
-    call = lambda item: R.compute_score(MATH, item[0], item[1], timeout_s=timeout_s, workers=workers)  # noqa: E731
-    return list(pool.map(call, chunk)) if pool is not None else [call(item) for item in chunk]
+def score(resp: str, gold: str, workers: int, **options) -> dict:
+    """Ours on a pool of ``workers`` processes of its own: worker caches (parsed golds) are not shared."""
+    if workers not in _POOLS:
+        _POOLS[workers] = Pool(workers)
+    R._POOL = _POOLS[workers]
+    return R.compute_score(MATH, resp, gold, workers=workers, **options)
 
 
 def throughput(mix, verl_fn, timeout_s: float, rounds: int = 10) -> dict:
-    """Rounds of verl (sequential), ours x1 (sequential) and ours x2 (two threads) on the same chunk, the order
-    rotating from round to round (a worker's parse caches then favour no one in particular)."""
+    """Rounds of verl (sequential), ours x1 (sequential) and ours x2 (two threads) on the same chunk, in an order
+    that rotates (a worker's parse caches then favour no one)."""
     secs = {"verl": 0.0, "ours1": 0.0, "ours2": 0.0}
-    acc: dict[str, list] = {"verl": [], "ours1": [], "ours2": []}
+    acc: dict[str, list] = {name: [] for name in secs}
     step = max(1, len(mix) // rounds)
     with ThreadPoolExecutor(max_workers=2) as two:
+        ours = lambda workers: lambda item: score(item[0], item[1], workers, timeout_s=timeout_s)["acc"]  # noqa: E731
         scorers = {
             "verl": lambda chunk: [verl_fn(resp, gold) for resp, _, gold, _ in chunk],
-            "ours1": lambda chunk: [r["acc"] for r in run_ours(chunk, 1, timeout_s, None)],
-            "ours2": lambda chunk: [r["acc"] for r in run_ours(chunk, 2, timeout_s, two)],
+            "ours1": lambda chunk: list(map(ours(1), chunk)),
+            "ours2": lambda chunk: list(two.map(ours(2), chunk)),
         }
         names = list(scorers)
         for r, k in enumerate(range(0, len(mix), step)):
-            chunk = mix[k : k + step]
             for name in names[r % 3 :] + names[: r % 3]:
                 t0 = time.perf_counter()
-                acc[name] += scorers[name](chunk)
+                acc[name] += scorers[name](mix[k : k + step])
                 secs[name] += time.perf_counter() - t0
     expected = [right for *_, right in mix]
     return {
-        "n": len(mix),
         "rps": {k: len(mix) / v for k, v in secs.items()},
         "as_built": {k: sum((a == 1.0) == e for a, e in zip(v, expected)) for k, v in acc.items()},
         "agree": sum((a == 1.0) == (b == 1.0) == (c == 1.0) for a, b, c in zip(*acc.values())),
@@ -123,27 +113,25 @@ def throughput(mix, verl_fn, timeout_s: float, rounds: int = 10) -> dict:
 
 
 def mixed_with_adversarial(mix, timeout_s: float) -> dict:
-    """Two threads score the normal mix on 2 workers while a third feeds adversarial inputs (3 workers)."""
+    """Two threads score the normal mix on 3 workers while a third thread feeds adversarial inputs."""
     latencies: list[float] = []
     adversarial: list[tuple[str, float, str]] = []
     stop = threading.Event()
 
-    def feed():  # whole passes over ADVERSARIAL, until the normal mix is done: every input is scored at least once
+    def feed():  # whole passes until the normal mix is done: every input is scored at least once
         while True:
             for name, text in ADVERSARIAL.items():
                 t0 = time.perf_counter()
-                res = R.compute_score(MATH, text, "$3$", timeout_s=timeout_s, workers=3)
-                adversarial.append((name, time.perf_counter() - t0, res["reason"]))
+                reason = score(text, "$3$", 3, timeout_s=timeout_s)["reason"]
+                adversarial.append((name, time.perf_counter() - t0, reason))
             if stop.is_set():
                 return
 
-    use_pool(3)
-
     def one(item):
         t0 = time.perf_counter()
-        res = R.compute_score(MATH, item[0], item[1], timeout_s=timeout_s, workers=3)
+        acc = score(item[0], item[1], 3, timeout_s=timeout_s)["acc"]
         latencies.append(time.perf_counter() - t0)
-        return res["acc"]
+        return acc
 
     feeder = threading.Thread(target=feed)
     feeder.start()
@@ -166,33 +154,30 @@ def pool_libraries() -> int:
     """The measurements behind the choice of a hand-written pool (pebble and loky, if installed)."""
     import multiprocessing as mp
     import signal
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    def outcome(call):  # "ok", or the exception it raised
+        try:
+            call()
+            return "ok"
+        except Exception as exc:  # noqa: BLE001
+            return exc
 
     print("pool libraries: a task stuck in C (9**9**9), limit 1 s, 2 workers, 4 such tasks")
     try:
-        from concurrent.futures import TimeoutError as FutureTimeout
-
         import pebble
-        from pebble import ProcessPool
 
-        pool = ProcessPool(max_workers=2, context=mp.get_context("forkserver"))
+        pool = pebble.ProcessPool(max_workers=2, context=mp.get_context("forkserver"))
         pool.schedule(os.getpid).result()
         t0 = time.monotonic()
         futs = [pool.schedule(pow, (9, 9**9), timeout=1.0) for _ in range(4)]
-        done = []
-        for f in futs:
-            try:
-                f.result()
-            except FutureTimeout:
-                done.append(time.monotonic() - t0)
+        done = [time.monotonic() - t0 for f in futs if isinstance(outcome(f.result), FutureTimeout)]
         print(f"  pebble {pebble.__version__}: timed out after " + ", ".join(f"{d:.1f}" for d in done) + " s")
-        victim = pool.schedule(os.getpid).result()
-        os.kill(victim, signal.SIGKILL)
+        os.kill(pool.schedule(os.getpid).result(), signal.SIGKILL)
         time.sleep(0.5)
-        try:
-            pool.schedule(os.getpid).result(timeout=10)
-            print("  pebble: after an idle worker was killed, the pool still works")
-        except Exception as exc:  # noqa: BLE001
-            print(f"  pebble: after an idle worker was killed: {type(exc).__name__}: {exc}")
+        exc = outcome(lambda: pool.schedule(os.getpid).result(timeout=10))
+        print("  pebble: after an idle worker was killed" + (", the pool still works" if exc == "ok" else
+                                                              f": {type(exc).__name__}: {exc}"))
         pool.stop()
         pool.join(10)
     except ImportError:
@@ -205,13 +190,7 @@ def pool_libraries() -> int:
         futs = [ex.submit(time.sleep, 2), ex.submit(time.sleep, 0.5)]
         time.sleep(0.2)
         os.kill(next(iter(ex._processes)), signal.SIGKILL)  # what a per-task limit would have to do
-        errors = []
-        for f in futs:
-            try:
-                f.result()
-                errors.append("ok")
-            except Exception as exc:  # noqa: BLE001
-                errors.append(type(exc).__name__)
+        errors = [r if r == "ok" else type(r).__name__ for r in (outcome(f.result) for f in futs)]
         print(f"  loky {loky.__version__}: no per-task limit; killing one worker -> the 2 tasks in flight: {errors}")
     except ImportError:
         print("  loky: not installed (pip install loky)")
@@ -221,9 +200,9 @@ def pool_libraries() -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="60 responses, 1 s limit (smoke test)")
-    ap.add_argument("-n", type=int, default=None, help="responses (default 300; quick 60)")
+    ap.add_argument("-n", type=argtypes.integer(), help="responses (default 300; quick 60)")
     ap.add_argument("--data", default=os.environ.get("CWGRPO_SHARED_DATA", str(REPO.parent / "shared" / "data")))
-    ap.add_argument("--timeout", type=float, default=None, help="limit per sample (default 2 s; quick 1 s)")
+    ap.add_argument("--timeout", type=argtypes.real(), help="limit per sample (default 2 s; quick 1 s)")
     ap.add_argument("--pool-libraries", action="store_true", help="only measure pebble and loky (if installed)")
     args = ap.parse_args(argv)
     if args.pool_libraries:
@@ -233,9 +212,8 @@ def main(argv=None) -> int:
     data = Path(args.data)
     data = data / "math500.jsonl" if data.is_dir() else data
     rows = [json.loads(x) for x in data.read_text().splitlines() if x.strip()] if data.exists() else FALLBACK_ROWS
-    import verl.utils.reward_score.math_verify as verl_mv
+    from verl.utils.reward_score.math_verify import compute_score as verl_fn
 
-    verl_fn = lambda resp, gold: verl_mv.compute_score(resp, gold)  # noqa: E731
     half = len(rows) // 2 if len(rows) > 8 else 0
     warm, mix = make_mix(rows[half:] or rows, 30, seed=1), make_mix(rows[:half] or rows, n)
     print(f"== reward benchmark: {n} responses, limit {timeout_s} s, {os.cpu_count()} CPUs, load "
@@ -243,35 +221,33 @@ def main(argv=None) -> int:
     for resp, ours, verl_gold, _ in warm:  # all warm (processes started, imports done), on other problems
         verl_fn(resp, verl_gold)
         for workers in (1, 2, 3):
-            use_pool(workers)
-            R.compute_score(MATH, resp, ours, workers=workers)
+            score(resp, ours, workers)
     tp = throughput(mix, verl_fn, timeout_s)
-    rps = tp["rps"]
+    rps, built = tp["rps"], tp["as_built"]
     r1, r2 = rps["ours1"] / rps["verl"], rps["ours2"] / rps["verl"]
     print(f"  verl math_verify.compute_score (sequential) : {rps['verl']:7.1f} responses/s")
     print(f"  ours, 1 worker (sequential)                 : {rps['ours1']:7.1f} responses/s   {r1:5.2f}x verl")
     print(f"  ours, 2 workers (2 threads)                 : {rps['ours2']:7.1f} responses/s   {r2:5.2f}x verl")
-    print(f"  verdicts as built: verl {tp['as_built']['verl']}/{n}, ours x1 {tp['as_built']['ours1']}/{n}, "
-          f"ours x2 {tp['as_built']['ours2']}/{n}; all three agree on {tp['agree']}/{n}")
+    print(f"  verdicts as built: verl {built['verl']}/{n}, ours x1 {built['ours1']}/{n}, ours x2 {built['ours2']}/{n}; "
+          f"all three agree on {tp['agree']}/{n}")
     mixed = mixed_with_adversarial(mix, timeout_s)
     worst = max((d for _, d, _ in mixed["adversarial"]), default=0.0)
     print(f"  ours, 2 workers + adversarial feeder (3rd worker): {mixed['rps']:7.1f} responses/s; normal latency "
           f"median {mixed['p50'] * 1000:.0f} ms, max {mixed['max'] * 1000:.0f} ms; verdicts as built "
           f"{mixed['as_built']}/{n}")
-    reasons: dict[str, int] = {}
-    for _, _, reason in mixed["adversarial"]:
-        reasons[reason] = reasons.get(reason, 0) + 1
-    kinds = len({name for name, _, _ in mixed["adversarial"]})
+    reasons = dict(Counter(reason for *_, reason in mixed["adversarial"]))
+    kinds = len({name for name, *_ in mixed["adversarial"]})
     print(f"  adversarial inputs scored meanwhile: {len(mixed['adversarial'])}, all {kinds} kinds at least once "
           f"({reasons}), worst {worst:.2f} s for a {timeout_s} s limit")
     for pool in _POOLS.values():
         pool.close()
     R._POOL = None
-    ok = (r1 >= 1.0 and r2 >= 1.6 and tp["agree"] == n and mixed["max"] < timeout_s
-          and worst <= timeout_s + 1.0 and mixed["as_built"] == tp["as_built"]["ours1"])
+    stall = mixed["max"] >= timeout_s
+    ok = (r1 >= 1.0 and r2 >= 1.6 and tp["agree"] == n and not stall and worst <= timeout_s + 1.0
+          and mixed["as_built"] == built["ours1"])
     print(f"RATIOS: 1 worker {r1:.2f}x (target >= 1.0), 2 workers {r2:.2f}x (target >= 1.6); "
           f"same verdicts: {'yes' if tp['agree'] == n else 'NO'}; adversarial stall: "
-          f"{'none' if mixed['max'] < timeout_s else 'YES'} -> {'PASS' if ok else 'FAIL'}")
+          f"{'YES' if stall else 'none'} -> {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 
 

@@ -4,18 +4,14 @@
         --step 100 [--max-new-tokens 32768] [--temperature 0.6] [--top-p 0.95] [--samples 1] [--seed 2025]
 
 The paper's protocol (lighteval as Open-RS ran it): the chat template with no system prompt, ``--samples``
-sampled responses per problem at temperature 0.6 and top-p 0.95, up to 32768 new tokens (4096 for the 7B), each
-scored by ``cwgrpo_verl.reward`` in evaluation mode (lighteval's ``extractive_match``, chosen by the row's
-``data_source``). The problems are the parquet files ``examples/prepare_data.sh`` writes.
+responses per problem at temperature 0.6 and top-p 0.95, up to 32768 new tokens (4096 for the 7B), each scored by
+``cwgrpo_verl.reward`` in evaluation mode, on the parquet files ``examples/prepare_data.sh`` writes.
 
-The log is verl's file-logger format, so the report reads it as it reads training logs: one line
-``{"step": STEP, "data": {"val-core/<data_source>/acc/mean@N": ..., ...}, "evaluation": {settings}}``; the
-settings (model, lengths, sampling, samples, seed, reward mode, backend, data files) let the report refuse to
-compare unlike evaluations. Every response, with its score, goes to ``<log>.generations.jsonl``. Both files appear
-only when the evaluation is complete (written beside, then renamed), so an existing log means "done".
-
-Backends: ``vllm`` (GPU; ``vllm.LLM`` with ``--tensor-parallel-size``) and ``hf`` (transformers' ``generate``,
-the CPU stand-in the tests run). The sampling contract is the same; their random streams are not.
+The log is one verl file-logger record, ``{"step", "data": {"val-core/<data_source>/acc/mean@N": ...},
+"evaluation": {settings}}``, so the report reads it as it reads training logs and refuses to compare unlike
+settings; every response, with its score, goes to ``<log>.generations.jsonl``. Both appear only when complete
+(written beside, then renamed), so an existing log means "done". Backends: ``vllm`` (GPUs) and ``hf``
+(transformers' ``generate``, the CPU stand-in the tests run); same sampling contract, different random streams.
 """
 
 from __future__ import annotations
@@ -49,59 +45,36 @@ def load_problems(data_dir: Path, sets) -> list[dict]:
     return rows
 
 
-class HFBackend:
+def _generate_hf(args, prompts: list[list[int]], eos: list[int]) -> list[list[list[int]]]:
     """transformers' sampling on a CPU, one prompt at a time (the tests' stand-in for vLLM)."""
+    import torch
+    from transformers import AutoModelForCausalLM
 
-    def __init__(self, model: str, seed: int):
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        self.torch, self.seed = torch, seed
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
-
-    def generate(self, prompts: list[list[int]], samples: int, temperature: float, top_p: float,
-                 max_new_tokens: int, eos: list[int]) -> list[list[list[int]]]:
-        out = []
-        for i, ids in enumerate(prompts):
-            self.torch.manual_seed(self.seed + i)
-            with self.torch.no_grad():
-                prompt = self.torch.tensor([ids])
-                generated = self.model.generate(
-                    prompt, attention_mask=self.torch.ones_like(prompt), do_sample=True, temperature=temperature,
-                    top_p=top_p, top_k=0, max_new_tokens=max_new_tokens, num_return_sequences=samples,
-                    eos_token_id=eos, pad_token_id=eos[0])
-            out.append([_until_eos(row[len(ids):].tolist(), eos) for row in generated])
-        return out
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    out = []
+    for i, ids in enumerate(prompts):
+        torch.manual_seed(args.seed + i)
+        with torch.no_grad():
+            prompt = torch.tensor([ids])
+            generated = model.generate(
+                prompt, attention_mask=torch.ones_like(prompt), do_sample=True, temperature=args.temperature,
+                top_p=args.top_p, top_k=0, max_new_tokens=args.max_new_tokens, num_return_sequences=args.samples,
+                eos_token_id=eos, pad_token_id=eos[0])
+        rows = [row[len(ids):].tolist() for row in generated]
+        out.append([row[:next((j for j, t in enumerate(row) if t in eos), len(row))] for row in rows])
+    return out
 
 
-class VLLMBackend:
+def _generate_vllm(args, prompts: list[list[int]], eos: list[int]) -> list[list[list[int]]]:
     """vLLM's offline engine: every prompt at once, ``samples`` completions each."""
+    from vllm import LLM, SamplingParams
 
-    def __init__(self, model: str, seed: int, tensor_parallel_size: int, max_model_len: int):
-        from vllm import LLM
-
-        self.llm = LLM(model=model, tensor_parallel_size=tensor_parallel_size, seed=seed, max_model_len=max_model_len)
-        self.seed = seed
-
-    def generate(self, prompts, samples, temperature, top_p, max_new_tokens, eos):
-        from vllm import SamplingParams
-
-        params = SamplingParams(n=samples, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                seed=self.seed)
-        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompts], params)
-        return [[list(o.token_ids) for o in out.outputs] for out in outputs]
-
-
-def _until_eos(tokens: list[int], eos: list[int]) -> list[int]:
-    for i, token in enumerate(tokens):
-        if token in eos:
-            return tokens[:i]
-    return tokens
-
-
-def settings_tag(args) -> str:
-    """The part of a log's name that says how it was evaluated: different settings never share a file."""
-    return f"t{args.temperature:g}-p{args.top_p:g}-n{args.samples}-len{args.max_new_tokens}"
+    llm = LLM(model=args.model, tensor_parallel_size=args.tensor_parallel_size, seed=args.seed,
+              max_model_len=max(len(p) for p in prompts) + args.max_new_tokens)
+    params = SamplingParams(n=args.samples, temperature=args.temperature, top_p=args.top_p,
+                            max_tokens=args.max_new_tokens, seed=args.seed)
+    outputs = llm.generate([{"prompt_token_ids": ids} for ids in prompts], params)
+    return [[list(o.token_ids) for o in out.outputs] for out in outputs]
 
 
 def evaluate(args) -> dict:
@@ -112,14 +85,9 @@ def evaluate(args) -> dict:
     problems = load_problems(args.data, args.sets)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     prompts = [tokenizer.apply_chat_template(p["prompt"], add_generation_prompt=True, tokenize=True) for p in problems]
-    prompts = [list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids) for ids in prompts]
+    prompts = [list(ids["input_ids"] if hasattr(ids, "keys") else ids) for ids in prompts]  # a BatchEncoding, too
     eos = [tokenizer.eos_token_id] + ([tokenizer.pad_token_id] if tokenizer.pad_token_id is not None else [])
-    if args.backend == "vllm":
-        backend = VLLMBackend(args.model, args.seed, args.tensor_parallel_size,
-                              max(len(p) for p in prompts) + args.max_new_tokens)
-    else:
-        backend = HFBackend(args.model, args.seed)
-    completions = backend.generate(prompts, args.samples, args.temperature, args.top_p, args.max_new_tokens, eos)
+    completions = (_generate_vllm if args.backend == "vllm" else _generate_hf)(args, prompts, eos)
     texts = [[tokenizer.decode(c, skip_special_tokens=True) for c in row] for row in completions]
     jobs = [(p, text) for p, row in zip(problems, texts) for text in row]
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:  # the reward scores in its own pool
@@ -158,8 +126,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, required=True, help="the folder examples/prepare_data.sh wrote")
     p.add_argument("--out", type=Path, required=True, help="the log to write (its generations go beside it)")
     p.add_argument("--step", type=int, default=0, help="the training step of the model (0: the base model)")
-    p.add_argument("--sets", type=argtypes.names(data_sets.evaluation_keys()), default=list(data_sets.evaluation_keys()), help="comma-separated (default: all)")
-    p.add_argument("--max-new-tokens", type=argtypes.integer(), default=32768, help="the paper: 32768 (1.5B), 4096 (7B)")
+    p.add_argument("--sets", type=argtypes.names(data_sets.evaluation_keys()), default=list(data_sets.evaluation_keys()),
+                   help="comma-separated (default: all)")
+    p.add_argument("--max-new-tokens", type=argtypes.integer(), default=32768,
+                   help="the paper: 32768 (1.5B), 4096 (7B)")
     p.add_argument("--temperature", type=argtypes.real(), default=0.6)
     p.add_argument("--top-p", type=argtypes.real(high=1), default=0.95)
     p.add_argument("--samples", type=argtypes.integer(), default=1, help="responses per problem (mean@N; the paper: 1)")

@@ -19,8 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: python -m data_prep: unknown sub-command {argv[0]!r}; choose from {', '.join(SUBCOMMANDS)}",
               file=sys.stderr)
         return 2
-    module = importlib.import_module(f"data_prep.{name}")
-    return module.main(argv[1:])
+    return importlib.import_module(f"data_prep.{name}").main(argv[1:])
 
 
 if __name__ == "__main__":

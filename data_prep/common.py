@@ -1,15 +1,6 @@
-"""What a row means: set names, prompts, gold answers, validation and the verl row schema.
-
-Everything that turns ONE source row into ONE verl RL parquet row lives here, with no I/O:
-
-* per-set prompt field and gold answer (:func:`problem_for`, :func:`ground_truth_for`);
-* prompts (the paper's training system prompt, the lighteval evaluation prompt);
-* row validation that raises :class:`RowError` naming the field (the caller adds file and row).
-
-Reading sources is :mod:`data_prep.sources`, writing files :mod:`data_prep.output`, the pass from one to the
-other :mod:`data_prep.convert`.  Output rows share ONE fixed parquet schema (:data:`PARQUET_SCHEMA`) for every
-set, so verl can concatenate several validation files (``data.val_files=[...]``) into one ``RLHFDataset``.
-"""
+"""What one source row means, with no I/O: prompts, gold answers, validation and the verl row, whose one parquet
+schema (:data:`PARQUET_SCHEMA`) every set shares so that verl can concatenate several validation files; and how
+the command lines report a failure."""
 
 from __future__ import annotations
 
@@ -17,19 +8,14 @@ import json
 import logging
 import math
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
 
 from cwgrpo_verl import data_sets
 from cwgrpo_verl.boxed import last_boxed
-
-logger = logging.getLogger("data_prep")
-
-# --------------------------------------------------------------------------------------
-# Prompts
-# --------------------------------------------------------------------------------------
 
 #: The paper's training system prompt as the authors' model saw it (recipes/gaussian_1.5b.yaml at 4259d83):
 #: its "boxed" instruction has doubled braces that no ``.format`` ever undoes, so the model saw them as written.
@@ -55,52 +41,20 @@ PROMPT_STYLES = ("paper", "none")
 
 
 def train_messages(problem: str, system_prompt: bool = True) -> list[dict[str, str]]:
-    msgs = []
-    if system_prompt:
-        msgs.append({"role": "system", "content": SYSTEM_PROMPT})
-    msgs.append({"role": "user", "content": problem})
-    return msgs
+    return ([{"role": "system", "content": SYSTEM_PROMPT}] if system_prompt else []) + [{"role": "user", "content": problem}]
 
 
 def eval_messages(problem: str, style: str = "paper") -> list[dict[str, str]]:
-    if style == "paper":
-        return [{"role": "user", "content": f"{EVAL_INSTRUCTION}\n\n{problem}"}]
-    if style == "none":
-        return [{"role": "user", "content": problem}]
-    raise ValueError(f"unknown prompt style {style!r}; expected one of {PROMPT_STYLES}")
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"unknown prompt style {style!r}; expected one of {PROMPT_STYLES}")
+    return [{"role": "user", "content": f"{EVAL_INSTRUCTION}\n\n{problem}" if style == "paper" else problem}]
 
-
-# --------------------------------------------------------------------------------------
-# Answer helpers
-# --------------------------------------------------------------------------------------
 
 def format_number(value: float | int) -> str:
-    """27.0 -> "27", -1.0 -> "-1", 0.5 -> "0.5" (shortest round-trip repr otherwise)."""
-    if isinstance(value, bool):
-        raise TypeError("bool is not a number here")
+    """27.0 -> "27", 0.5 -> "0.5" (callers rule out bools and non-finite numbers)."""
     if isinstance(value, int):
         return str(value)
-    if not math.isfinite(value):
-        raise ValueError(f"non-finite number {value!r}")
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
-_INT_RE = re.compile(r"^[+-]?\d+$")
-
-
-def normalise_integer_string(s: str) -> str:
-    """"025" -> "25", "-007" -> "-7"; anything that is not a plain integer is returned stripped."""
-    s = s.strip()
-    if _INT_RE.match(s):
-        return str(int(s))
-    return s
-
-
-# --------------------------------------------------------------------------------------
-# Validation
-# --------------------------------------------------------------------------------------
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 class DataPrepError(RuntimeError):
@@ -112,12 +66,11 @@ class DataPrepError(RuntimeError):
 
 
 class RowError(Exception):
-    """A problem with one field of one source row."""
+    """A problem with one field of one source row (the caller adds file and row)."""
 
     def __init__(self, fieldname: str, problem: str):
         super().__init__(f"field '{fieldname}': {problem}")
-        self.field = fieldname
-        self.problem = problem
+        self.field, self.problem = fieldname, problem
 
 
 def check_text(fieldname: str, text: str) -> str:
@@ -129,64 +82,33 @@ def check_text(fieldname: str, text: str) -> str:
     return text
 
 
-def _require_str(row: Mapping[str, Any], key: str) -> str:
-    if key not in row or row[key] is None:
-        raise RowError(key, "missing")
-    v = row[key]
+def _text(fieldname: str, v: Any, where: str = "") -> str:
     if not isinstance(v, str):
-        raise RowError(key, f"expected a string, got {type(v).__name__}")
+        raise RowError(fieldname, f"{where}expected a string, got {type(v).__name__}")
     if not v.strip():
-        raise RowError(key, "empty string")
+        raise RowError(fieldname, f"{where}empty string")
     return v
 
 
-def _opt_str(v: Any) -> str:
-    """Metadata value -> string ('' for missing/None), so the parquet schema is the same for every set."""
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return format_number(v) if math.isfinite(v) else repr(v)
-    if isinstance(v, (list, tuple)):
-        return json.dumps(list(v), ensure_ascii=False)
-    return str(v)
-
-
 def problem_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str]:
-    """(problem text, field name).  OlympiadBench uses ``question``; the others ``problem``
-    (falling back to ``question`` for schema variants that only have that)."""
+    """(problem text, field name): the set's field, else the other of problem/question (schema variants)."""
     first = data_sets.get(set_name).problem_field
-    order = (first, "problem" if first == "question" else "question")
-    for key in order:
-        if key in row and row[key] is not None:
-            return _require_str(row, key), key
-    raise RowError(order[0], "missing")
+    for key in (first, "problem" if first == "question" else "question"):
+        if row.get(key) is not None:
+            return _text(key, row[key]), key
+    raise RowError(first, "missing")
 
 
 def ground_truth_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str, str]:
-    """Gold for one source row: ``(ground_truth, answer, gold_field)``.
+    """Gold for one source row by the set's ``gold`` rule (:mod:`cwgrpo_verl.data_sets`): ``(ground_truth, answer,
+    gold_field)``.
 
-    ``ground_truth`` (stored in ``reward_model.ground_truth``) is the string the paper's scorer parsed as
-    gold -- lighteval's gold field for the evaluation sets, the ``solution`` text for Open-RS (the authors'
-    accuracy reward) -- so ``cwgrpo_verl.reward.compute_score`` reproduces the paper's extraction, including
-    lighteval's raw-string fallback when no gold can be extracted.  The rule is the set's ``gold`` in
-    :mod:`cwgrpo_verl.data_sets` (the one registry of the sets, their sources and names).  ``answer`` (stored in
-    ``extra_info.answer``) is the bare final answer (no ``$``, no ``\\boxed``) for humans, ``maj@k`` checks and
-    self-tests; ``gold_field`` names the source field ``ground_truth`` came from.
-
-    * open_rs: ``solution`` (full text; the authors parsed it with math-verify, first match); answer = its last
-      ``\\boxed{}``, else the ``answer`` column.  With an empty/missing solution the ``answer`` column is used
-      as ``\\boxed{answer}``; neither -> error.
-    * math500, minerva: ``solution`` (lighteval LaTeX gold: its ``\\boxed{}`` is what gets extracted); it must
-      contain a ``\\boxed{}``.  MATH-500 without a box falls back to ``\\boxed{answer column}`` (the column
-      equals the boxed answer on all 500 real rows).
-    * aime24: ``str(answer)`` as given ("025" stays; expression extraction reads 25); answer = "25".
-    * amc23: ``answer`` (float 27.0 in the Qwen/knoveleng files) formatted as "27" (0.5 -> "0.5").  lighteval saw
-      27.0; under expression extraction with 5-decimal rounding "27" and "27.0" verify identically.
-    * olympiadbench: ``final_answer[0]`` as given (often ``$...$``-wrapped, some plain numbers: lighteval kept
-      those as raw strings); falls back to the hub-only ``answer`` column, which the authors' task read and
-      which mirrors ``final_answer[0]``.  answer = the same without ``$``.
+    ``ground_truth`` (``reward_model.ground_truth``) is the string the paper's scorer parsed as gold, so the reward
+    reproduces its extraction; ``answer`` (``extra_info.answer``) the bare final answer (no ``$``, no ``\\boxed``);
+    ``gold_field`` the source field it came from.  open_rs: the ``solution`` text (answer: its last ``\\boxed{}``,
+    else the ``answer`` column; no solution: ``\\boxed{answer}``).  math500, minerva: the ``solution``, which must
+    hold a ``\\boxed{}`` (MATH-500 falls back to ``\\boxed{answer}``).  aime24, amc23: ``answer`` ("025" kept, answer
+    "25"; 27.0 -> "27").  olympiadbench: ``final_answer[0]`` as given, else the hub's ``answer`` column.
     """
     gold = data_sets.get(set_name).gold
     if gold in ("solution", "boxed_solution", "boxed_solution_or_answer"):
@@ -197,11 +119,8 @@ def ground_truth_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str, s
         if boxed is not None:
             return sol, boxed, "solution"
         if gold == "boxed_solution":  # only a box is an answer
-            if sol is None:
-                raise RowError("solution", "missing")
-            if not sol.strip():
-                raise RowError("solution", "empty string")
-            raise RowError("solution", "no \\boxed{} answer in solution")
+            raise RowError("solution", "missing" if sol is None else "no \\boxed{} answer in solution" if sol.strip()
+                           else "empty string")
         ans = row.get("answer")
         if gold == "solution" and sol and sol.strip():
             # the authors' reward parses the solution whatever it contains
@@ -211,9 +130,8 @@ def ground_truth_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str, s
                 return sol, format_number(ans), "solution"
             raise RowError("solution", "no \\boxed{} answer in solution and no usable 'answer' column")
         if ans is None:
-            if sol is None or not str(sol).strip():
-                raise RowError("solution", "missing (and no 'answer' column)")
-            raise RowError("solution", "no \\boxed{} answer in solution and no 'answer' column")
+            raise RowError("solution", "no \\boxed{} answer in solution and no 'answer' column" if sol and sol.strip()
+                           else "missing (and no 'answer' column)")
         if isinstance(ans, (int, float)) and not isinstance(ans, bool):
             if not math.isfinite(ans):
                 raise RowError("answer", f"non-finite number {ans!r}")
@@ -227,147 +145,108 @@ def ground_truth_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str, s
         return f"\\boxed{{{s}}}", s, "answer"
 
     if gold == "answer":
-        if "answer" not in row or row["answer"] is None:
+        ans = row.get("answer")
+        if ans is None:
             raise RowError("answer", "missing")
-        ans = row["answer"]
-        if isinstance(ans, bool):
-            raise RowError("answer", "expected a number or string, got bool")
-        if isinstance(ans, (int, float)):
+        if isinstance(ans, (int, float)) and not isinstance(ans, bool):
             if isinstance(ans, float) and not math.isfinite(ans):
                 raise RowError("answer", f"non-finite number {ans!r}")
             s = format_number(ans)
-            return s, normalise_integer_string(s), "answer"
-        if isinstance(ans, str):
+        elif isinstance(ans, str):
             if not ans.strip():
                 raise RowError("answer", "empty string")
             s = ans.strip()
             if re.fullmatch(r"[+-]?\d+\.0+", s):  # "27.0" as a string (AMC's floats)
                 s = str(int(float(s)))
-            return s, normalise_integer_string(s), "answer"
-        raise RowError("answer", f"expected a number or string, got {type(ans).__name__}")
+        else:
+            raise RowError("answer", f"expected a number or string, got {type(ans).__name__}")
+        return s, str(int(s)) if re.fullmatch(r"[+-]?\d+", s) else s, "answer"  # "025" -> "25"
 
     if gold == "final_answer":
         fa = row.get("final_answer")
         if fa is not None:
-            if isinstance(fa, str):
-                fa = [fa]
+            fa = [fa] if isinstance(fa, str) else fa
             if not isinstance(fa, (list, tuple)):
                 raise RowError("final_answer", f"expected a list of strings, got {type(fa).__name__}")
-            if len(fa) == 0:
+            if not fa:
                 raise RowError("final_answer", "empty list")
-            first = fa[0]
-            if not isinstance(first, str):
-                raise RowError("final_answer", f"element 0: expected a string, got {type(first).__name__}")
-            if not first.strip():
-                raise RowError("final_answer", "element 0: empty string")
-            return first, strip_dollars(first), "final_answer[0]"
-        ans = row.get("answer")
-        if ans is None:
+            first = _text("final_answer", fa[0], "element 0: ")
+            return first, first.replace("$", "").strip(), "final_answer[0]"
+        if row.get("answer") is None:
             raise RowError("final_answer", "missing (and no 'answer' column)")
-        if not isinstance(ans, str):
-            raise RowError("answer", f"expected a string, got {type(ans).__name__}")
-        if not ans.strip():
-            raise RowError("answer", "empty string")
-        return ans, strip_dollars(ans), "answer"
+        ans = _text("answer", row["answer"])
+        return ans, ans.replace("$", "").strip(), "answer"
 
     raise ValueError(f"unknown set {set_name!r}")
 
 
-def strip_dollars(s: str) -> str:
-    """'$2n$' -> '2n'; '$69$,$84$' -> '69,84'; unwrapped strings only stripped."""
-    return s.replace("$", "").strip()
-
-
-# --------------------------------------------------------------------------------------
-# Output schema
-# --------------------------------------------------------------------------------------
-
 #: source columns copied (as strings) into extra_info when present
-META_COLUMNS: tuple[str, ...] = (
-    "id",
-    "unique_id",
-    "level",
-    "subject",
-    "type",
-    "subfield",
-    "answer_type",
-    "unit",
-    "is_multiple_answer",
-    "url",
-    "year",
-    "source",
-)
-
+META_COLUMNS = ("id", "unique_id", "level", "subject", "type", "subfield", "answer_type", "unit", "is_multiple_answer",
+                "url", "year", "source")
 #: extra_info keys; every value is a string except ``index`` (int64).  Missing -> "".
-EXTRA_INFO_KEYS: tuple[str, ...] = (
-    "split",
-    "index",
-    "dataset",
-    "problem",
-    "answer",
-    "gold_field",
-    *META_COLUMNS,
-)
-
-PARQUET_SCHEMA = pa.schema(
-    [
-        pa.field("data_source", pa.string()),
-        pa.field(
-            "prompt",
-            pa.list_(pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])),
-        ),
-        pa.field("ability", pa.string()),
-        pa.field("reward_model", pa.struct([pa.field("style", pa.string()), pa.field("ground_truth", pa.string())])),
-        pa.field(
-            "extra_info",
-            pa.struct([pa.field(k, pa.int64() if k == "index" else pa.string()) for k in EXTRA_INFO_KEYS]),
-        ),
-    ]
-)
+EXTRA_INFO_KEYS = ("split", "index", "dataset", "problem", "answer", "gold_field", *META_COLUMNS)
+PARQUET_SCHEMA = pa.schema([
+    ("data_source", pa.string()), ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+    ("ability", pa.string()), ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+    ("extra_info", pa.struct([(k, pa.int64() if k == "index" else pa.string()) for k in EXTRA_INFO_KEYS])),
+])
 
 
-def build_row(
-    set_name: str,
-    row: Mapping[str, Any],
-    index: int,
-    split: str,
-    messages_fn,
-) -> dict[str, Any]:
+def _meta_str(key: str, v: Any) -> str:
+    """A metadata value as text ('' for None), so the parquet schema is the same for every set."""
+    try:
+        if v is None:
+            text = ""
+        elif isinstance(v, bool):
+            text = "true" if v else "false"
+        elif isinstance(v, float):
+            text = format_number(v) if math.isfinite(v) else repr(v)
+        elif isinstance(v, (list, tuple)):
+            text = json.dumps(list(v), ensure_ascii=False)
+        else:
+            text = str(v)
+        return check_text(key, text)
+    except (ValueError, TypeError, RecursionError) as e:  # e.g. a list nested too deeply for json.dumps
+        raise RowError(key, f"cannot be stored as text ({type(e).__name__}: {e})") from None
+
+
+def build_row(set_name: str, row: Mapping[str, Any], index: int, split: str,
+              messages_fn: Callable[[str], list[dict[str, str]]]) -> dict[str, Any]:
     """Validate one source row and build the verl row.  Raises RowError."""
-    if not isinstance(row, Mapping):
-        raise RowError("*", f"row is not an object (got {type(row).__name__})")
     problem, problem_field = problem_for(set_name, row)
     check_text(problem_field, problem)
     gt, answer, gold_field = ground_truth_for(set_name, row)
-    if not gt.strip():
-        raise RowError(gold_field, "empty ground truth")
     check_text(gold_field, gt)
     check_text(gold_field, answer)
     extra = {k: "" for k in EXTRA_INFO_KEYS}
-    for k in META_COLUMNS:
-        if k in row:
-            extra[k] = _meta_str(k, row[k])
+    extra.update({k: _meta_str(k, row[k]) for k in META_COLUMNS if k in row})
     if "idx" in row and not extra["id"]:
         extra["id"] = _meta_str("idx", row["idx"])
-    extra.update(
-        split=split,
-        index=int(index),
-        dataset=set_name,
-        problem=problem,
-        answer=answer,
-        gold_field=gold_field,
-    )
-    return {
-        "data_source": data_sets.get(set_name).data_source,
-        "prompt": messages_fn(problem),
-        "ability": "math",
-        "reward_model": {"style": "rule", "ground_truth": gt},
-        "extra_info": extra,
-    }
+    extra.update(split=split, index=int(index), dataset=set_name, problem=problem, answer=answer, gold_field=gold_field)
+    return {"data_source": data_sets.get(set_name).data_source, "prompt": messages_fn(problem), "ability": "math",
+            "reward_model": {"style": "rule", "ground_truth": gt}, "extra_info": extra}
 
 
-def _meta_str(key: str, value: Any) -> str:
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+def run(fn: Callable[..., Any], *args: Any) -> int:
+    """``fn(*args)``; exit status 0, or 1 after ``error: <one line>`` (its details first, one per line).
+
+    Bugs still show a traceback: only failures the user can act on are caught here."""
     try:
-        return check_text(key, _opt_str(value))
-    except (ValueError, TypeError, RecursionError) as e:  # e.g. a list nested too deeply for json.dumps
-        raise RowError(key, f"cannot be stored as text ({type(e).__name__}: {e})") from None
+        fn(*args)
+    except DataPrepError as e:
+        for line in e.details:
+            print(f"  {line}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; earlier outputs are unchanged", file=sys.stderr)
+        return 130
+    except OSError as e:  # the data_prep modules name the flag; this is the last net (e.g. a disk that fails)
+        print(f"error: {f'{e.filename}: ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 1
+    return 0

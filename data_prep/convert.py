@@ -1,20 +1,13 @@
 """One streaming pass from a source to ``<out>/<name>.parquet``: read, validate, find repeats, screen, write.
 
-Nothing is dropped silently.  An invalid row of any kind is a row error, ``FILE:row N: field 'X': problem``: it
-fails the run (nothing is written), or with ``skip_invalid`` it goes to ``<name>.rejects.jsonl`` (with its
-``data``, or, for a line that could not be parsed, ``data: null`` and the line itself as ``raw``).  A row whose
-problem text (whitespace aside) repeats an earlier row's follows ``duplicates``:
-
-* ``"error"``, the default for evaluation sets: a repeated item counts twice in the accuracy, so the score is no
-  longer the benchmark's.  None of the five real sets has one, so a repeat means a damaged copy: a row error.
-* ``"keep"``, the default for the training set: the paper trained on Open-RS as published, and a repeated
-  problem is only sampled twice as often; it makes no reward wrong.  Kept, counted in a warning, listed in
-  ``<name>.duplicates.jsonl``.
-* ``"drop"``: only the first copy is written; the others are listed in ``<name>.duplicates.jsonl``.
-
-Rows are written in row groups of at most :data:`CHUNK_ROWS` rows or :data:`CHUNK_CHARS` characters, so memory
-stays flat whatever the input size (plus a 16-byte digest per row for the repeat check), and where a row group
-ends depends only on the rows: the bytes are deterministic.
+Nothing is dropped silently.  An invalid row is a row error, ``FILE:row N: field 'X': problem``: it fails the run
+(nothing is written), or with ``skip_invalid`` goes to ``<name>.rejects.jsonl`` (with its ``data``, or ``data: null``
+and the line as ``raw`` for a line that could not be parsed).  A row whose problem (whitespace aside) repeats an
+earlier row's follows ``duplicates``: ``"error"`` (the evaluation sets' default: a repeated item would count twice in
+the accuracy, and none of the five real sets has one) makes it a row error; ``"keep"`` (the training set's default:
+the paper trained on Open-RS as published) and ``"drop"`` (only the first copy is written) list it in
+``<name>.duplicates.jsonl``.  Row groups end every :data:`CHUNK_ROWS` rows or :data:`CHUNK_CHARS` characters, so
+memory stays flat (plus a 16-byte digest per row) and the bytes depend only on the rows.
 """
 
 from __future__ import annotations
@@ -26,17 +19,10 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from data_prep.common import PARQUET_SCHEMA, DataPrepError, RowError, build_row, problem_for
-from data_prep.output import (
-    CONTAMINATED_SUFFIX,
-    CONTAMINATION_REPORT_SUFFIX,
-    DUPLICATES_SUFFIX,
-    REJECTS_SUFFIX,
-    Outputs,
-    output_dir,
-)
+from data_prep.output import CONTAMINATED_SUFFIX, DUPLICATES_SUFFIX, REJECTS_SUFFIX, REPORT_SUFFIX, Outputs, output_dir
 from data_prep.sources import SourceRow, iter_source_rows
 
 logger = logging.getLogger("data_prep")
@@ -45,16 +31,6 @@ DUPLICATE_POLICIES = ("error", "keep", "drop")
 CHUNK_ROWS = 1024
 CHUNK_CHARS = 4 << 20
 MAX_LISTED_ERRORS = 20
-
-
-class RowScreen(Protocol):
-    """Decides, row by row, whether a valid row is written (decontamination is one)."""
-
-    def inputs(self) -> list[tuple[str, Path]]: ...
-
-    def open(self, outputs: Outputs, out_dir: Path, name: str) -> None: ...
-
-    def keep(self, position: int, row: dict[str, Any]) -> bool: ...
 
 
 @dataclass
@@ -68,37 +44,14 @@ class Checked:
     first: tuple[int, str] | None = None
 
 
-@dataclass
-class Summary:
-    name: str
-    source: str
-    path: Path | None = None
-    total: int = 0  # source rows, blank lines aside
-    valid: int = 0
-    written: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    screened_out: int = 0
-
-
 def row_message(label: str, rownum: int, error: RowError) -> str:
     """``FILE:row N: field 'X': problem``, the one form every row error takes."""
     return f"{label}:row {rownum}: field '{error.field}': {error.problem}"
 
 
-def _problem_key(problem: str) -> bytes:
-    return hashlib.blake2b(" ".join(problem.split()).encode("utf-8"), digest_size=16).digest()
-
-
-def check_rows(
-    set_name: str,
-    source: str | os.PathLike,
-    *,
-    split_label: str,
-    messages_fn: Callable[[str], list[dict[str, str]]],
-    hub_split: str | None = None,
-    hint: str = "--source",
-) -> Iterator[Checked]:
+def check_rows(set_name: str, source: str | os.PathLike, *, split_label: str,
+               messages_fn: Callable[[str], list[dict[str, str]]], hub_split: str | None = None,
+               hint: str = "--source") -> Iterator[Checked]:
     """Every source row, validated and built; no row's failure stops the others."""
     seen: dict[bytes, tuple[int, str]] = {}
     for sr in iter_source_rows(source, split=hub_split, hint=hint):
@@ -114,7 +67,8 @@ def check_rows(
             yield Checked(sr, None, RowError("*", f"{type(e).__name__}: {e}"))
             continue
         info = row["extra_info"]
-        first = seen.setdefault(_problem_key(info["problem"]), (sr.rownum, info["answer"]))
+        key = hashlib.blake2b(" ".join(info["problem"].split()).encode("utf-8"), digest_size=16).digest()
+        first = seen.setdefault(key, (sr.rownum, info["answer"]))
         yield Checked(sr, row, None, None if first[0] == sr.rownum else first)
 
 
@@ -142,95 +96,82 @@ def _chars(row: dict[str, Any]) -> int:
     return sum(len(m["content"]) for m in row["prompt"]) + len(row["reward_model"]["ground_truth"]) + len(info["problem"])
 
 
-def convert(
-    set_name: str,
-    source: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    split_label: str,
-    messages_fn: Callable[[str], list[dict[str, str]]],
-    hub_split: str | None = None,
-    hint: str = "--source",
-    skip_invalid: bool = False,
-    duplicates: str = "error",
-    screen: RowScreen | None = None,
-) -> Summary:
-    """Write ``<out_dir>/<set_name>.parquet`` (and its side files) or raise :class:`DataPrepError`, writing nothing."""
+def convert(set_name: str, source: str | os.PathLike, out_dir: str | os.PathLike, *, split_label: str,
+            messages_fn: Callable[[str], list[dict[str, str]]], hub_split: str | None = None, hint: str = "--source",
+            skip_invalid: bool = False, duplicates: str = "error", screen: Any = None) -> Path:
+    """Write ``<out_dir>/<set_name>.parquet`` (and its side files) or raise :class:`DataPrepError`, writing nothing.
+
+    ``screen`` (a :class:`data_prep.decontaminate.Screen`) decides, valid row by valid row, which are written."""
     if duplicates not in DUPLICATE_POLICIES:
         raise ValueError(f"duplicates={duplicates!r}; expected one of {DUPLICATE_POLICIES}")
     out = output_dir(out_dir, "--out")
-    name, label = set_name, str(source)
-    s = Summary(name, label)
+    name, label, path = set_name, str(source), out / f"{set_name}.parquet"
     rejects_path, dups_path = out / f"{name}{REJECTS_SUFFIX}", out / f"{name}{DUPLICATES_SUFFIX}"
+    total = valid = written = rejected = repeats = screened_out = 0
     listed: list[str] = []
-    inputs = [(hint, source)] + (screen.inputs() if screen is not None else [])
-    with Outputs(inputs) as outputs:
-        parquet = outputs.parquet(out / f"{name}.parquet", "--out", PARQUET_SCHEMA)
-        rejects = outputs.jsonl(rejects_path, "--out")
-        dups = outputs.jsonl(dups_path, "--out")
+    with Outputs([(hint, source)] + (screen.inputs if screen is not None else [])) as outputs:
+        parquet = outputs.open(path, "--out", schema=PARQUET_SCHEMA)
+        rejects = outputs.open(rejects_path, "--out", optional=True)
+        dups = outputs.open(dups_path, "--out", optional=True)
+        report, dropped = out / f"{name}{REPORT_SUFFIX}", out / f"{name}{CONTAMINATED_SUFFIX}"
         if screen is not None:
-            screen.open(outputs, out, name)
+            screen.open(outputs, report, dropped, "--out")
         else:  # an earlier screened run's report and list describe other data than this run writes
-            outputs.remove(out / f"{name}{CONTAMINATION_REPORT_SUFFIX}", "--out")
-            outputs.remove(out / f"{name}{CONTAMINATED_SUFFIX}", "--out")
+            outputs.remove(report, "--out")
+            outputs.remove(dropped, "--out")
         chunk: list[dict[str, Any]] = []
         chars = 0
-        checked = check_rows(set_name, source, split_label=split_label, messages_fn=messages_fn, hub_split=hub_split, hint=hint)
-        for c in checked:
-            s.total += 1
+        for c in check_rows(set_name, source, split_label=split_label, messages_fn=messages_fn, hub_split=hub_split,
+                            hint=hint):
+            total += 1
             error = c.error
             if c.first is not None:
-                s.duplicates += 1
-                same = "same answer" if c.first[1] == c.row["extra_info"]["answer"] else "a different answer"
+                repeats += 1
+                same = c.first[1] == c.row["extra_info"]["answer"]
                 if duplicates == "error":
-                    field = problem_for(set_name, c.source.data)[1]
-                    error = RowError(field, f"duplicate of row {c.first[0]} (same problem, {same})")
+                    error = RowError(problem_for(set_name, c.source.data)[1], f"duplicate of row {c.first[0]} "
+                                     f"(same problem, {'same answer' if same else 'a different answer'})")
                 else:
-                    dups.write({"row": c.source.rownum, "duplicate_of": c.first[0], "same_answer": same == "same answer",
+                    dups.write({"row": c.source.rownum, "duplicate_of": c.first[0], "same_answer": same,
                                 "action": "kept" if duplicates == "keep" else "dropped",
                                 "problem": c.row["extra_info"]["problem"]})
                     if duplicates == "drop":
                         continue
             if error is not None:
-                s.rejected += 1
+                rejected += 1
                 message = row_message(label, c.source.rownum, error)
                 if skip_invalid:
                     rejects.write(_reject(c, error, message))
                 if len(listed) < MAX_LISTED_ERRORS:
                     listed.append(message)
                 continue
-            position = s.valid
-            s.valid += 1
-            if screen is not None and not screen.keep(position, c.row):
-                s.screened_out += 1
+            valid += 1
+            if screen is not None and not screen.keep(valid - 1, c.row):
+                screened_out += 1
                 continue
-            if s.rejected and not skip_invalid:
+            if rejected and not skip_invalid:
                 continue  # the run fails anyway: keep validating, stop writing
             chunk.append(c.row)
             chars += _chars(c.row)
             if len(chunk) >= CHUNK_ROWS or chars >= CHUNK_CHARS:
                 parquet.write_rows(chunk)
-                s.written += len(chunk)
+                written += len(chunk)
                 chunk, chars = [], 0
         parquet.write_rows(chunk)
-        s.written += len(chunk)
-        if s.rejected and not skip_invalid:
+        written += len(chunk)
+        if rejected and not skip_invalid:
             more = f" (first {len(listed)} listed above)" if len(listed) > 1 else ""
-            raise DataPrepError(
-                f"{name}: {s.rejected} invalid row(s) of {s.total}{more}, nothing written: {listed[0]}; "
-                f"re-run with --skip-invalid to write the valid rows and list the others in {rejects_path}",
-                details=listed,
-            )
-        if s.written == 0:
-            why = f"; the {s.screened_out} valid row(s) all overlap evaluation problems (--drop-contaminated)" if s.screened_out else ""
-            why += f"; {s.rejected} invalid, the first: {listed[0]}" if s.rejected else ""
-            raise DataPrepError(f"{name}: no valid rows in {label} (of {s.total}){why}")
+            raise DataPrepError(f"{name}: {rejected} invalid row(s) of {total}{more}, nothing written: {listed[0]}; re-run "
+                                f"with --skip-invalid to write the valid rows and list the others in {rejects_path}", listed)
+        if written == 0:
+            why = f"; the {screened_out} valid row(s) all overlap evaluation problems (--drop-contaminated)" if screened_out else ""
+            why += f"; {rejected} invalid, the first: {listed[0]}" if rejected else ""
+            raise DataPrepError(f"{name}: no valid rows in {label} (of {total}){why}")
         outputs.commit()
-    s.path = out / f"{name}.parquet"
-    if s.rejected:
-        logger.warning("%s: skipped %d invalid row(s) of %d; reasons in %s", name, s.rejected, s.total, rejects_path)
-    if s.duplicates and duplicates != "error":
+    if rejected:
+        logger.warning("%s: skipped %d invalid row(s) of %d; reasons in %s", name, rejected, total, rejects_path)
+    if repeats and duplicates != "error":
         action = "dropped" if duplicates == "drop" else "kept (--duplicates drop keeps only the first)"
-        logger.warning("%s: %d row(s) repeat an earlier problem: %s; listed in %s", name, s.duplicates, action, dups_path)
-    logger.info("%s: wrote %d of %d rows to %s", name, s.written, s.total, s.path)
-    return s
+        logger.warning("%s: %d row(s) repeat an earlier problem: %s; listed in %s", name, repeats, action, dups_path)
+    logger.info("%s: wrote %d of %d rows to %s", name, written, total, path)
+    return path

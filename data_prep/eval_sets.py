@@ -4,32 +4,24 @@
                                   [--source-dir DIR] [--source NAME=PATH_OR_HUB_ID ...]
                                   [--prompt paper|none] [--skip-invalid] [--duplicates error|drop|keep]
 
-Default sources are the Hugging Face hub datasets the paper's lighteval tasks used
-(see ``common.HUB_SOURCES``).  ``--source-dir`` points at a folder holding ``aime24``, ``math500``,
-``amc23``, ``minerva_math`` and ``olympiadbench`` as ``.jsonl``/``.json``/``.parquet`` files or
-``save_to_disk`` folders (the layout of shared/data).  Writes ``DIR/<set>.parquet`` for each set
-(set names: aime24, math500, amc23, minerva, olympiadbench).  A repeated problem is a row error by
-default: it would count twice in the accuracy (see :mod:`data_prep.convert`).  Without network, use
-``--source-dir`` (or set ``HF_HUB_OFFLINE=1`` to use the Hugging Face cache).
+Writes ``DIR/<set>.parquet`` for each set, by default from the Hugging Face hub datasets the paper's lighteval
+tasks used (``hub_id`` in :mod:`cwgrpo_verl.data_sets`).  Without network, use ``--source-dir``, a folder holding
+``aime24``, ``math500``, ``amc23``, ``minerva_math`` and ``olympiadbench`` as ``.jsonl``/``.json``/``.parquet`` files
+or ``save_to_disk`` folders (the layout of shared/data), or set ``HF_HUB_OFFLINE=1`` to use the Hugging Face cache.
+A repeated problem is a row error by default: it would count twice in the accuracy (see :mod:`data_prep.convert`).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import sys
 from pathlib import Path
 
 from cwgrpo_verl import argtypes, data_sets
-from data_prep.cli import run, setup_logging
-from data_prep.common import PROMPT_STYLES, DataPrepError, eval_messages
+from data_prep.common import PROMPT_STYLES, DataPrepError, eval_messages, run, setup_logging
 from data_prep.convert import DUPLICATE_POLICIES, convert
 from data_prep.output import output_dir
-
-logger = logging.getLogger("data_prep.eval_sets")
-
-_SUFFIXES = (".jsonl", ".json", ".parquet", "")
 
 
 def resolve_source(set_name: str, source_dir: str | Path | None, overrides: dict[str, str]) -> tuple[str, str, str]:
@@ -42,42 +34,23 @@ def resolve_source(set_name: str, source_dir: str | Path | None, overrides: dict
         d = Path(source_dir)
         _source_dir(d)
         for stem in dict.fromkeys((dataset.local_stem, set_name)):
-            for suf in _SUFFIXES:
+            for suf in (".jsonl", ".json", ".parquet", ""):
                 p = d / f"{stem}{suf}"
                 if p.exists():
                     return str(p), split, "--source-dir"
-        raise DataPrepError(
-            f"--source-dir {d}: no {dataset.local_stem}.jsonl/.json/.parquet or save_to_disk folder for {set_name}"
-        )
+        raise DataPrepError(f"--source-dir {d}: no {dataset.local_stem}.jsonl/.json/.parquet or save_to_disk folder for {set_name}")
     return dataset.hub_id, split, "--source-dir (or --source NAME=PATH)"
 
 
-def _source_dir(d: Path) -> None:
+def _source_dir(d: str | Path) -> None:
     if not Path(d).is_dir():
         raise DataPrepError(f"--source-dir {d}: {'not a folder' if Path(d).exists() else 'no such folder'}")
 
 
-def prepare_eval_set(
-    set_name: str,
-    out_dir: str | Path,
-    source: str,
-    hub_split: str | None = None,
-    prompt: str = "paper",
-    skip_invalid: bool = False,
-    duplicates: str = "error",
-    hint: str = "--source",
-) -> Path:
-    return convert(
-        set_name,
-        source,
-        out_dir,
-        split_label="test",
-        messages_fn=functools.partial(eval_messages, style=prompt),
-        hub_split=hub_split,
-        hint=hint,
-        skip_invalid=skip_invalid,
-        duplicates=duplicates,
-    ).path
+def prepare_eval_set(set_name: str, out_dir: str | Path, source: str, hub_split: str | None = None, prompt: str = "paper",
+                     skip_invalid: bool = False, duplicates: str = "error", hint: str = "--source") -> Path:
+    return convert(set_name, source, out_dir, split_label="test", messages_fn=functools.partial(eval_messages, style=prompt),
+                   hub_split=hub_split, hint=hint, skip_invalid=skip_invalid, duplicates=duplicates)
 
 
 def parse_sets(text: str) -> list[str]:
@@ -90,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--sets", type=parse_sets, default=list(data_sets.evaluation_keys()), help="comma-separated (default: all)")
     ap.add_argument("--source-dir", default=None, help="folder with aime24.jsonl, math500.jsonl, ... (default: hub)")
-    ap.add_argument(
-        "--source", action="append", default=[], metavar="NAME=PATH_OR_HUB_ID", help="per-set source override"
-    )
+    ap.add_argument("--source", action="append", default=[], metavar="NAME=PATH_OR_HUB_ID", help="per-set source override")
     ap.add_argument("--prompt", choices=PROMPT_STYLES, default="paper", help="paper: lighteval query; none: bare problem")
     ap.add_argument("--skip-invalid", action="store_true", help="write valid rows, rejects to <out>/<set>.rejects.jsonl")
     ap.add_argument("--duplicates", choices=DUPLICATE_POLICIES, default="error",

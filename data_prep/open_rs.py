@@ -5,19 +5,15 @@
                                 [--decontaminate-against PARQUET_OR_DIR ... [--drop-contaminated]
                                  [--decontam-n 13] [--decontam-threshold 0.5]]
 
-Writes ``DIR/open_rs.parquet``.  Prompt: the paper's system prompt, then the problem as the user
-message (``--no-system-prompt``: user message only).  ``reward_model.ground_truth`` is the ``solution``
-text (the authors' accuracy reward parses it with math-verify, first match); ``extra_info.answer`` holds
-its last ``\\boxed{}`` (else the ``answer`` column).  Repeated problems are kept as published and listed in
-``DIR/open_rs.duplicates.jsonl`` (see :mod:`data_prep.convert`).
-
-With ``--decontaminate-against`` the problems are checked against evaluation sets (data_prep
-parquet output or raw jsonl, files or folders; training sets in a folder, including this tool's own earlier
-output, are skipped): the pair report goes to ``DIR/open_rs.contamination.csv``; with
-``--drop-contaminated`` rows scoring >= the threshold are removed and listed in
-``DIR/open_rs.contaminated.jsonl``; a run without it removes both files of an earlier run (they would describe
-other data).  Without network, name a local copy with ``--source`` (or set
-``HF_HUB_OFFLINE=1`` to use the Hugging Face cache).
+Writes ``DIR/open_rs.parquet``: the paper's system prompt (``--no-system-prompt``: none), then the problem as the
+user message; ``reward_model.ground_truth`` is the ``solution`` text (the authors' accuracy reward parses it with
+math-verify, first match) and ``extra_info.answer`` its last ``\\boxed{}`` (else the ``answer`` column).  Repeated
+problems are kept as published and listed in ``DIR/open_rs.duplicates.jsonl``.  ``--decontaminate-against`` checks
+the problems against evaluation sets (files or folders, whose training sets are skipped) into the pair report
+``DIR/open_rs.contamination.csv``; ``--drop-contaminated`` removes the rows scoring >= the threshold, listed in
+``DIR/open_rs.contaminated.jsonl``; a run without them removes those files of an earlier run (they would describe
+other data).  Without network, name a local copy with ``--source`` (or set ``HF_HUB_OFFLINE=1`` to use the Hugging
+Face cache).
 """
 
 from __future__ import annotations
@@ -29,47 +25,29 @@ import sys
 from pathlib import Path
 
 from cwgrpo_verl import argtypes, data_sets
-from data_prep.cli import run, setup_logging
-from data_prep.common import train_messages
+from data_prep.common import run, setup_logging, train_messages
 from data_prep.convert import DUPLICATE_POLICIES, convert
-from data_prep.decontaminate import DEFAULT_N, DEFAULT_THRESHOLD, REPORT_SUFFIX, EvalIndex, Screen, load_eval_texts
-from data_prep.output import output_dir
+from data_prep.decontaminate import DEFAULT_N, DEFAULT_THRESHOLD, EvalIndex, Screen, load_eval_texts
+from data_prep.output import REPORT_SUFFIX, output_dir
 
 logger = logging.getLogger("data_prep.open_rs")
 
 NAME = data_sets.TRAINING.key
 
 
-def prepare_open_rs(
-    out_dir: str | Path,
-    source: str | None = None,
-    system_prompt: bool = True,
-    skip_invalid: bool = False,
-    decontaminate_against: list[str] | None = None,
-    drop_contaminated: bool = False,
-    n: int = DEFAULT_N,
-    threshold: float = DEFAULT_THRESHOLD,
-    duplicates: str = "keep",
-) -> Path:
+def prepare_open_rs(out_dir: str | Path, source: str | None = None, system_prompt: bool = True,
+                    skip_invalid: bool = False, decontaminate_against: list[str] | None = None,
+                    drop_contaminated: bool = False, n: int = DEFAULT_N, threshold: float = DEFAULT_THRESHOLD,
+                    duplicates: str = "keep") -> Path:
     out = output_dir(out_dir, "--out")
-    hub_id, hub_split = data_sets.TRAINING.hub_id, data_sets.TRAINING.hub_split
-    src = source or hub_id
+    src = source or data_sets.TRAINING.hub_id
     screen = None
     if decontaminate_against:  # before reading the source: a bad evaluation path fails first
-        evals = load_eval_texts(decontaminate_against, exclude=[out / f"{NAME}.parquet", src], flag="--decontaminate-against")
-        screen = Screen(EvalIndex(evals, n), threshold, drop_contaminated, label=str(src), eval_flag="--decontaminate-against")
-    summary = convert(
-        NAME,
-        src,
-        out,
-        split_label="train",
-        messages_fn=functools.partial(train_messages, system_prompt=system_prompt),
-        hub_split=hub_split,
-        hint="--source",
-        skip_invalid=skip_invalid,
-        duplicates=duplicates,
-        screen=screen,
-    )
+        flag = "--decontaminate-against"
+        evals = load_eval_texts(decontaminate_against, exclude=[out / f"{NAME}.parquet", src], flag=flag)
+        screen = Screen(EvalIndex(evals, n), threshold, drop_contaminated, label=str(src), eval_flag=flag)
+    path = convert(NAME, src, out, split_label="train", messages_fn=functools.partial(train_messages, system_prompt=system_prompt),
+                   hub_split=data_sets.TRAINING.hub_split, skip_invalid=skip_invalid, duplicates=duplicates, screen=screen)
     if screen is not None:
         logger.info("decontamination: %s", screen.summary())
         if screen.flagged and drop_contaminated:
@@ -78,7 +56,7 @@ def prepare_open_rs(
         elif screen.flagged:
             logger.warning("%s: %d row(s) overlap evaluation problems (score >= %.2f); kept (use --drop-contaminated); see %s",
                            NAME, screen.flagged, threshold, out / f"{NAME}{REPORT_SUFFIX}")
-    return summary.path
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,17 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--drop-contaminated needs --decontaminate-against")
 
     def go() -> None:
-        path = prepare_open_rs(
-            args.out,
-            source=args.source,
-            system_prompt=not args.no_system_prompt,
-            skip_invalid=args.skip_invalid,
-            decontaminate_against=args.decontaminate_against,
-            drop_contaminated=args.drop_contaminated,
-            n=args.decontam_n,
-            threshold=args.decontam_threshold,
-            duplicates=args.duplicates,
-        )
+        path = prepare_open_rs(args.out, args.source, not args.no_system_prompt, args.skip_invalid,
+                               args.decontaminate_against, args.drop_contaminated, args.decontam_n,
+                               args.decontam_threshold, args.duplicates)
         print(f"{NAME}: {path}")
 
     return run(go)

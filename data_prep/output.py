@@ -1,15 +1,9 @@
 """Output files written all-or-nothing: a temporary file beside each target, moved into place on commit.
 
-A run opens every file it will write in one :class:`Outputs` and streams rows into them; no target changes until
-:meth:`Outputs.commit`, so a run that fails (bad rows, a full disk, Ctrl-C) leaves the previous outputs as they
-were.  Every target is checked, when it is opened, against the run's inputs and its other targets: a target that is
-the same file as one of them is a one-line error naming both, so no run writes over what it reads.  Temporary
-files are named ``.<target>.<host>-<pid>-<random>.tmp``.  A process killed outright cannot remove its own, so
-every run first removes the stale ones of the targets it writes: those of a process on this host that no longer
-exists, and any older than :data:`STALE_AFTER_S` (another host, or an older naming).
-
-Bytes are deterministic: parquet row groups are cut by :mod:`data_prep.convert` at positions that depend only
-on the rows; compression and options are fixed; no pandas metadata.
+No target changes until :meth:`Outputs.commit`, so a failed run (bad rows, a full disk, Ctrl-C) leaves the previous
+outputs as they were; a target that is one of the run's inputs or other targets is a one-line error naming both.
+A process killed outright leaves its temporary files (``.<target>.<host>-<pid>-<random>.tmp``): every run first
+removes its targets' stale ones, whose process is gone from this host or which are older than :data:`STALE_AFTER_S`.
 """
 
 from __future__ import annotations
@@ -34,25 +28,19 @@ from data_prep.common import DataPrepError
 
 logger = logging.getLogger("data_prep")
 
-#: side files written next to ``<name>.parquet``; never read back as evaluation data
-REJECTS_SUFFIX = ".rejects.jsonl"
-DUPLICATES_SUFFIX = ".duplicates.jsonl"
-CONTAMINATED_SUFFIX = ".contaminated.jsonl"
+#: side files written next to ``<name>.parquet``, never read back as evaluation data; and the decontamination report
+REJECTS_SUFFIX, DUPLICATES_SUFFIX, CONTAMINATED_SUFFIX = ".rejects.jsonl", ".duplicates.jsonl", ".contaminated.jsonl"
 SIDE_FILE_SUFFIXES = (REJECTS_SUFFIX, DUPLICATES_SUFFIX, CONTAMINATED_SUFFIX)
-#: the decontamination report written next to ``<name>.parquet``
-CONTAMINATION_REPORT_SUFFIX = ".contamination.csv"
-
+REPORT_SUFFIX = ".contamination.csv"
 #: a temporary file older than this is stale even if its process still seems alive (pid reuse, another host)
 STALE_AFTER_S = 3600.0
-
-PARQUET_OPTIONS = dict(compression="snappy", use_dictionary=True, write_statistics=True)
-
+PARQUET_OPTIONS = dict(compression="snappy", use_dictionary=True, write_statistics=True)  # fixed: deterministic bytes
 _HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
 _TMP_MIDDLE = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-[A-Za-z0-9_]+")
 
 
-def _reason(e: OSError) -> str:
-    return e.strerror or type(e).__name__
+def _error(what: str, e: OSError) -> DataPrepError:
+    return DataPrepError(f"{what} ({e.strerror or type(e).__name__})")
 
 
 def output_dir(path: str | os.PathLike, flag: str) -> Path:
@@ -65,7 +53,7 @@ def output_dir(path: str | os.PathLike, flag: str) -> Path:
     except (FileExistsError, NotADirectoryError):
         raise DataPrepError(f"{flag} {p}: cannot create the folder (a part of the path is a file)") from None
     except OSError as e:
-        raise DataPrepError(f"{flag} {p}: cannot create the folder ({_reason(e)})") from None
+        raise _error(f"{flag} {p}: cannot create the folder", e) from None
     return p
 
 
@@ -87,27 +75,23 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's live process
-        return True
+        pass
     return True
 
 
-def remove_stale_temporaries(target: Path) -> list[Path]:
-    """Remove this tool's leftover temporary files for ``target`` (see the module docstring); returns them."""
-    prefix, removed = f".{target.name}.", []
+def _remove_stale_temporaries(target: Path) -> None:
+    prefix = f".{target.name}."
     try:
         entries = list(target.parent.iterdir())
     except OSError:
-        return removed
+        return
     for p in entries:
-        name = p.name
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
+        if not (p.name.startswith(prefix) and p.name.endswith(".tmp")):
             continue
         try:
             if not p.is_file() or p.is_symlink():
@@ -115,173 +99,127 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
             age = time.time() - p.stat().st_mtime
         except OSError:
             continue
-        m = _TMP_MIDDLE.fullmatch(name[len(prefix) : -len(".tmp")])
-        dead = m is not None and m["host"] == _HOST and not _alive(int(m["pid"]))
-        if dead or age > STALE_AFTER_S:
+        m = _TMP_MIDDLE.fullmatch(p.name[len(prefix) : -len(".tmp")])
+        if (m is not None and m["host"] == _HOST and not _alive(int(m["pid"]))) or age > STALE_AFTER_S:
             try:
                 p.unlink()
             except FileNotFoundError:
                 continue
             logger.info("removed stale temporary file %s (from an interrupted run)", p)
-            removed.append(p)
-    return removed
 
 
 class _Target:
+    """One file of a run, in a temporary file: jsonl records, csv rows or parquet tables (the first sets the schema)."""
+
     def __init__(self, path: Path, flag: str, optional: bool):
         self.path, self.flag, self.optional, self.records = path, flag, optional, 0
-        remove_stale_temporaries(path)
+        _remove_stale_temporaries(path)
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}-", suffix=".tmp", dir=path.parent)
         except OSError as e:
-            raise DataPrepError(f"{flag} {path.parent}: cannot write in this folder ({_reason(e)})") from None
-        self.tmp = Path(tmp)
-        self.file = os.fdopen(fd, "wb")
+            raise _error(f"{flag} {path.parent}: cannot write in this folder", e) from None
+        self.tmp, self.file, self.writer = Path(tmp), os.fdopen(fd, "wb"), None
 
-    def write(self, data: bytes) -> None:
+    def _write(self, write: Any, data: Any) -> None:
         try:
-            self.file.write(data)
+            write(data)
         except OSError as e:
-            raise DataPrepError(f"{self.flag} {self.path}: cannot write ({_reason(e)})") from None
-
-    def discard(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        try:
-            self.tmp.unlink()
-        except FileNotFoundError:
-            pass
-
-
-class ParquetSink:
-    """Rows of a fixed schema, streamed as row groups (one per :meth:`write_rows` call)."""
-
-    def __init__(self, target: _Target, schema: pa.Schema):
-        self.target, self.schema = target, schema
-        self._writer = pq.ParquetWriter(target.file, schema, **PARQUET_OPTIONS)
-
-    def write_rows(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self.write_table(pa.Table.from_pylist(rows, schema=self.schema))
-
-    def write_table(self, table: pa.Table) -> None:
-        if table.num_rows:
-            try:
-                self._writer.write_table(table)
-            except OSError as e:
-                raise DataPrepError(f"{self.target.flag} {self.target.path}: cannot write ({_reason(e)})") from None
-            self.target.records += table.num_rows
-
-    def close(self) -> None:
-        self._writer.close()
-
-
-class JsonlSink:
-    """One JSON object per line (UTF-8; text parquet could not store is written with ``\\u`` escapes)."""
-
-    def __init__(self, target: _Target):
-        self.target = target
+            raise _error(f"{self.flag} {self.path}: cannot write", e) from None
+        self.records += 1
 
     def write(self, record: Any) -> None:
+        """One JSON object per line (UTF-8; text parquet could not store is written with ``\\u`` escapes)."""
         try:
             line = json.dumps(record, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             line = json.dumps(record, ensure_ascii=True).encode("ascii")
-        self.target.write(line + b"\n")
-        self.target.records += 1
+        self.write_raw(line)
 
     def write_raw(self, line: bytes) -> None:
-        self.target.write(line if line.endswith(b"\n") else line + b"\n")
-        self.target.records += 1
+        self._write(self.file.write, line if line.endswith(b"\n") else line + b"\n")
 
-
-class CsvSink:
-    def __init__(self, target: _Target, header: list[str]):
-        self.target = target
-        self._write(header)
-        self.target.records = 0
-
-    def _write(self, row: Iterable[Any]) -> None:
+    def write_csv(self, row: Iterable[Any]) -> None:
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow(row)
-        self.target.write(buf.getvalue().encode("utf-8", "backslashreplace"))
+        self._write(self.file.write, buf.getvalue().encode("utf-8", "backslashreplace"))
 
-    def write(self, row: Iterable[Any]) -> None:
-        self._write(row)
-        self.target.records += 1
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        """One parquet row group."""
+        if rows:
+            self.write_table(pa.Table.from_pylist(rows, schema=self.writer.schema))
+
+    def write_table(self, table: pa.Table) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.file, table.schema, **PARQUET_OPTIONS)
+        if table.num_rows:
+            self._write(self.writer.write_table, table)
+
+    def discard(self) -> None:
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        except Exception:  # the file is being thrown away; its footer does not matter
+            pass
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 class Outputs:
-    """The files of one run.  Use as a context manager: leaving it without :meth:`commit` discards them all.
-
-    ``inputs`` are ``(flag, path)`` of what the run reads: no target may be one of them, nor another target.
-    An ``optional`` target that received no records is not written, and an old file at its path is removed
-    (a rejects list from an earlier run must not outlive the data it described); so is a path given to
-    :meth:`remove` (a side file that this run does not write).
-    """
+    """The files of one run, reading ``inputs`` (``(flag, path)``); leaving the ``with`` block without :meth:`commit`
+    discards them all.  An ``optional`` target that received no records is not written and an old file at its path is
+    removed (an earlier run's list must not outlive the data it described), as is a path given to :meth:`remove`."""
 
     def __init__(self, inputs: Iterable[tuple[str, str | os.PathLike | None]] = ()) -> None:
         self._inputs = [(flag, Path(p)) for flag, p in inputs if p is not None]
         self._targets: list[_Target] = []
-        self._parquets: list[ParquetSink] = []
         self._removals: list[tuple[Path, str]] = []
 
-    def check(self, path: Path, flag: str) -> None:
-        """A one-line error if ``path`` is an input of this run or already one of its targets."""
+    def open(self, path: str | os.PathLike, flag: str, *, optional: bool = False, schema: pa.Schema | None = None,
+             header: list[str] | None = None) -> _Target:
+        """A new target: parquet with ``schema``, csv with ``header``, else jsonl."""
+        p = output_file(path, flag)
         for other_flag, other in self._inputs:
-            if same_file(path, other):
-                raise DataPrepError(f"{flag} {path}: same file as the input {other_flag} {other}; writing it would "
+            if same_file(p, other):
+                raise DataPrepError(f"{flag} {p}: same file as the input {other_flag} {other}; writing it would "
                                     "overwrite what this run reads: give another path")
         for t in self._targets:
-            if same_file(path, t.path):
-                raise DataPrepError(f"{flag} {path}: same file as {t.flag} {t.path}, also written by this run: "
+            if same_file(p, t.path):
+                raise DataPrepError(f"{flag} {p}: same file as {t.flag} {t.path}, also written by this run: "
                                     "give another path")
-
-    def _open(self, path: str | os.PathLike, flag: str, optional: bool) -> _Target:
-        p = output_file(path, flag)
-        self.check(p, flag)
         t = _Target(p, flag, optional)
         self._targets.append(t)
+        if schema is not None:
+            t.write_table(schema.empty_table())
+        if header is not None:
+            t.write_csv(header)
         return t
 
     def remove(self, path: str | os.PathLike, flag: str) -> None:
-        """Remove the file at ``path`` on :meth:`commit` (a side file of an earlier run that this run does not write);
-        never one of the run's inputs."""
+        """Remove the file at ``path`` on :meth:`commit`; never one of the run's inputs."""
         if not any(same_file(path, other) for _, other in self._inputs):
             self._removals.append((Path(path), flag))
 
-    def parquet(self, path: str | os.PathLike, flag: str, schema: pa.Schema) -> ParquetSink:
-        sink = ParquetSink(self._open(path, flag, optional=False), schema)
-        self._parquets.append(sink)
-        return sink
-
-    def jsonl(self, path: str | os.PathLike, flag: str, optional: bool = True) -> JsonlSink:
-        return JsonlSink(self._open(path, flag, optional))
-
-    def csv(self, path: str | os.PathLike, flag: str, header: list[str]) -> CsvSink:
-        return CsvSink(self._open(path, flag, optional=False), header)
-
     def commit(self) -> None:
-        """Finish every file and move it into place (each move is atomic)."""
+        """Finish every file, then move each into place (each move is atomic)."""
         mask = os.umask(0o022)
         os.umask(mask)
-        for sink in self._parquets:
-            sink.close()
-        self._parquets.clear()
-        for t in self._targets:
-            try:
+        try:
+            for t in self._targets:
+                if t.writer is not None:
+                    t.writer.close()
                 t.file.flush()
                 os.fsync(t.file.fileno())
                 t.file.close()
+            for t in self._targets:
                 if t.optional and t.records == 0:
                     t.discard()
                     if t.path.is_file():
                         t.path.unlink()
-                    continue
-                os.chmod(t.tmp, 0o666 & ~mask)
-                os.replace(t.tmp, t.path)
-            except OSError as e:
-                raise DataPrepError(f"{t.flag} {t.path}: cannot write ({_reason(e)})") from None
+                else:
+                    os.chmod(t.tmp, 0o666 & ~mask)
+                    os.replace(t.tmp, t.path)
+        except OSError as e:
+            raise _error(f"{t.flag} {t.path}: cannot write", e) from None
         self._targets.clear()
         for path, flag in self._removals:
             try:
@@ -289,22 +227,11 @@ class Outputs:
                     path.unlink()
                     logger.info("removed %s (from an earlier run; this run does not write it)", path)
             except OSError as e:
-                raise DataPrepError(f"{flag} {path}: cannot remove the earlier run's file ({_reason(e)})") from None
-        self._removals.clear()
-
-    def discard(self) -> None:
-        for sink in self._parquets:
-            try:
-                sink.close()
-            except Exception:  # the file is being thrown away; its footer does not matter
-                pass
-        for t in self._targets:
-            t.discard()
-        self._targets.clear()
-        self._removals.clear()
+                raise _error(f"{flag} {path}: cannot remove the earlier run's file", e) from None
 
     def __enter__(self) -> Outputs:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.discard()
+    def __exit__(self, *exc: Any) -> None:  # after a commit, nothing is left to discard
+        for t in self._targets:
+            t.discard()

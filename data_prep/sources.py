@@ -1,12 +1,11 @@
-"""Source rows, one at a time: a local jsonl/json/parquet file, a ``save_to_disk`` folder or a hub dataset id.
+"""Source rows, one at a time, from a local jsonl/json/parquet file, a ``save_to_disk`` folder or a hub dataset id.
 
-Rows stream (jsonl line by line, parquet batch by batch, datasets memory-mapped), so memory does not grow with
-the file.  Anything wrong with one jsonl line -- invalid UTF-8, invalid JSON, nesting too deep for the parser,
-an integer too long to convert, not an object -- becomes that row's :class:`~data_prep.common.RowError`; blank
-lines are skipped.  A JSON array file is decoded one element at a time from its text (the text is held whole):
-a syntax error there is a file error.
-Failures that concern the whole source raise :class:`~data_prep.common.DataPrepError` naming the file and the
-flag that chose it.
+Rows stream (a JSON list file is held whole as text and decoded element by element), so memory does not grow with
+the file.  Anything wrong with one row is that row's :class:`RowError` (blank jsonl lines are skipped); a failure of
+the whole source is one :class:`DataPrepError` naming the file and the flag that chose it.  A hub dataset fails in
+seconds when the hub cannot be reached (``datasets`` would retry for half a minute): one ``HEAD`` request first,
+waiting ``HF_HUB_ETAG_TIMEOUT`` seconds (default 5); with ``HF_HUB_OFFLINE=1`` (or ``HF_DATASETS_OFFLINE=1``) nothing
+is requested and ``datasets`` reads its cache.
 """
 
 from __future__ import annotations
@@ -14,7 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,22 +24,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_prep import hub
 from data_prep.common import DataPrepError, RowError
 
 _BOM = b"\xef\xbb\xbf"
-PARQUET_BATCH_ROWS = 256
+_JSON_WS = re.compile(r"[ \t\n\r]*")
 
 
 @dataclass
 class SourceRow:
     """One source row, or the reason it could not be read.
 
-    ``rownum`` is 1-based and is what messages show: the line of a jsonl file, else the row.  ``position`` is
-    the 0-based position among the source's rows (blank lines do not count): it becomes ``extra_info.index``.
-    ``raw`` is the jsonl line as read (for tools that copy rows through unchanged), or the JSON text of an array
-    element that is not an object.
-    """
+    ``rownum`` (1-based, shown in messages) is the line of a jsonl file, else the row; ``position`` (0-based, blank
+    lines aside) becomes ``extra_info.index``; ``raw`` is the jsonl line as read, or the JSON text of an array element
+    that is not an object."""
 
     rownum: int
     position: int
@@ -46,9 +45,7 @@ class SourceRow:
     raw: bytes | None = None
 
 
-def _parse_line(line: bytes, first: bool) -> tuple[dict[str, Any] | None, RowError | None]:
-    if first and line.startswith(_BOM):
-        line = line[len(_BOM) :]
+def _parse_line(line: bytes) -> tuple[dict[str, Any] | None, RowError | None]:
     line = line.rstrip(b"\r\n")
     try:
         text = line.decode("utf-8")
@@ -67,35 +64,25 @@ def _parse_line(line: bytes, first: bool) -> tuple[dict[str, Any] | None, RowErr
     return obj, None
 
 
-def iter_jsonl(path: Path) -> Iterator[SourceRow]:
+def _iter_jsonl(path: Path) -> Iterator[SourceRow]:
     position = 0
     with path.open("rb") as f:
         for rownum, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            data, error = _parse_line(line, rownum == 1)
-            yield SourceRow(rownum, position, data, error, raw=line)
-            position += 1
+            if line.strip():
+                data, error = _parse_line(line.removeprefix(_BOM) if rownum == 1 else line)
+                yield SourceRow(rownum, position, data, error, raw=line)
+                position += 1
 
 
-_JSON_WS = re.compile(r"[ \t\n\r]*")
+def _looks_like_jsonl(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(4096).lstrip(_BOM).lstrip()[:1] == b"{"
 
 
-def _iter_json_array(path: Path, split: str | None) -> Iterator[SourceRow]:
-    """A JSON list of objects, decoded one element at a time from the text (the parsed rows are never all in
-    memory); a list wrapped in an object (``{"data": [...]}``) is parsed whole."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataPrepError(f"{path}: invalid UTF-8 at byte {e.start + 1} (a JSON array file is read whole)") from None
-    pos = _JSON_WS.match(text).end()
-    if text.startswith("[", pos):
-        rows = _json_array_elements(path, text, pos + 1)
-    else:
-        rows = _json_wrapped_rows(path, text, split)
+def _numbered(rows: Iterable[Any]) -> Iterator[SourceRow]:
     for i, r in enumerate(rows):
-        if isinstance(r, dict):
-            yield SourceRow(i + 1, i, r)
+        if isinstance(r, Mapping):
+            yield SourceRow(i + 1, i, dict(r))
         else:
             raw = json.dumps(r, ensure_ascii=False).encode("utf-8", "backslashreplace")
             yield SourceRow(i + 1, i, None, RowError("*", f"row is not an object (got {type(r).__name__})"), raw=raw)
@@ -106,81 +93,105 @@ def _json_error(path: Path, text: str, pos: int, what: str) -> DataPrepError:
     return DataPrepError(f"{path}: invalid JSON at line {line} column {pos - text.rfind(chr(10), 0, pos)}: {what}")
 
 
-def _json_array_elements(path: Path, text: str, pos: int) -> Iterator[Any]:
+def _json_array(path: Path) -> Iterator[Any]:
+    """The elements of a JSON list, decoded one at a time from the file's text (held whole)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataPrepError(f"{path}: invalid UTF-8 at byte {e.start + 1} (a JSON array file is read whole)") from None
+    pos = _JSON_WS.match(text).end()
+    if not text.startswith("[", pos):  # a .json file starting with "{" is read as JSON lines
+        raise DataPrepError(f"{path}: expected a JSON list of objects or JSON lines")
     decoder = json.JSONDecoder()
-    pos = _JSON_WS.match(text, pos).end()
-    if text.startswith("]", pos):
+    pos = _JSON_WS.match(text, pos + 1).end()
+    closed = text.startswith("]", pos)
+    if closed:
         pos += 1
-    else:
-        while True:
-            try:
-                element, pos = decoder.raw_decode(text, pos)
-            except json.JSONDecodeError as e:
-                raise _json_error(path, text, e.pos, e.msg) from None
-            except (RecursionError, ValueError) as e:  # too deep, an integer too long: the element cannot be skipped
-                reason = f"{type(e).__name__}: {str(e).splitlines()[0]}"
-                raise _json_error(path, text, pos, f"cannot decode this element ({reason})") from None
-            yield element
-            pos = _JSON_WS.match(text, pos).end()
-            if text.startswith(",", pos):
-                pos = _JSON_WS.match(text, pos + 1).end()
-            elif text.startswith("]", pos):
-                pos += 1
-                break
-            else:
-                raise _json_error(path, text, pos, "expected ',' or ']' after an element")
+    while not closed:
+        try:
+            element, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise _json_error(path, text, e.pos, e.msg) from None
+        except (RecursionError, ValueError) as e:  # too deep, an integer too long: the element cannot be skipped
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0]}"
+            raise _json_error(path, text, pos, f"cannot decode this element ({reason})") from None
+        yield element
+        pos = _JSON_WS.match(text, pos).end()
+        if text[pos:pos + 1] not in (",", "]"):
+            raise _json_error(path, text, pos, "expected ',' or ']' after an element")
+        closed = text[pos] == "]"
+        pos = pos + 1 if closed else _JSON_WS.match(text, pos + 1).end()
     if _JSON_WS.match(text, pos).end() != len(text):
         raise _json_error(path, text, pos, "extra data after the list")
 
 
-def _json_wrapped_rows(path: Path, text: str, split: str | None) -> list:
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataPrepError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-    except (RecursionError, ValueError) as e:
-        raise DataPrepError(f"{path}: invalid JSON ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    if isinstance(obj, dict):  # {"data": [...]}; column-oriented files are not supported
-        for key in ("data", "rows", split or "train"):
-            if isinstance(obj.get(key), list):
-                return obj[key]
-    raise DataPrepError(f"{path}: expected a JSON list of objects or JSON lines")
-
-
-def _iter_parquet(path: Path) -> Iterator[SourceRow]:
+def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as e:
         raise DataPrepError(f"{path}: not a readable parquet file ({str(e).splitlines()[0]})") from None
-    i = 0
-    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-        for r in batch.to_pylist():
-            yield SourceRow(i + 1, i, r)
-            i += 1
+    for batch in pf.iter_batches(batch_size=256):
+        yield from batch.to_pylist()
 
 
-def _iter_saved(path: Path, split: str | None, hint: str) -> Iterator[SourceRow]:
+def _saved_rows(path: Path, split: str | None, hint: str) -> Any:
     import datasets
 
     try:
         ds = datasets.load_from_disk(str(path))
     except Exception as e:  # datasets raises several types for a folder that is not a saved dataset
         raise DataPrepError(f"{hint} {path}: not a jsonl/json/parquet file or save_to_disk folder ({e})") from None
-    if isinstance(ds, datasets.DatasetDict):
-        if split in ds:
-            ds = ds[split]
-        elif len(ds) == 1:
-            ds = next(iter(ds.values()))
-        else:
-            raise DataPrepError(f"{hint} {path}: splits {list(ds)}; expected {split!r} or a single split")
-    for i, r in enumerate(ds):
-        yield SourceRow(i + 1, i, dict(r))
+    if not isinstance(ds, datasets.DatasetDict):
+        return ds
+    if split in ds:
+        return ds[split]
+    if len(ds) == 1:
+        return next(iter(ds.values()))
+    raise DataPrepError(f"{hint} {path}: splits {list(ds)}; expected {split!r} or a single split")
 
 
-def looks_like_jsonl(path: Path) -> bool:
-    with path.open("rb") as f:
-        head = f.read(4096).lstrip(_BOM).lstrip()
-    return head[:1] == b"{"
+def _unreachable(url: str, timeout: float) -> str | None:
+    """Why ``url`` got no HTTP answer within ``timeout`` seconds, or None if it got one (of any status)."""
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "cwgrpo-verl-data-prep"})
+    try:
+        urllib.request.urlopen(request, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, ssl.SSLError):  # the network is there: datasets reports certificates better
+            return None
+        if not isinstance(e.reason, TimeoutError):
+            return str(getattr(e.reason, "strerror", None) or e.reason)
+    except OSError as e:
+        if not isinstance(e, TimeoutError):
+            return e.strerror or type(e).__name__
+    else:
+        return None
+    return f"no answer within {timeout:g} s"
+
+
+def _hub_rows(repo_id: str, split: str, hint: str) -> Any:
+    advice = f"pass {hint} with a local copy (jsonl, parquet or a save_to_disk folder)"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    if any(os.environ.get(v, "").upper() in {"1", "ON", "YES", "TRUE"} for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+        where = "the Hugging Face cache (HF_HUB_OFFLINE=1)"
+    else:
+        where = f"the Hugging Face hub at {endpoint}"
+        try:
+            timeout = float(os.environ["HF_HUB_ETAG_TIMEOUT"])
+        except (KeyError, ValueError):
+            timeout = 5.0
+        reason = _unreachable(f"{endpoint}/api/datasets/{repo_id}", timeout)
+        if reason is not None:
+            raise DataPrepError(f"{repo_id}: cannot reach {where} ({reason}); {advice}, "
+                                "or set HF_HUB_OFFLINE=1 to use a copy in the Hugging Face cache")
+    import datasets
+
+    try:
+        return datasets.load_dataset(repo_id, split=split)
+    except Exception as e:  # network, auth, missing split, cache miss: all end here as one line
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise DataPrepError(f"{repo_id}: cannot load split {split!r} from {where} ({type(e).__name__}: {first}); {advice}") from None
 
 
 def iter_source_rows(source: str | os.PathLike, split: str | None = None, hint: str = "--source") -> Iterator[SourceRow]:
@@ -190,17 +201,17 @@ def iter_source_rows(source: str | os.PathLike, split: str | None = None, hint: 
     try:
         if p.is_file():
             suffix = p.suffix.lower()
-            if suffix in (".jsonl", ".ndjson") or (suffix == ".json" and looks_like_jsonl(p)):
-                yield from iter_jsonl(p)
+            if suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _looks_like_jsonl(p)):
+                yield from _iter_jsonl(p)
             elif suffix == ".json":
-                yield from _iter_json_array(p, split)
+                yield from _numbered(_json_array(p))
             elif suffix == ".parquet":
-                yield from _iter_parquet(p)
+                yield from _numbered(_parquet_rows(p))
             else:
                 raise DataPrepError(f"{hint} {p}: unsupported file type {suffix!r} (use .jsonl, .json, .parquet or a save_to_disk folder)")
             return
         if p.is_dir():
-            yield from _iter_saved(p, split, hint)
+            yield from _numbered(_saved_rows(p, split, hint))
             return
     except OSError as e:  # pyarrow reports a corrupt file as an OSError without strerror
         reason = e.strerror or (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -208,5 +219,4 @@ def iter_source_rows(source: str | os.PathLike, split: str | None = None, hint: 
     s = str(source)
     if s.startswith((".", "/", "~")) or s.endswith((".jsonl", ".json", ".parquet")) or s.count("/") > 1 or not s.strip():
         raise DataPrepError(f"{hint} {s}: no such file or folder (and not a hub dataset id such as owner/name)")
-    for i, r in enumerate(hub.load_rows(s, split or "train", hint)):
-        yield SourceRow(i + 1, i, dict(r))
+    yield from _numbered(_hub_rows(s, split or "train", hint))

@@ -1,11 +1,6 @@
-# Shared by the example scripts: run a Python entry point, or print it when DRY_RUN=1 (what the tests parse).
-# Usage: run_entry MODULE ARG...
+# Shared by the example scripts: run_entry MODULE ARG... runs a Python entry point, or prints it one argument a line
+# (what the tests and submit_ray_job.sh parse) when DRY_RUN=1.
 run_entry() {
-    local module=$1
-    shift
-    if [[ "${DRY_RUN:-0}" == "1" ]]; then
-        printf '%s\n' "$module" "$@"
-        return 0
-    fi
-    exec "${PYTHON:-python3}" -m "$module" "$@"
+    [[ "${DRY_RUN:-0}" != "1" ]] || { printf '%s\n' "$@"; return 0; }
+    exec "${PYTHON:-python3}" -m "$@"
 }

@@ -17,24 +17,17 @@ case "$PRESET" in
     qwen_math_7b)    max_new_tokens=4096 ;;
     *) echo "unknown PRESET=$PRESET (r1_distill_1.5b, qwen_math_7b)" >&2; exit 2 ;;
 esac
-temperature=0.6
-top_p=0.95
-
+temperature=0.6 top_p=0.95
 MODEL_PATH=${MODEL_PATH:?set MODEL_PATH to the model to evaluate (a hub name or a Hugging Face folder)}
-DATA_DIR=${DATA_DIR:-$PWD/data}
 EVAL_DIR=${EVAL_DIR:-$PWD/evals/$(basename "$MODEL_PATH")}
 STEP=${STEP:-0}                               # the training step of the model (0: the base model)
 N_SAMPLES=${N_SAMPLES:-1}                     # responses per problem: mean@N (the paper: 1)
 MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-$max_new_tokens}
-BACKEND=${BACKEND:-vllm}                      # vllm | hf (transformers, the CPU stand-in)
-ROLLOUT_TP=${ROLLOUT_TP:-1}                   # vLLM tensor parallel size
 
 log="$EVAL_DIR/step_${STEP}.t${temperature}-p${top_p}-n${N_SAMPLES}-len${MAX_NEW_TOKENS}.jsonl"
-if [[ -f "$log" && "${DRY_RUN:-0}" != "1" ]]; then
-    echo "evaluate.sh: $log exists: already evaluated"
-    exit 0
-fi
+[[ ! -f "$log" || "${DRY_RUN:-0}" == "1" ]] || { echo "evaluate.sh: $log exists: already evaluated"; exit 0; }
+# BACKEND: vllm | hf (transformers, the CPU stand-in); ROLLOUT_TP: vLLM tensor parallel size
 run_entry cwgrpo_verl.evaluate \
-    --model "$MODEL_PATH" --data "$DATA_DIR" --out "$log" --step "$STEP" \
+    --model "$MODEL_PATH" --data "${DATA_DIR:-$PWD/data}" --out "$log" --step "$STEP" \
     --max-new-tokens "$MAX_NEW_TOKENS" --temperature "$temperature" --top-p "$top_p" --samples "$N_SAMPLES" \
-    --backend "$BACKEND" --tensor-parallel-size "$ROLLOUT_TP" "$@"
+    --backend "${BACKEND:-vllm}" --tensor-parallel-size "${ROLLOUT_TP:-1}" "$@"

@@ -7,26 +7,24 @@
 #   PRESET=r1_distill_1.5b examples/evaluate_checkpoints.sh checkpoints/cwgrpo/cwgrpo-DeepSeek-R1-Distill-Qwen-1.5B [100 150 200]
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PYTHON=${PYTHON:-python3}
+die() { echo "$*" >&2; exit 2; }
 
-[[ $# -ge 1 ]] || { echo "usage: evaluate_checkpoints.sh CHECKPOINT_DIR [STEP ...]" >&2; exit 2; }
-CHECKPOINT_DIR=$(cd "$1" && pwd) || { echo "evaluate_checkpoints.sh: no folder $1" >&2; exit 2; }
+[[ $# -ge 1 ]] || die "usage: evaluate_checkpoints.sh CHECKPOINT_DIR [STEP ...]"
+CHECKPOINT_DIR=$(cd "$1" && pwd) || die "evaluate_checkpoints.sh: no folder $1"
 shift
-EVAL_DIR=${EVAL_DIR:-$CHECKPOINT_DIR/evals}
 steps=("$@")
-if [[ ${#steps[@]} -eq 0 ]]; then
-    mapfile -t steps < <(find "$CHECKPOINT_DIR" -maxdepth 1 -type d -name 'global_step_*' | sed 's/.*global_step_//' | sort -n)
-fi
-[[ ${#steps[@]} -gt 0 ]] || { echo "evaluate_checkpoints.sh: no global_step_* in $CHECKPOINT_DIR" >&2; exit 2; }
+(( $# )) || mapfile -t steps < <(find "$CHECKPOINT_DIR" -maxdepth 1 -type d -name 'global_step_*' |
+                                   sed 's/.*global_step_//' | sort -n)
+(( ${#steps[@]} )) || die "evaluate_checkpoints.sh: no global_step_* in $CHECKPOINT_DIR"
 
 for step in "${steps[@]}"; do
-    actor="$CHECKPOINT_DIR/global_step_$step/actor"
-    [[ -d "$actor" ]] || { echo "evaluate_checkpoints.sh: no checkpoint $actor" >&2; exit 2; }
-    merged="$actor/huggingface_merged"
+    actor="$CHECKPOINT_DIR/global_step_$step/actor" merged="$actor/huggingface_merged"
+    [[ -d "$actor" ]] || die "evaluate_checkpoints.sh: no checkpoint $actor"
     if [[ ! -f "$merged/config.json" ]]; then
         rm -rf "$merged.partial"
-        "$PYTHON" -m verl.model_merger merge --backend fsdp --local_dir "$actor" --target_dir "$merged.partial"
+        "${PYTHON:-python3}" -m verl.model_merger merge --backend fsdp --local_dir "$actor" \
+            --target_dir "$merged.partial"
         mv "$merged.partial" "$merged"
     fi
-    MODEL_PATH="$merged" STEP="$step" EVAL_DIR="$EVAL_DIR" bash "$HERE/evaluate.sh"
+    MODEL_PATH="$merged" STEP="$step" EVAL_DIR="${EVAL_DIR:-$CHECKPOINT_DIR/evals}" bash "$HERE/evaluate.sh"
 done

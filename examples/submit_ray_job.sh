@@ -7,43 +7,27 @@
 #       examples/submit_ray_job.sh [r1_distill_1.5b_cwgrpo.sh] [hydra overrides...]
 #   RAY_ADDRESS=http://HEAD:8265 examples/submit_ray_job.sh -- python -m tools.check   # any other command
 #
-# Only training scripts of examples/ are submitted: those that source _lib.sh and call run_entry with the recipe or
-# verl's main_ppo (train.sh, main_ppo_cwgrpo.sh) and those that exec train.sh (the per-run scripts). Any other
-# file, one outside examples/, or a name that is neither a script nor a Hydra override (KEY=VALUE, ~KEY) is refused
-# before anything runs; use `-- COMMAND` for anything else.
-# Overrides are parsed with Hydra's own parser (lists, quotes and all), in $PYTHON: the interpreter with the project
-# installed (default: this checkout's .venv, made by `make setup`, else python3). A line break in an override
-# cannot be carried and is refused; so is a sweep (a,b).
+# Only the training scripts of examples/ are submitted: those that source _lib.sh and call run_entry with the recipe
+# or verl's main_ppo, and those that exec train.sh. Anything else, or a name that is neither a script nor a Hydra
+# override (KEY=VALUE, ~KEY), is refused before anything runs; use `-- COMMAND` for anything else.
+# Overrides are parsed by Hydra's own parser in $PYTHON (default: this checkout's .venv, made by `make setup`, else
+# python3); an override with a line break, or a sweep (a,b), is refused.
 # Paths must be absolute and on storage every node sees; the recipe checks them on every node at start-up. A model
 # path is a hub name only when it reads OWNER/NAME and names nothing here.
 # DRY_RUN=1 prints the `ray job submit` command, one argument per line, and submits nothing.
 # PRINT_CONFIG=1 makes the job print the composed config and exit (nothing is trained).
 # FORWARD_ENV lists the environment variables the job gets from this shell (the secrets and caches it needs).
 # The metrics log (VERL_FILE_LOGGER_ROOT, default: this directory) is resolved here too and always forwarded.
+# Also: RAY, WORKING_DIR, RUNTIME_ENV, SUBMISSION_ID, NO_WAIT=1 (return after submitting; then `ray job logs -f ID`).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-
 RAY=${RAY:-ray}
 PYTHON=${PYTHON:-$([[ -x "$HERE/../.venv/bin/python" ]] && echo "$HERE/../.venv/bin/python" || echo python3)}
 export RAY_ADDRESS=${RAY_ADDRESS:-http://127.0.0.1:8265}
-WORKING_DIR=${WORKING_DIR:-$(cd "$HERE/.." && pwd)}
-RUNTIME_ENV=${RUNTIME_ENV:-$HERE/runtime_env.yaml}
 FORWARD_ENV=${FORWARD_ENV:-"WANDB_API_KEY WANDB_PROJECT WANDB_ENTITY HF_TOKEN HF_HOME HF_ENDPOINT"}
-SUBMISSION_ID=${SUBMISSION_ID:-}
-NO_WAIT=${NO_WAIT:-0}                          # 1: return after submitting; follow with `ray job logs -f ID`
+die() { echo "submit_ray_job.sh: $*" >&2; exit 2; }
 
-die() {
-    echo "submit_ray_job.sh: $*" >&2
-    exit 2
-}
-
-is_training_script() {
-    { grep -q '^source "$HERE/_lib.sh"' "$1" &&
-      grep -Eq '^run_entry[[:space:]]+(recipe\.cwgrpo\.main_cwgrpo|verl\.trainer\.main_ppo)([[:space:]]|$)' "$1"; } ||
-        grep -Eq '^[^#]*exec bash .*/train\.sh"' "$1"
-}
-
-overrides=()                                   # what $PYTHON checks: the resolved Hydra overrides
+overrides=()  # what $PYTHON checks: the resolved Hydra overrides
 script=
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
     sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p;}' "${BASH_SOURCE[0]}"
@@ -55,9 +39,9 @@ elif [[ "${1:-}" == "--" ]]; then
 else
     script=r1_distill_1.5b_cwgrpo.sh
     if [[ $# -gt 0 && ( "$1" == *.sh || ( "$1" != *=* && "$1" != "~"* ) ) ]]; then  # a script, not an override
-        given=$1
+        given=$1 path=$1
         shift
-        path=$([[ "$given" == */* ]] && echo "$given" || echo "$HERE/$given")
+        [[ "$given" == */* ]] || path=$HERE/$given
         if [[ ! -f "$path" ]]; then
             [[ "$given" != */* ]] || die "$given: no such file"
             [[ "$given" != *.sh && -f "$HERE/$given.sh" ]] &&
@@ -68,21 +52,20 @@ else
             die "$given: not in $HERE: only the training scripts there are submitted (the job runs in a copy of" \
                 "this repo); submit anything else with -- COMMAND"
         script=$(basename "$path")
-        is_training_script "$HERE/$script" ||
+        entry='^run_entry[[:space:]]+(recipe\.cwgrpo\.main_cwgrpo|verl\.trainer\.main_ppo)([[:space:]]|$)'
+        { grep -q '^source "$HERE/_lib.sh"' "$path" && grep -Eq "$entry" "$path"; } ||
+            grep -Eq '^[^#]*exec bash .*/train\.sh"' "$path" ||
             die "examples/$script is not a training script (one that sources _lib.sh and calls run_entry with the" \
                 "recipe or main_ppo, or execs train.sh): it would run here, not in the job; run it yourself, or" \
                 "submit -- COMMAND"
     fi
     for arg in "$@"; do
-        [[ "$arg" != *$'\n'* && "$arg" != *$'\r'* ]] ||
-            die "the override '${arg%%[$'\n\r']*}...' contains a line break, which cannot be carried into the" \
-                "job's command"
+        [[ "$arg" != *[$'\n\r']* ]] || die "the override '${arg%%[$'\n\r']*}...' contains a line break, which cannot" \
+                                           "be carried into the job's command"
     done
     resolved=$(DRY_RUN=1 PYTHON="$PYTHON" bash "$HERE/$script" "$@") ||
         die "examples/$script failed in its dry run (exit status $?): nothing submitted"
     mapfile -t lines <<< "$resolved"
-    [[ "${lines[0]}" =~ ^[A-Za-z_][A-Za-z0-9_.]*$ ]] ||
-        die "examples/$script printed no Python entry point in its dry run (got '${lines[0]}')"
     [[ "${lines[0]}" == recipe.cwgrpo.main_cwgrpo || "${lines[0]}" == verl.trainer.main_ppo ]] ||
         die "examples/$script runs ${lines[0]}, not a training entry point (the recipe or verl's main_ppo, whose" \
             "arguments are Hydra overrides): submit it with -- COMMAND"
@@ -91,8 +74,9 @@ else
 fi
 
 # The overrides (parsed as Hydra parses them) and the job's runtime env. Exit status 2: a refusal, said on stderr.
-set +e
-runtime_env=$("$PYTHON" - "$RUNTIME_ENV" "$WORKING_DIR" "$FORWARD_ENV" "${overrides[@]}" <<'EOF'
+status=0
+runtime_env=$("$PYTHON" - "${RUNTIME_ENV:-$HERE/runtime_env.yaml}" "${WORKING_DIR:-$(cd "$HERE/.." && pwd)}" \
+                          "$FORWARD_ENV" "${overrides[@]}" <<'EOF'
 import json, os, re, sys
 
 PATH_KEYS = {"data.train_files", "data.val_files", "trainer.default_local_dir", "trainer.resume_from_path",
@@ -105,15 +89,20 @@ def fail(message):
     sys.exit(2)
 
 
-def check(overrides):
-    """Every override as Hydra reads it; the paths a job on another node must be able to see."""
+def need(module):
     try:
-        from hydra.core.override_parser.overrides_parser import OverridesParser
+        return __import__(module)
     except ImportError as error:
-        fail(f"PYTHON={sys.executable} cannot import hydra ({error}): set PYTHON to the interpreter verl is installed "
-             "in (e.g. PYTHON=.venv/bin/python)")
+        fail(f"PYTHON={sys.executable} cannot import {module} ({error}): set PYTHON to the interpreter verl is "
+             "installed in" + " (e.g. PYTHON=.venv/bin/python)" * (module == "hydra"))
+
+
+if len(sys.argv) > 4:
+    need("hydra")
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     parser = OverridesParser.create()
-    for text in overrides:
+    for text in sys.argv[4:]:
         try:
             override = parser.parse_overrides([text])[0]
         except Exception as error:  # Hydra's OverrideParseException, or a grammar error below it
@@ -121,27 +110,16 @@ def check(overrides):
         if override.is_sweep_override():
             fail(f"{text!r} is a sweep (values separated by commas), which one run cannot take: quote the value "
                  "('a,b') or give a list ([a,b])")
-        key = override.key_or_group
-        if key not in PATH_KEYS:
-            continue
-        value = override.value()
-        for path in value if isinstance(value, list) else [value]:
+        key, value = override.key_or_group, override.value()
+        for path in (value if isinstance(value, list) else [value]) if key in PATH_KEYS else []:
             if not isinstance(path, str) or path.startswith("/") or "://" in path or "${" in path:
                 continue  # null, absolute, a URL (hdfs://), an interpolation resolved in the job
             local = os.path.exists(path)
             if key.endswith("model.path") and HUB_NAME.fullmatch(path) and not local:
                 continue  # a hub name
-            where = "" if local else " (and nothing here has that name)"
-            fail(f"{key}={path} is not an absolute path{where}; the job runs on another machine, in a copy of the "
-                 "repo: give paths on storage every node sees")
-
-
-if len(sys.argv) > 4:
-    check(sys.argv[4:])
-try:
-    import yaml
-except ImportError as error:
-    fail(f"PYTHON={sys.executable} cannot import yaml ({error}): set PYTHON to the interpreter verl is installed in")
+            fail(f"{key}={path} is not an absolute path{'' if local else ' (and nothing here has that name)'}; the "
+                 "job runs on another machine, in a copy of the repo: give paths on storage every node sees")
+yaml = need("yaml")
 try:
     env = yaml.safe_load(open(sys.argv[1])) or {}
 except (OSError, yaml.YAMLError) as error:
@@ -149,27 +127,21 @@ except (OSError, yaml.YAMLError) as error:
 env["working_dir"] = sys.argv[2]
 env_vars = env.setdefault("env_vars", {})
 env_vars.update({name: os.environ[name] for name in sys.argv[3].split() if name in os.environ})
-# verl's file logger writes <root>/<project>/<experiment>.jsonl under the job's working directory, Ray's temporary
-# copy of the repo: resolve it here, to where a run started from this directory would write it
+# verl's file logger writes under the job's working directory, Ray's temporary copy of the repo: resolve it here
 if os.environ.get("VERL_FILE_LOGGER_PATH"):
     env_vars["VERL_FILE_LOGGER_PATH"] = os.path.abspath(os.path.expanduser(os.environ["VERL_FILE_LOGGER_PATH"]))
 else:
     env_vars["VERL_FILE_LOGGER_ROOT"] = os.path.abspath(os.path.expanduser(os.environ.get("VERL_FILE_LOGGER_ROOT", ".")))
 print(json.dumps(env))
 EOF
-)
-status=$?
-set -e
+) || status=$?
 (( status != 2 )) || exit 2
 (( status == 0 )) || die "PYTHON=$PYTHON failed (exit status $status) while checking the overrides and writing the" \
                          "runtime env; nothing submitted (set PYTHON to the interpreter verl is installed in)"
 [[ "${PRINT_CONFIG:-0}" == "1" && -n "$script" ]] && command+=(--cfg job --resolve)
 
-args=(--address "$RAY_ADDRESS" --runtime-env-json "$runtime_env")
-[[ -n "$SUBMISSION_ID" ]] && args+=(--submission-id "$SUBMISSION_ID")
-[[ "$NO_WAIT" == "1" ]] && args+=(--no-wait)
-if [[ "${DRY_RUN:-0}" == "1" ]]; then
-    printf '%s\n' "$RAY" job submit "${args[@]}" -- "${command[@]}"
-    exit 0
-fi
-exec "$RAY" job submit "${args[@]}" -- "${command[@]}"
+submit=("$RAY" job submit --address "$RAY_ADDRESS" --runtime-env-json "$runtime_env")
+[[ -n "${SUBMISSION_ID:-}" ]] && submit+=(--submission-id "$SUBMISSION_ID")
+[[ "${NO_WAIT:-0}" == "1" ]] && submit+=(--no-wait)
+[[ "${DRY_RUN:-0}" != "1" ]] || { printf '%s\n' "${submit[@]}" -- "${command[@]}"; exit 0; }
+exec "${submit[@]}" -- "${command[@]}"

@@ -1,26 +1,13 @@
 """``python -m tools.check``: does ``import verl`` register cw_grpo in the driver and on every alive Ray node?
 
-verl swallows plugin import errors, so a node without the package only fails at the first update of a long run.
-This asks every alive node, with one task pinned to each (``NodeAffinitySchedulingStrategy``, ``soft=False``),
-in a fresh Ray worker that imports nothing but ``verl`` first, exactly as verl's own workers start.
+verl swallows plugin import errors, so a node without the package fails only at the first update of a long run. A task
+pinned to each alive node, and a fresh interpreter for the driver, import ``verl`` first, as verl's own processes do.
 
     python -m tools.check --address HEAD:6379           # Ray's GCS address, or `auto`, or RAY_ADDRESS
-    python -m tools.check --address http://HEAD:8265    # the dashboard/job address: runs itself as a Ray job
+    python -m tools.check --address http://HEAD:8265    # the job server: submits itself as submit_ray_job.sh would
 
-An ``http(s)://`` address is the job server (what ``ray job submit`` and ``examples/submit_ray_job.sh`` use): the
-check submits itself as a Ray job with the same working_dir and runtime_env as ``submit_ray_job.sh`` (this checkout
-and ``examples/runtime_env.yaml``, when run from a checkout), so it sees the nodes exactly as the training job will.
-A driver outside the cluster cannot join it with ``ray.init`` (Ray supports that only from a node of the cluster),
-which is why the dashboard address is not mapped to the GCS one. Inside the job Ray sets ``RAY_ADDRESS`` to the
-GCS address, so the job's copy checks the nodes directly.
-
-``--timeout`` bounds the whole run: as a command it counts from the start of the process, so the imports before
-the check starts and the several seconds of ``import verl`` inside it are part of it; calls that take a deadline get
-what is left minus a small reserve, and a call that hangs is cut at the limit. If the imports alone took longer, the
-check stops as soon as it starts, saying so.
-
-Exit status: 0 registered everywhere, 1 missing in some process or a node did not answer, 2 the check could not
-run (bad arguments, unreachable address, nothing within ``--timeout``).
+``--timeout`` counts from the start of the process (imports included); a call that hangs is cut at the limit.
+Exit status: 0 registered everywhere, 1 missing in some process or a node did not answer, 2 the check could not run.
 """
 
 from __future__ import annotations
@@ -46,15 +33,11 @@ FIX = ("pip install -e . on every node, or ship the repo as working_dir with VER
 
 
 class CheckError(RuntimeError):
-    """The check could not run (unreachable address, bad runtime env): a one-line message, exit status 2."""
+    """The check could not run: a one-line message, exit status 2."""
 
 
 def probe() -> dict:
-    """Where this process stands after ``import verl``: did verl load the plugin, and do its registries hold it?
-
-    Pickled by value for Ray tasks (see :func:`_by_value`), so a worker runs it without importing ``cwgrpo_verl``
-    first: only ``import verl`` may load the plugin, as in verl's own workers.
-    """
+    """Did ``import verl`` load the plugin here? Self-contained, shipped by value: only ``import verl`` may load it."""
     import importlib
     import os
     import socket
@@ -64,42 +47,31 @@ def probe() -> dict:
     out = {"pid": os.getpid(), "host": socket.gethostname(), "ok": False, "reason": ""}
     try:
         import verl
-    except Exception as error:  # noqa: BLE001 (reported, not raised: one node's failure must not hide the others)
-        out["reason"] = f"cannot import verl: {type(error).__name__}: {error}"
-        return out
+    except Exception as error:  # noqa: BLE001 (reported: one node's failure must not hide the others)
+        return {**out, "reason": f"cannot import verl: {type(error).__name__}: {error}"}
     out["verl"] = getattr(verl, "__version__", "?")
     plugin = sys.modules.get("cwgrpo_verl.plugin")
-    if plugin is None:  # find out why (importing it now cannot change the verdict: verl did not load it)
+    if plugin is None:  # say why (importing it now cannot change the verdict)
         try:
             importlib.import_module("cwgrpo_verl.plugin")
         except Exception as error:  # noqa: BLE001
             out["reason"] = f"cannot import cwgrpo_verl: {type(error).__name__}: {error}"
         else:
-            env = {k: os.environ.get(k, "<unset>") for k in ("VERL_USE_EXTERNAL_PLUGINS", "VERL_USE_EXTERNAL_MODULES")}
+            env = ", ".join(f"{k}={os.environ.get(k, '<unset>')}"
+                            for k in ("VERL_USE_EXTERNAL_PLUGINS", "VERL_USE_EXTERNAL_MODULES"))
             out["reason"] = ("import verl did not load cwgrpo_verl (no verl.plugins entry point installed, or it is "
-                             f"excluded: {', '.join(f'{k}={v}' for k, v in env.items())})")
+                             f"excluded: {env})")
         return out
     try:
         plugin.check_registered()
     except RuntimeError as error:
-        out["reason"] = str(error)
-        return out
+        return {**out, "reason": str(error)}
     package = sys.modules["cwgrpo_verl"]
-    out.update(ok=True, plugin=getattr(package, "__version__", "?"), path=str(Path(package.__file__).parent))
-    return out
-
-
-def _by_value() -> None:
-    """Ship :func:`probe` by value: by reference, unpickling it would import ``cwgrpo_verl`` (and so register it)."""
-    import ray.cloudpickle
-
-    module = sys.modules[probe.__module__]
-    if module.__name__ != "__main__":  # __main__ is pickled by value anyway
-        ray.cloudpickle.register_pickle_by_value(module)
+    return {**out, "ok": True, "plugin": getattr(package, "__version__", "?"),
+            "path": str(Path(package.__file__).parent)}
 
 
 def line(where: str, report: dict | None) -> str:
-    """One line of the per-process report."""
     if report is None:
         return f"{where}: NO ANSWER"
     head = f"{where}: pid {report['pid']} on {report['host']}: "
@@ -116,41 +88,35 @@ def summary(reports: dict[str, dict | None]) -> tuple[str, bool]:
     return f"cwgrpo_verl: MISSING in {len(bad)} of {len(reports)} ({', '.join(bad)}): {FIX}", False
 
 
-# --- addresses ---------------------------------------------------------------------------------------------------
+def first_line(error: BaseException) -> str:
+    return next(iter(str(error).strip().splitlines()), "")
+
 
 def classify(address: str | None) -> tuple[str, str | None]:
     """``("job", url)`` for the dashboard address, ``("gcs", address)`` for a Ray address, ``("default", None)``."""
     if not address:
         return "default", None
     if address.startswith(("http://", "https://")):
-        parts = urlsplit(address)
-        if not parts.hostname:
+        if not urlsplit(address).hostname:
             raise ValueError(f"no host in {address!r}")
         return "job", address.rstrip("/")
-    if address == "auto" or address.startswith("ray://"):
-        return "gcs", address
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if address != "auto" and not address.startswith("ray://") and not (sep and host and port.isdigit()):
         raise ValueError(f"expected HOST:PORT (GCS, e.g. HEAD:6379), auto, ray://HOST:PORT or http://HOST:8265, "
                          f"got {address!r}")
     return "gcs", address
 
 
-def _endpoint(kind: str, address: str) -> tuple[str, int] | None:
-    if kind == "job":
-        parts = urlsplit(address)
-        return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    if address == "auto":
-        return None
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 def reachable(kind: str, address: str, seconds: float) -> None:
     """Fail fast, with a message, where nothing listens (Ray itself would retry for minutes)."""
-    endpoint = _endpoint(kind, address)
-    if endpoint is None:
+    if kind == "job":
+        parts = urlsplit(address)
+        endpoint = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    elif address == "auto":
         return
+    else:
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        endpoint = host.strip("[]"), int(port)
     try:
         socket.create_connection(endpoint, timeout=max(seconds, 0.1)).close()
     except OSError as error:
@@ -170,9 +136,8 @@ def process_age() -> float:
 
 
 class Watchdog:
-    """Ends the process with a one-line message at ``seconds`` after ``spent`` seconds already used (the imports of
-    a command), when a Ray call that has no timeout of its own hangs. :meth:`left` is what calls that honour a deadline
-    get: the rest, minus a reserve (at most 1 s) to report before the process is ended."""
+    """Ends the process with a one-line message ``seconds`` after its start (``spent`` seconds ago), for a Ray call
+    without a timeout of its own that hangs; :meth:`left`: what calls with a deadline get, less a reserve to report."""
 
     def __init__(self, seconds: float, spent: float = 0.0):
         self.seconds, self.spent, self.stage = seconds, spent, "starting"
@@ -192,27 +157,11 @@ class Watchdog:
         self._timer.cancel()
 
     def _expire(self):
-        if self.spent >= self.seconds:
-            what = f"starting the check (Python and its imports) took {self.spent:.1f} s"
-            print(f"error: {what}: more than --timeout {self.seconds:g} s", file=sys.stderr, flush=True)
-        else:
-            what = f"{self.stage} did not finish"
-            print(f"error: {what} within --timeout {self.seconds:g} s", file=sys.stderr, flush=True)
+        what = (f"starting the check (Python and its imports) took {self.spent:.1f} s: more than"
+                if self.spent >= self.seconds else f"{self.stage} did not finish within")
+        print(f"error: {what} --timeout {self.seconds:g} s", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(2)  # the hung call holds the main thread; nothing else can end it
-
-
-# --- direct: this process is the driver ---------------------------------------------------------------------------
-
-def alive_nodes() -> list[dict]:
-    import ray
-
-    return [n for n in ray.nodes() if n.get("Alive")]
-
-
-def node_label(index: int, total: int, node: dict) -> str:
-    head = " head" if any(k.startswith("node:__internal_head__") for k in node.get("Resources", {})) else ""
-    return f"node {index}/{total} {node['NodeManagerAddress']} {node['NodeID'][:8]}{head}"
 
 
 def check_cluster(address: str | None, runtime_env: dict | None, dog: Watchdog) -> dict[str, dict | None]:
@@ -221,18 +170,22 @@ def check_cluster(address: str | None, runtime_env: dict | None, dog: Watchdog) 
     import logging
 
     import ray
+    import ray.cloudpickle
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    driver = fresh_driver_probe()  # meanwhile: this process has imported cwgrpo_verl, so it cannot tell
+    driver = fresh_driver_probe()  # this process imported cwgrpo_verl, so it cannot tell
     ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, logging_level=logging.WARNING)
     reports: dict[str, dict | None] = {}
     try:
-        _by_value()
-        nodes = alive_nodes()
+        if __name__ != "__main__":  # by reference, unpickling probe would import cwgrpo_verl
+            ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
         remote = ray.remote(num_cpus=0, max_retries=0)(probe)
-        refs = {node_label(i, len(nodes), n): remote.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
-            for i, n in enumerate(nodes, 1)}
+        refs = {}
+        for i, n in enumerate(nodes, 1):
+            head = " head" if any(k.startswith("node:__internal_head__") for k in n.get("Resources", {})) else ""
+            refs[f"node {i}/{len(nodes)} {n['NodeManagerAddress']} {n['NodeID'][:8]}{head}"] = remote.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
         dog.stage = f"waiting for the answers of {len(nodes)} nodes"
         ray.wait(list(refs.values()), num_returns=len(refs), timeout=dog.left())
         for where, ref in refs.items():
@@ -241,8 +194,8 @@ def check_cluster(address: str | None, runtime_env: dict | None, dog: Watchdog) 
             except ray.exceptions.GetTimeoutError:
                 reports[where] = None
             except Exception as error:  # noqa: BLE001 (a node that cannot run the task is a failed node)
-                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                reports[where] = {"pid": "?", "host": "?", "ok": False, "reason": f"{type(error).__name__}: {first}"}
+                reports[where] = {"pid": "?", "host": "?", "ok": False,
+                                  "reason": f"{type(error).__name__}: {first_line(error)}"}
     finally:
         dog.stage = "disconnecting from Ray"
         ray.shutdown()
@@ -271,14 +224,10 @@ def driver_report(process: subprocess.Popen, timeout_s: float) -> dict | None:
     return json.loads(lines[-1])
 
 
-# --- job: submit this check to the job server ---------------------------------------------------------------------
-
 def job_runtime_env(runtime_env_file: Path | None, working_dir: Path | None) -> dict:
     """What ``examples/submit_ray_job.sh`` ships: its runtime_env.yaml and the checkout as working_dir (if any)."""
     env = load_runtime_env(runtime_env_file) if runtime_env_file else {}
-    if working_dir is not None:
-        env["working_dir"] = str(working_dir)
-    return env
+    return {**env, "working_dir": str(working_dir)} if working_dir is not None else env
 
 
 def load_runtime_env(path: Path) -> dict:
@@ -299,8 +248,7 @@ def check_as_job(url: str, runtime_env: dict, dog: Watchdog) -> int:
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(url)
-    inner = max(1, int(0.8 * dog.left()))  # the job reports its nodes before our own limit
-    entrypoint = f"python -m tools.check --address auto --timeout {inner}"
+    entrypoint = f"python -m tools.check --address auto --timeout {max(1, int(0.8 * dog.left()))}"  # ends first
     dog.stage = f"submitting the check as a Ray job to {url}"
     job = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env or None)
     print(f"submitted `{entrypoint}` as Ray job {job} to {url}", flush=True)
@@ -319,24 +267,19 @@ def check_as_job(url: str, runtime_env: dict, dog: Watchdog) -> int:
     return 0 if status == JobStatus.SUCCEEDED else 1
 
 
-# --- command line -------------------------------------------------------------------------------------------------
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.check", description=__doc__.split("\n\n")[0],
                                 epilog="Exit status: 0 registered everywhere, 1 missing somewhere or a node did not "
                                        "answer, 2 the check could not run.")
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS") or None,
-                   help="HOST:PORT (GCS), auto, ray://HOST:PORT, or http(s)://HOST:8265 (dashboard: runs as a Ray "
-                        "job); default $RAY_ADDRESS, else what ray.init() picks (a cluster on this machine or a new "
-                        "local one)")
+                   help="HOST:PORT (GCS), auto, ray://HOST:PORT, or http(s)://HOST:8265 (runs as a Ray job); default "
+                        "$RAY_ADDRESS, else what ray.init() picks")
     p.add_argument("--timeout", type=argtypes.real(), default=120.0,
-                   help="give up after this many seconds in all, with a message (default 120); counted from the start "
-                        "of the process, so it includes the few seconds of `import verl`")
-    p.add_argument("--runtime-env", type=Path, metavar="YAML",
-                   help="runtime env (as for `ray job submit --runtime-env`); default for an http address: "
-                        f"{CHECKOUT_RUNTIME_ENV.relative_to(CHECKOUT)} of this checkout, as submit_ray_job.sh")
+                   help="seconds in all, from the start of the process (default 120)")
+    p.add_argument("--runtime-env", type=Path, metavar="YAML", help="as for `ray job submit --runtime-env`; default "
+                   "for an http address: examples/runtime_env.yaml of this checkout")
     p.add_argument("--working-dir", type=Path, metavar="DIR",
-                   help="http address only: the job's working_dir; default this checkout, as submit_ray_job.sh")
+                   help="http address only: the job's working_dir; default this checkout")
     return p
 
 
@@ -355,9 +298,9 @@ def main(argv=None, spent: float = 0.0) -> int:
             p.error(f"{flag} {path}: no such file or directory")
     try:
         if kind == "job":
-            from_checkout = CHECKOUT_RUNTIME_ENV.is_file()
-            runtime_env = job_runtime_env(args.runtime_env or (CHECKOUT_RUNTIME_ENV if from_checkout else None),
-                                          args.working_dir or (CHECKOUT if from_checkout else None))
+            checkout = CHECKOUT_RUNTIME_ENV.is_file()  # run from a checkout: ship it as submit_ray_job.sh does
+            runtime_env = job_runtime_env(args.runtime_env or (CHECKOUT_RUNTIME_ENV if checkout else None),
+                                          args.working_dir or (CHECKOUT if checkout else None))
         else:
             runtime_env = load_runtime_env(args.runtime_env) if args.runtime_env else None
     except CheckError as error:
@@ -373,8 +316,7 @@ def main(argv=None, spent: float = 0.0) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         except Exception as error:  # noqa: BLE001 (Ray's connection, auth and job-server errors: one line each)
-            first = next(iter(str(error).strip().splitlines()), "")
-            print(f"error: {dog.stage}: {type(error).__name__}: {first}", file=sys.stderr)
+            print(f"error: {dog.stage}: {type(error).__name__}: {first_line(error)}", file=sys.stderr)
             return 2
     for where, report in reports.items():
         print(line(where, report))

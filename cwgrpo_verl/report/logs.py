@@ -1,28 +1,15 @@
 """Read verl's logged metrics into ``{step: {metric: value}}``, refusing what cannot be read rather than guessing.
 
-Formats (one reader each):
+Formats: verl's file logger (JSONL ``{"step": S, "data": {...}}``; it writes NaN and infinity as ``null``), wandb
+history rows dumped as JSONL (``_step``; ``null`` there means "not logged"), a captured console log (``step:S -
+key:value - ...`` lines, also behind Ray's prefix and colour codes) and a tensorboard directory (read with
+TensorBoard's own restart handling). Every failure is a :class:`LogError` naming the file and line; only the metrics
+the caller reads (``used``) must be finite numbers (a boolean is not one), so a NaN nobody reads stops nothing.
 
-* verl's file logger (``trainer.logger=[...,file]``): JSONL, one ``{"step": S, "data": {...}}`` per ``log`` call.
-  It writes NaN and infinity as ``null`` (orjson), so a ``null`` is a non-finite value.
-* wandb history rows (``wandb.Api().run(PATH).scan_history()`` dumped one JSON object per line): ``_step`` is
-  verl's step; ``null`` there means "not logged at this step"; keys starting with ``_`` are wandb's own.
-* a captured console log (``... 2>&1 | tee train.log``): lines ``step:S - key:value - ...``, also behind Ray's
-  ``(TaskRunner pid=N)`` prefix and colour codes; values may read ``np.float64(x)``; other lines are skipped.
-* a tensorboard directory (``events.out.tfevents.*``), read with tensorboard's EventAccumulator, which applies
-  TensorBoard's own restart handling (a step going back discards the later steps of the earlier attempt).
-
-Every failure is a :class:`LogError` naming the file and line. Only the metrics the caller reads (``used``) must
-be finite numbers (a boolean is not one: ``true`` / ``True`` is refused, never read as 1.0): a NaN
-``actor/grad_norm`` does not stop a report that never reads it.
-
-Evaluations (:func:`load_evaluations`): ``python -m cwgrpo_verl.evaluate`` writes one file-logger record per model
-with its settings under ``"evaluation"``; a run's evaluations are a folder of such logs (one per checkpoint, as
-``examples/evaluate_checkpoints.sh`` writes them), a glob of them, or one of them.
-
-Two runs in one file: a step lower than the one before starts a new *segment* (``cat``-ed logs, a console log
-written with ``tee -a``, a resumed run's attempts joined by hand). A file with several segments is refused, with
-the line where the step goes back, unless the caller picks one: ``PATH#K`` (the K-th run) or ``PATH#resume``
-(each run resumed the one before: a later run replaces the steps from its first step on).
+A step lower than the one before starts a new *segment* (two runs in one file: ``cat``-ed logs, ``tee -a``, a
+resumed run's attempts). Such a file is refused unless the caller picks ``PATH#K`` (the K-th run) or
+``PATH#resume`` (each run resumed the one before: a later run replaces the steps from its first step on).
+:func:`load_evaluations` reads the logs ``python -m cwgrpo_verl.evaluate`` writes, with their settings.
 """
 
 from __future__ import annotations
@@ -84,7 +71,10 @@ class _Builder:
         """The float to keep, or None (not a number the report reads); a bad value of a used key is bad()."""
         if raw is None and not null_is_nonfinite:
             return None
-        number = _number(raw)
+        try:  # a JSON ``true`` is a flag, not the value 1.0
+            number = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+        except OverflowError:  # an int beyond float range
+            number = math.inf
         if number is not None and math.isfinite(number):
             return number
         if self.used(key):
@@ -93,9 +83,10 @@ class _Builder:
             self.bad(lineno, f"metric {key!r} is {what}")
         return None
 
-    def add(self, lineno: int, step: int, values: dict[str, float]) -> None:
+    def add(self, lineno: int, step: int, values: dict[str, float | None]) -> None:
         """A record starts a new run when its step goes back, or repeats the last step with a metric it already has
-        (two runs appended to one file that both log step 0, for example)."""
+        (two runs appended to one file that both log step 0, for example); None values are dropped."""
+        values = {k: v for k, v in values.items() if v is not None}
         repeated = step == self.last_step and not values.keys().isdisjoint(self.segments[-1].steps[step])
         if self.last_step is None or step < self.last_step or repeated:
             self.segments.append(Segment(first_line=lineno))
@@ -104,46 +95,27 @@ class _Builder:
         segment.last_line, self.last_step = lineno, step
 
 
-def _number(raw) -> float | None:
-    """``raw`` as a float, or None if it is not a number (a JSON ``true`` is a flag, not the value 1.0)."""
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, (int, float)):
-        try:
-            return float(raw)
-        except OverflowError:  # an int beyond float range
-            return math.inf
-    return None
-
-
 def _step(raw) -> int | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw
     if isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
         return int(raw)
-    return None
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def _lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
+    """(line number, text, None), or for a line that is not valid UTF-8 its replacement decoding and why."""
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
-            yield lineno, raw.rstrip(b"\r\n")
-
-
-def _decode(raw: bytes) -> tuple[str, str | None]:
-    """(text, error): the strict UTF-8 decoding, or a replacement decoding and why the strict one failed."""
-    try:
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError as error:
-        return raw.decode("utf-8", errors="replace"), f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column " \
-                                                      f"{error.start + 1})"
+            raw = raw.rstrip(b"\r\n")
+            try:
+                text, undecodable = raw.decode("utf-8"), None
+            except UnicodeDecodeError as error:
+                text = raw.decode("utf-8", errors="replace")
+                undecodable = f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1})"
+            yield lineno, text, undecodable
 
 
 def _read_jsonl(path: Path, build: _Builder) -> None:
-    for lineno, raw in _lines(path):
-        text, undecodable = _decode(raw)
+    for lineno, text, undecodable in _lines(path):
         if not text.strip():
             continue
         if undecodable:
@@ -167,15 +139,12 @@ def _read_jsonl(path: Path, build: _Builder) -> None:
         if step is None:
             build.bad(lineno, f"step {raw_step!r} is not a finite integer")
             continue
-        values = {k: build.value(lineno, k, v, null_is_nonfinite) for k, v in data.items()}
-        build.add(lineno, step, {k: v for k, v in values.items() if v is not None})
+        build.add(lineno, step, {k: build.value(lineno, k, v, null_is_nonfinite) for k, v in data.items()})
 
 
 def _console_value(text: str) -> float | str:
-    text = text.strip()
-    match = _NP_SCALAR.match(text)
-    if match:
-        text = match.group(1)
+    match = _NP_SCALAR.match(text.strip())
+    text = match.group(1) if match else text.strip()
     try:
         return float(text)
     except ValueError:
@@ -183,8 +152,7 @@ def _console_value(text: str) -> float | str:
 
 
 def _read_console(path: Path, build: _Builder) -> None:
-    for lineno, raw in _lines(path):
-        text, undecodable = _decode(raw)
+    for lineno, text, undecodable in _lines(path):
         match = _CONSOLE.search(_ANSI.sub("", text))
         if not match:
             continue  # not a metrics line (config dump, progress bars, worker output)
@@ -198,7 +166,7 @@ def _read_console(path: Path, build: _Builder) -> None:
                 build.bad(lineno, f"cannot parse console metric {item[:120]!r} (expected key:value)")
                 continue
             values[key] = build.value(lineno, key, _console_value(value), null_is_nonfinite=True)
-        build.add(lineno, int(match.group(1)), {k: v for k, v in values.items() if v is not None})
+        build.add(lineno, int(match.group(1)), values)
 
 
 def _read_tensorboard(path: Path, build: _Builder) -> None:
@@ -223,20 +191,20 @@ def _read_tensorboard(path: Path, build: _Builder) -> None:
                 if array.size == 1 and array.dtype.kind in "fiub":
                     points.setdefault(int(event.step), {})[tag] = array.reshape(()).item()
     for step in sorted(points):
-        values = {k: build.value(f"step {step}", k, v, True) for k, v in points[step].items()}
-        build.add(0, step, {k: v for k, v in values.items() if v is not None})
+        build.add(0, step, {k: build.value(f"step {step}", k, v, True) for k, v in points[step].items()})
 
 
-def _looks_like_jsonl(path: Path) -> bool:
-    for _, raw in _lines(path):
-        text, _ = _decode(raw)
+def _first_record(path: Path) -> dict | None:
+    """The first non-blank line as a JSON object, or None (not JSON: a console log may start with verl's pprint of
+    the config, which also begins with "{")."""
+    for _, text, _ in _lines(path):
         if text.strip():
-            try:  # a console log may start with verl's pprint of the config, which also begins with "{"
+            try:
                 record = json.loads(text)
             except (ValueError, RecursionError):
-                return False
-            return isinstance(record, dict) and ({"step", "data"} <= record.keys() or "_step" in record)
-    return False
+                return None
+            return record if isinstance(record, dict) else None
+    return None
 
 
 def read_segments(path: str | Path, strict: bool = True, used: Used | None = None) -> list[Segment]:
@@ -248,10 +216,10 @@ def read_segments(path: str | Path, strict: bool = True, used: Used | None = Non
             _read_tensorboard(path, build)
         elif not path.exists():
             raise LogError(f"{path}: no such file or directory")
-        elif path.suffix == ".jsonl" or _looks_like_jsonl(path):
-            _read_jsonl(path, build)
         else:
-            _read_console(path, build)
+            first = {} if path.suffix == ".jsonl" else _first_record(path) or {}
+            jsonl = path.suffix == ".jsonl" or {"step", "data"} <= first.keys() or "_step" in first
+            (_read_jsonl if jsonl else _read_console)(path, build)
     except OSError as error:
         raise LogError(f"{path}: cannot read it ({error.strerror or error})") from None
     if not build.segments:
@@ -273,16 +241,13 @@ def split_selector(text: str) -> tuple[Path, str | None]:
 def select(segments: list[Segment], selector: str | None, path: Path) -> tuple[Steps, str | None]:
     """The steps the selector asks for, and a note when the file held several runs."""
     n = len(segments)
+    spans = "; ".join(f"#{i} {s.span()}" for i, s in enumerate(segments, 1))
     if selector is None:
         if n == 1:
             return segments[0].steps, None
-        second = segments[1]
-        before = max(segments[0].steps)
-        raise LogError(
-            f"{path}:{second.first_line}: step {min(second.steps)} after step {before}: this file holds {n} runs ("
-            + "; ".join(f"#{i} {s.span()}" for i, s in enumerate(segments, 1))
-            + f"); read one with {path}#K (K = 1..{n}), or {path}#resume if each resumed the one before")
-    spans = "; ".join(f"#{i} {s.span()}" for i, s in enumerate(segments, 1))
+        raise LogError(f"{path}:{segments[1].first_line}: step {min(segments[1].steps)} after step "
+                       f"{max(segments[0].steps)}: this file holds {n} runs ({spans}); read one with {path}#K "
+                       f"(K = 1..{n}), or {path}#resume if each resumed the one before")
     if selector == "resume":
         steps: Steps = {}
         for segment in segments:
@@ -313,34 +278,19 @@ Settings = dict[int, "dict | None"]
 
 
 def _evaluation_files(spec: str) -> list[Path]:
-    if glob.has_magic(spec):
-        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
-        if not files:
-            raise LogError(f"{spec}: no file matches")
-        return files
     path = Path(spec)
-    if path.is_dir():
+    if glob.has_magic(spec):
+        files, none = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file()), f"{spec}: no file matches"
+    elif path.is_dir():
         files = sorted(p for p in path.glob("*.jsonl") if not p.name.startswith(".")
                        and not p.name.endswith(".generations.jsonl"))
-        if not files:
-            raise LogError(f"{path}: no evaluation log (*.jsonl) in this folder: write them with "
-                           "examples/evaluate_checkpoints.sh or examples/evaluate.sh")
-        return files
-    return [path]
-
-
-def _recorded_settings(path: Path) -> dict | None:
-    """The settings the first record of ``path`` carries (None: a log without them, e.g. verl's validation-only run)."""
-    for _, raw in _lines(path):
-        text, _ = _decode(raw)
-        if text.strip():
-            try:
-                record = json.loads(text)
-            except (ValueError, RecursionError):
-                return None
-            settings = record.get(SETTINGS_KEY) if isinstance(record, dict) else None
-            return settings if isinstance(settings, dict) else None
-    return None
+        none = (f"{path}: no evaluation log (*.jsonl) in this folder: write them with "
+                "examples/evaluate_checkpoints.sh or examples/evaluate.sh")
+    else:
+        return [path]
+    if not files:
+        raise LogError(none)
+    return files
 
 
 def load_evaluations(spec: str, strict: bool = True, used: Used | None = None,
@@ -351,7 +301,8 @@ def load_evaluations(spec: str, strict: bool = True, used: Used | None = None,
     settings: Settings = {}
     origin: dict[int, Path] = {}
     for path in _evaluation_files(spec):
-        recorded = _recorded_settings(path) if path.is_file() else None
+        recorded = (_first_record(path) or {}).get(SETTINGS_KEY) if path.is_file() else None
+        recorded = recorded if isinstance(recorded, dict) else None  # None: a log without them (verl's own)
         for step, row in load_run(path, strict, used, name).items():
             if step in origin:
                 raise LogError(f"{path}: step {step} is also evaluated in {origin[step]}: keep one, or choose with a "

@@ -1,9 +1,6 @@
-"""The paper's tables from ``{run name: {step: {metric: value}}}``, as plain rows (writing is ``write.py``'s job).
-
-* Table 1: the covariance tail (mean of the top / bottom q-fraction of token covariances) and the entropy of each
-  run over its first N training steps (paper: GRPO, 50 steps).
-* Table 2: accuracy per benchmark at one step (default: the last validation), average, delta against the base.
-* Table 3: accuracy per benchmark at several checkpoints of each run (every validation step, or those asked for).
+"""The paper's tables from ``{run name: {step: {metric: value}}}``, as plain rows (writing is ``write.py``'s job):
+Table 1, the covariance tail (top / bottom q-fraction means) and entropy over each run's first N steps; Table 2,
+accuracy per benchmark at one step, average and delta against the base; Table 3, accuracy at several checkpoints.
 
 verl logs accuracy as a fraction; a value outside [0, 1] (a percentage, a reward used as the fallback) is shown as
 logged (x 100, never rescaled), listed in the row's ``out_of_range`` and warned about.
@@ -30,7 +27,6 @@ ENTROPY_KEY = "actor/entropy"
 #: what verl's validation accuracy can be: the fraction of samples scored correct
 ACCURACY_RANGE = (0.0, 1.0)
 TAIL_LABELS = {name: f"top {q * 100:g}%" for name, q in TAIL_FRACTIONS.items()}
-SIGNS = ("pos", "neg")
 
 
 @dataclass(frozen=True)
@@ -59,8 +55,6 @@ def reads(val_pattern: str = VAL_PATTERN) -> Callable[[str], bool]:
     prefixes = tuple(s.prefix + s.stem for s in COV_SOURCES)
     return lambda key: key == ENTROPY_KEY or key.startswith(prefixes) or bool(regex.match(key))
 
-
-# --- validation accuracy -------------------------------------------------------------------------------------------
 
 def scores_at(row: dict[str, float], regex: re.Pattern, metric: str) -> dict[str, tuple[float, str, int]]:
     """``{data_source: (value, key, fallback)}`` in one step's metrics; ``fallback`` is 1 where ``metric`` is
@@ -105,15 +99,17 @@ def column_order(seen: set[str], datasets=None) -> list[str]:
     return [ds for ds in known if ds in seen] + sorted(seen - known.keys())
 
 
-def unseen_datasets(runs: dict, pattern: str, metric: str, datasets=None) -> list[str]:
-    """Warnings for ``--datasets`` entries that no run logged at any step (a typo gives a column of dashes)."""
-    if not datasets:
-        return []
-    regex = re.compile(pattern)
-    seen = {ds for run in runs.values() for row in run.values() for ds in scores_at(row, regex, metric)}
-    logged = ", ".join(column_order(seen)) or "none"
-    return [f"--datasets {ds!r}: no run logs validation metrics for it (logged: {logged}): its column shows —"
-            for ds in datasets if ds not in seen]
+def _accuracy_table(runs: dict, picked: list[tuple], notes: list[str], pattern: str, metric: str, datasets):
+    """(rows, benchmark order, notes) of the ``(run, step, scores)`` picked, warning about ``--datasets`` entries
+    that no run logged at any step (a typo gives a column of dashes)."""
+    if datasets:
+        regex = re.compile(pattern)
+        seen = {ds for run in runs.values() for row in run.values() for ds in scores_at(row, regex, metric)}
+        logged = ", ".join(column_order(seen)) or "none"
+        notes += [f"--datasets {ds!r}: no run logs validation metrics for it (logged: {logged}): its column shows —"
+                  for ds in datasets if ds not in seen]
+    order = column_order({ds for _, _, scores in picked for ds in scores}, datasets)
+    return [_accuracy_row(name, s, scores, order) for name, s, scores in picked], order, notes
 
 
 def _outside(value: float) -> bool:
@@ -130,30 +126,26 @@ def _accuracy_row(name: str, step, scores: dict, order: list[str]) -> dict:
     return row
 
 
-def fallbacks(name: str, scores: dict, metric: str) -> list[str]:
-    """Warnings for data sources read from the reward variable instead of ``metric``."""
-    return [f"run {name!r}, {ds}: no {metric!r} metric, using {key}" for ds, (_, key, rank) in scores.items() if rank]
-
-
-def out_of_range(name: str, step, scores: dict) -> list[str]:
-    """Warnings for values that cannot be an accuracy fraction (a percentage logged as 37.5, a reward of 2)."""
+def _score_notes(name: str, step, scores: dict, metric: str) -> list[str]:
+    """Warnings for data sources read from the reward variable instead of ``metric``, and for values that cannot be
+    an accuracy fraction (a percentage logged as 37.5, a reward of 2)."""
     low, high = ACCURACY_RANGE
-    return [f"run {name!r}, {key} at step {step}: {value:g} is outside [{low:g}, {high:g}] (verl logs accuracy as a "
-            "fraction): shown as logged x 100, marked †" for value, key, _ in scores.values() if _outside(value)]
+    return [f"run {name!r}, {ds}: no {metric!r} metric, using {key}" for ds, (_, key, rank) in scores.items() if rank] \
+        + [f"run {name!r}, {key} at step {step}: {value:g} is outside [{low:g}, {high:g}] (verl logs accuracy as a "
+           "fraction): shown as logged x 100, marked †" for value, key, _ in scores.values() if _outside(value)]
 
 
 def table2(runs: dict, base: str | None, pattern=VAL_PATTERN, metric="acc", step="last", datasets=None):
     """(rows, benchmark order, warnings): accuracy (%) at ``step`` (the base run: its last validation)."""
-    picked, notes = {}, []
+    picked, notes = [], []
     for name, run in runs.items():
         at = "last" if name == base else step
-        picked[name] = val_scores(run, pattern, metric, at)
-        if picked[name][0] is None:
+        s, scores = val_scores(run, pattern, metric, at)
+        if s is None:
             notes.append(f"run {name!r} has no validation metrics matching {pattern!r} at step {at}: its row shows —")
-        notes += fallbacks(name, picked[name][1], metric) + out_of_range(name, *picked[name])
-    notes += unseen_datasets(runs, pattern, metric, datasets)
-    order = column_order({ds for _, scores in picked.values() for ds in scores}, datasets)
-    rows = [_accuracy_row(name, s, scores, order) for name, (s, scores) in picked.items()]
+        notes += _score_notes(name, s, scores, metric)
+        picked.append((name, s, scores))
+    rows, order, notes = _accuracy_table(runs, picked, notes, pattern, metric, datasets)
     base_row = next((r for r in rows if r["run"] == base), None)
     for row in rows:
         for col in [*order, "Avg"]:
@@ -163,32 +155,24 @@ def table2(runs: dict, base: str | None, pattern=VAL_PATTERN, metric="acc", step
 
 
 def table3(runs: dict, base: str | None, pattern=VAL_PATTERN, metric="acc", checkpoints=None, datasets=None):
-    """(rows, benchmark order, warnings): accuracy (%) at each checkpoint of each run, one row per (run, step).
-
-    Checkpoints are every step where the run validated, or ``checkpoints``; a requested step without validation
-    gives a row of dashes and a warning, never a missing row. The base run gives one row: its last validation.
-    """
+    """(rows, benchmark order, warnings): accuracy (%) at each validated step of each run, or at ``checkpoints`` (one
+    without validation: a row of dashes and a warning, never a missing row); the base run: its last validation."""
     regex = re.compile(pattern)
     picked, notes = [], []
     for name, run in runs.items():
         have = validation_steps(run, pattern, metric)
-        if name == base:
-            steps = have[-1:]
-        else:
-            steps = list(checkpoints) if checkpoints else have
+        steps = have[-1:] if name == base else list(checkpoints) if checkpoints else have
         if not have:
             notes.append(f"run {name!r} has no validation metrics matching {pattern!r}: its Table 3 row shows —")
             steps = steps or [None]
         for s in steps:
             scores = scores_at(run[s], regex, metric) if s in have else {}
             if s is not None and have and s not in have:
-                notes.append(f"run {name!r} did not validate at step {s} (it did at {_steps_text(have)}): "
-                             "its row shows —")
-            notes += fallbacks(name, scores, metric) + out_of_range(name, s, scores)
+                shown = ", ".join(map(str, have[:8])) + (", ..." if len(have) > 8 else "")
+                notes.append(f"run {name!r} did not validate at step {s} (it did at {shown}): its row shows —")
+            notes += _score_notes(name, s, scores, metric)
             picked.append((name, s, scores))
-    notes += unseen_datasets(runs, pattern, metric, datasets)
-    order = column_order({ds for _, _, scores in picked for ds in scores}, datasets)
-    return [_accuracy_row(name, s, scores, order) for name, s, scores in picked], order, notes
+    return _accuracy_table(runs, picked, notes, pattern, metric, datasets)
 
 
 def settings_differences(rows: list[dict], settings: dict[str, dict]) -> list[str]:
@@ -204,12 +188,6 @@ def settings_differences(rows: list[dict], settings: dict[str, dict]) -> list[st
             for key, seen in values.items() if len(seen) > 1]
 
 
-def _steps_text(steps: list[int]) -> str:
-    return ", ".join(map(str, steps)) if len(steps) <= 8 else f"{', '.join(map(str, steps[:8]))}, ..."
-
-
-# --- Table 1 ------------------------------------------------------------------------------------------------------
-
 @dataclass
 class TailColumn:
     """One run's Table 1 column: the tail means over its window, where they come from, and its entropy."""
@@ -219,7 +197,6 @@ class TailColumn:
     steps: list[int]
     cells: dict[str, tuple[float | None, float | None]]
     entropy: float | None
-    entropy_steps: list[int]
 
 
 def _mean(values: list[float]) -> float | None:
@@ -233,16 +210,11 @@ def tail_column(name: str, run: dict, tail_steps: int | None = None) -> TailColu
     source = next((src for src in COV_SOURCES if any(src.key("pos", f) in keys for f in TAIL_FRACTIONS)), None)
     cells, used = {}, set()
     for frac in TAIL_FRACTIONS:
-        pair = []
-        for sign in SIGNS:
-            key = source.key(sign, frac) if source else None
-            steps = [s for s in window if key in run[s]]
-            used.update(steps)
-            pair.append(_mean([run[s][key] for s in steps]))
-        cells[frac] = tuple(pair)
-    entropy_steps = [s for s in window if ENTROPY_KEY in run[s]]
-    return TailColumn(name, source, sorted(used), cells, _mean([run[s][ENTROPY_KEY] for s in entropy_steps]),
-                      entropy_steps)
+        pair = [source.key(sign, frac) for sign in ("pos", "neg")] if source else [None, None]
+        used.update(s for s in window for key in pair if key in run[s])
+        cells[frac] = tuple(_mean([run[s][key] for s in window if key in run[s]]) for key in pair)
+    entropy = _mean([run[s][ENTROPY_KEY] for s in window if ENTROPY_KEY in run[s]])
+    return TailColumn(name, source, sorted(used), cells, entropy)
 
 
 def table1(runs: dict, base: str | None = None, tail_steps: int | None = None):

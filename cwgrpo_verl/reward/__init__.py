@@ -6,12 +6,10 @@ Use from verl (``docs/reward.md`` has every rule and option)::
     reward.custom_reward_function.name=compute_score
     +reward.custom_reward_function.reward_kwargs.format_weight=0.0   # 7B recipe: accuracy only
 
-``compute_score`` returns ``{"score", "acc", "format", "pred", "reason", "timed_out"}``. The mode follows the
-row's ``data_source`` (:mod:`cwgrpo_verl.data_sets`): the evaluation sets get lighteval's verdict (commit ed084813,
-the paper's ``extractive_match``), everything else the authors' training reward (a name that is no data set is
-warned about once). Scoring runs in a pool of worker processes with a hard limit per sample; model output can
-neither hang nor crash the caller. The options are :class:`.options.RewardOptions`: an unknown keyword argument
-(a typo in ``reward_kwargs``) is a ``ValueError``, never ignored.
+``compute_score`` returns ``{"score", "acc", "format", "pred", "reason", "timed_out"}``. The row's ``data_source``
+picks the mode: the evaluation sets get lighteval's verdict (commit ed084813, the paper's ``extractive_match``),
+everything else the authors' training reward (an unknown name is warned about once). Scoring runs in worker
+processes with a hard limit per sample (:mod:`.pool`), so model output can neither hang nor crash the caller.
 """
 
 from __future__ import annotations
@@ -33,15 +31,10 @@ from .pool import Pool
 __all__ = ["DEFAULT_TIMEOUT_S", "RewardOptions", "compute_score", "default_workers", "format_reward",
            "model_like_response", "self_check", "shutdown", "worker_pids"]
 
-_FORMAT_TAG = "\n</think>\n"
 #: Distinct unknown data sources warned about per process; past this many, one last warning says so.
 _MAX_WARNED_SOURCES = 100
 
 logger = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------------------------- the pool
-
 _POOL: Pool | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -88,42 +81,30 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
-# ---------------------------------------------------------------------------------------------- scoring
-
-
 def format_reward(completion: str) -> float:
     """1.0 iff ``"\\n</think>\\n"`` occurs exactly once (the authors' format reward)."""
-    return 1.0 if completion.count(_FORMAT_TAG) == 1 else 0.0
+    return 1.0 if completion.count("\n</think>\n") == 1 else 0.0
 
 
 def _text(x: Any) -> str:
-    if x is None:
-        return ""
-    if isinstance(x, bytes):
-        x = x.decode("utf-8", "replace")
-    x = x if isinstance(x, str) else str(x)
-    return x.replace("\x00", "") if "\x00" in x else x
+    x = x.decode("utf-8", "replace") if isinstance(x, bytes) else x
+    return ("" if x is None else str(x)).replace("\x00", "")
+
+
+def _plain(x: Any) -> Any:
+    return x.tolist() if hasattr(x, "tolist") else x  # numpy arrays and scalars, as parquet gives them
 
 
 def _gold_text(x: Any) -> str | None:
-    """The gold string of a ``ground_truth`` (str, number, list/array of them as parquet gives them); None for
-    anything else (a dict, a bool, an object): its ``str()`` is no answer, and would score as one."""
-    if x is None:
-        return None
-    if not isinstance(x, (str, bytes)) and hasattr(x, "tolist"):
-        x = x.tolist()
+    """The gold string of a ``ground_truth`` (str, number, list/array of them); None for anything else (a dict, a
+    bool, an object): its ``str()`` is no answer, and would score as one."""
+    x = _plain(x)
     if isinstance(x, (list, tuple)):
-        if not x:
-            return None
-        x = x[0]
-        if not isinstance(x, (str, bytes)) and hasattr(x, "tolist"):
-            x = x.tolist()
-    if isinstance(x, bool) or not isinstance(x, (str, bytes, Real, Decimal)):
+        x = _plain(x[0]) if x else None
+    nan = isinstance(x, float) and math.isnan(x)
+    if nan or isinstance(x, bool) or not isinstance(x, (str, bytes, Real, Decimal)):
         return None
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    gold = _text(x).strip()
-    return gold or None
+    return _text(x).strip() or None
 
 
 _WARNED_SOURCES: set[str] = set()
@@ -147,45 +128,28 @@ def _warn_unknown_source(name: str) -> None:
 
 
 def _result(score: float, acc: float, fmt: float, pred: str, reason: str) -> dict:
-    return {
-        "score": float(score),
-        "acc": float(acc),
-        "format": float(fmt),
-        "pred": str(pred),
-        "reason": str(reason),
-        "timed_out": 1.0 if reason == "timeout" else 0.0,
-    }
+    return {"score": float(score), "acc": float(acc), "format": float(fmt), "pred": str(pred), "reason": str(reason),
+            "timed_out": 1.0 if reason == "timeout" else 0.0}
 
 
 def compute_score(data_source: Any = None, solution_str: Any = "", ground_truth: Any = None, extra_info: Any = None,
                   **options: Any) -> dict:
-    """Score one response (verl's ``custom_reward_function`` signature).
-
-    ``data_source`` picks the mode (an evaluation set: evaluation; anything else: training), ``solution_str`` is
-    the decoded response and ``ground_truth`` the row's gold as data preparation wrote it; ``options`` are
-    :class:`.options.RewardOptions` (``reward_kwargs``). A ``ground_truth`` that is neither text nor a number (nor
-    a list of them) is no gold: ``reason="no_gold"``. Never raises on model output; raises ``ValueError`` on
-    invalid options and ``RuntimeError`` if the scoring processes cannot start (a broken installation).
-    """
+    """Score one response (verl's ``custom_reward_function``; ``options``: :class:`.options.RewardOptions`). Never
+    raises on model output; raises ``ValueError`` on invalid options, ``RuntimeError`` if no scoring process starts."""
     opts = RewardOptions.from_kwargs(options)
-    dataset = data_sets.resolve(data_source) if data_source is not None else None
-    if opts.mode == "auto" and dataset is None and data_source is not None and str(data_source).strip():
-        _warn_unknown_source(str(data_source).strip())
+    name = "" if data_source is None else str(data_source).strip()
+    dataset = data_sets.resolve(name) if name else None
+    if opts.mode == "auto" and dataset is None and name:
+        _warn_unknown_source(name)
     eval_mode = opts.mode == "eval" or (opts.mode == "auto" and dataset is not None and dataset.gold_kind is not None)
-    if eval_mode:
-        w_acc, w_fmt = 1.0, 0.0
-        kind = opts.gold_kind or (dataset.gold_kind if dataset and dataset.gold_kind else "latex")
-    else:
-        w_acc, w_fmt, kind = opts.acc_weight, opts.format_weight, opts.gold_kind or "latex"
-
+    w_acc, w_fmt = (1.0, 0.0) if eval_mode else (opts.acc_weight, opts.format_weight)
     text = _text(solution_str)
     fmt = format_reward(text)
     gold = _gold_text(ground_truth)
     if gold is None:
         return _result(w_fmt * fmt, 0.0, fmt, "", "no_gold")
-    if opts.max_chars and len(text) > opts.max_chars:
-        text = text[-opts.max_chars:]
-    payload = {"mode": "eval" if eval_mode else "train", "gold_kind": kind, "gold": gold, "text": text}
+    payload = {"mode": "eval" if eval_mode else "train", "gold": gold, "text": text[-opts.max_chars:],
+               "gold_kind": opts.gold_kind or (dataset and dataset.gold_kind) or "latex"}  # training ignores it
     out = _pool(opts.workers).run(payload, opts.timeout_s)
     acc = 1.0 if out.get("acc") else 0.0
     return _result(w_acc * acc + w_fmt * fmt, acc, fmt, out.get("pred") or "", out.get("reason") or "error")
@@ -200,8 +164,5 @@ def model_like_response(answer: str) -> str:
     )
 
 
-def self_check(data_dir, timeout_s: float = 10.0, workers: int | None = None, every: int = 1) -> dict:
-    """Score every (``every``-th) gold answer of the five sets, boxed in a model-like response (:mod:`.self_check`)."""
-    from .self_check import run
-
-    return run(data_dir, timeout_s=timeout_s, workers=workers, every=every)
+# Last: it imports compute_score from here. (The name is the function, never the submodule of the same name.)
+from .self_check import run as self_check  # noqa: E402

@@ -7,7 +7,7 @@ import math
 import os
 from dataclasses import dataclass, fields
 from numbers import Real
-from typing import Any
+from typing import Any, Callable
 
 DEFAULT_TIMEOUT_S = 5.0
 MAX_TIMEOUT_S = 86_400.0  # one day: far larger limits overflow the OS's poll()
@@ -17,8 +17,7 @@ DEFAULT_MAX_WORKERS = 4
 #: Most workers a pool may have: 8 reward processes x 64 = 512 scoring processes (about 5 GB). More can only queue
 #: stuck samples on the same cores, and a mistyped size (10**6) would fork until the machine runs out.
 MAX_WORKERS = 64
-#: What verl 0.9.1's reward managers pass besides the four row arguments: the reward-loop managers (naive, dapo,
-#: limited, gdpo, remote) add these two when a reward model router is configured. Accepted and unused.
+#: What verl 0.9.1's reward-loop managers pass besides the row when a reward model router is configured: ignored.
 VERL_EXTRA_KWARGS = ("reward_router_address", "reward_model_tokenizer")
 MODES = ("auto", "train", "eval")
 GOLD_KINDS = (None, "expr", "latex")
@@ -39,8 +38,7 @@ class RewardOptions:
         timeout_s: hard limit per sample in seconds (> 0, at most a day); past it the sample scores 0, ``timeout``.
         max_chars: score only the last ``max_chars`` characters (0: the whole response, as lighteval).
         gold_kind: ``"expr"`` or ``"latex"`` gold extraction in evaluation mode (default: the data set's).
-        workers: this process's pool size, 1 to :data:`MAX_WORKERS` (default: ``$CWGRPO_REWARD_WORKERS``, else
-            ``min(4, usable cores)``).
+        workers: this process's pool size, 1 to :data:`MAX_WORKERS` (default: :func:`default_workers`).
     """
 
     mode: str = "auto"
@@ -57,8 +55,12 @@ class RewardOptions:
         if self.gold_kind not in GOLD_KINDS:
             _fail("gold_kind", "'expr', 'latex' or None", self.gold_kind)
         for name in ("acc_weight", "format_weight"):
-            object.__setattr__(self, name, _finite(getattr(self, name), name))
-        object.__setattr__(self, "timeout_s", _seconds(self.timeout_s))
+            object.__setattr__(self, name, _checked(name, getattr(self, name), "a finite number", float, math.isfinite))
+        seconds = _checked("timeout_s", self.timeout_s, "a number of seconds", float,
+                           lambda _: isinstance(self.timeout_s, (Real, str)))
+        if not 0 < seconds <= MAX_TIMEOUT_S:  # also refuses nan
+            _fail("timeout_s", f"> 0 and at most {MAX_TIMEOUT_S:.0f} seconds", self.timeout_s)
+        object.__setattr__(self, "timeout_s", seconds)
         if isinstance(self.max_chars, bool) or not isinstance(self.max_chars, int) or self.max_chars < 0:
             _fail("max_chars", "an integer >= 0", self.max_chars)
         object.__setattr__(self, "workers", default_workers() if self.workers is None else
@@ -80,40 +82,21 @@ def default_workers() -> int:
     env = os.environ.get("CWGRPO_REWARD_WORKERS")
     if env:
         return pool_size(env, "CWGRPO_REWARD_WORKERS")
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(DEFAULT_MAX_WORKERS, cores))
 
 
 def pool_size(value: Any, name: str) -> int:
+    return _checked(name, value, f"an integer from 1 to {MAX_WORKERS}", int,
+                    lambda n: n == float(value) and 1 <= n <= MAX_WORKERS)
+
+
+def _checked(name: str, value: Any, what: str, convert: Callable[[Any], Any], ok: Callable[[Any], bool]) -> Any:
+    """``convert(value)`` if that works and is ``ok`` (a bool is no number); else a ValueError naming ``name``."""
     try:
-        n = int(value)
-        if isinstance(value, bool) or n != float(value) or not 1 <= n <= MAX_WORKERS:
+        result = convert(value)
+        if isinstance(value, bool) or not ok(result):
             raise ValueError
     except (TypeError, ValueError, OverflowError):
-        _fail(name, f"an integer from 1 to {MAX_WORKERS}", value)
-    return n
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (Real, str)):
-        _fail("timeout_s", "a number of seconds", value)
-    try:
-        seconds = float(value)
-    except ValueError:
-        _fail("timeout_s", "a number of seconds", value)
-    if not 0 < seconds <= MAX_TIMEOUT_S:  # also refuses nan
-        _fail("timeout_s", f"> 0 and at most {MAX_TIMEOUT_S:.0f} seconds", value)
-    return seconds
-
-
-def _finite(value: Any, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number):
-        _fail(name, "a finite number", value)
-    return number
+        _fail(name, what, value)
+    return result

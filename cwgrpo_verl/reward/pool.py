@@ -1,28 +1,20 @@
 """A small scoring service inside each process: N worker processes, a hard time limit per sample.
 
-Why not a library pool: pebble 5.2 and loky 3.7 were measured against what the reward needs (see
-docs/reward.md, "The worker pool"). pebble breaks for good when an idle worker is killed, and stops a timed-out
-worker with SIGTERM plus a 3 s grace period, one at a time, in its manager thread; loky has no per-task time
-limit, and killing one worker fails every task in flight. So this module keeps its own pool, small on purpose:
-
-* one *zygote* per process (``python -c``, see :mod:`.scoring.worker`) imports the scoring once and forks
-  warm workers on request, in milliseconds; it is started from a thread that lives exactly as long as it
-  (waiting for it), because ``PR_SET_PDEATHSIG`` fires when the *thread* that forked a process exits;
-* each call takes an idle worker (or forks one, up to ``size``), sends the sample and waits at most
-  ``timeout_s`` for the answer, without holding any lock; past the limit the worker is SIGKILLed (and gone
-  at once: the zygote does not wait for its children) and the sample scores ``timeout``; other samples run on;
-* a worker found dead before its sample started (killed while idle, an OOM kill) is replaced and the sample
-  sent again; one that dies during a sample gets the sample once more on a fresh worker, then ``crash``;
-* after ``os.fork()`` the child drops what it inherited (without taking a lock another thread may have held)
-  and starts its own zygote on its first call; the parent's processes are never touched by the child;
-* workers and the zygote die with the caller, even in the middle of C-level arithmetic (PDEATHSIG).
+Not a library pool: pebble and loky cannot stop one sample stuck in C without a grace period or breaking the pool
+(docs/reward.md, "The worker pool"). One *zygote* per process (:mod:`.scoring.worker`) forks warm workers on
+request; it is started from a thread that lives as long as it, because ``PR_SET_PDEATHSIG`` fires when the
+*thread* that forked a process exits. A call waits at most ``timeout_s`` for its worker, holding no lock, then
+SIGKILLs it (``timeout``). A worker found dead before its sample started is replaced and the sample sent again;
+one that dies during a sample gets it once more on a fresh worker, then ``crash``. After ``os.fork()`` the child
+drops what it inherited without taking a lock and never touches the parent's processes.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import json
 import os
+import queue
 import socket
 import subprocess
 import sys
@@ -45,87 +37,67 @@ def startup_timeout_s() -> float:
     return float(os.environ.get("CWGRPO_REWARD_STARTUP_S", "120"))
 
 
-class Timeout(Exception):
-    """The worker did not answer within the sample's limit."""
+def _failed(reason: str) -> dict:
+    return {"acc": False, "pred": "", "reason": reason}
 
 
-class Crash(Exception):
-    """The worker died (or its pipes broke) while it had the sample."""
+class Lost(Exception):
+    """The worker is unusable: ``started``: it may have begun the sample; ``dead``: it is gone (EOF), so its pid,
+    which may be someone else's now, must not be signalled."""
 
-    def __init__(self, dead: bool) -> None:
-        super().__init__("worker exited" if dead else "worker pipe broken")
-        self.dead = dead  # True: it is gone (EOF); never signal its pid, which may belong to someone else now
-
-
-class DeadBeforeStart(Crash):
-    """The worker was found dead (or unusable) before it could have started the sample."""
+    def __init__(self, started: bool, dead: bool) -> None:
+        self.started, self.dead = started, dead
 
 
 def _child_env() -> dict[str, str]:
-    """The caller's environment, with the folders of this package, sympy and math-verify on PYTHONPATH, as the
+    """The caller's environment with the folders of this package and the scoring's libraries on PYTHONPATH, as the
     caller sees them (a Ray job's working_dir, for example, is on its sys.path only)."""
     import importlib.util
 
-    env = dict(os.environ)
-    extra = []
-    for mod in ("cwgrpo_verl", "math_verify", "latex2sympy2_extended", "sympy", "antlr4"):
-        spec = importlib.util.find_spec(mod)
-        if spec is not None and spec.origin:
-            extra.append(str(Path(spec.origin).resolve().parent.parent))
-    old = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(old + extra))
-    return env
+    specs = [importlib.util.find_spec(m) for m in ("cwgrpo_verl", "math_verify", "latex2sympy2_extended", "sympy",
+                                                   "antlr4")]
+    extra = [str(Path(spec.origin).resolve().parent.parent) for spec in specs if spec is not None and spec.origin]
+    old = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(old + extra))}
 
 
 class Zygote:
     """The process that forks workers; started from (and reaped by) a thread of its own."""
 
     def __init__(self) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock = ours
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.owner_pid = os.getpid()
-        started: dict = {}
-        ready = threading.Event()
+        started: queue.SimpleQueue = queue.SimpleQueue()
 
         def run() -> None:  # this thread is the zygote's parent thread for PR_SET_PDEATHSIG
             try:
-                started["proc"] = subprocess.Popen(
-                    [sys.executable, "-c", _BOOTSTRAP, str(theirs.fileno()), str(os.getpid())],
-                    pass_fds=(theirs.fileno(),),
-                    stdin=subprocess.DEVNULL,
-                    env=_child_env(),
-                )
+                proc = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP, str(theirs.fileno()), str(os.getpid())],
+                                        pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=_child_env())
             except BaseException as exc:  # noqa: BLE001
-                started["error"] = exc
-            finally:
-                theirs.close()
-                ready.set()
-            if "proc" in started:
-                started["proc"].wait()
+                proc = exc
+            theirs.close()
+            started.put(proc)
+            if isinstance(proc, subprocess.Popen):
+                proc.wait()
 
         threading.Thread(target=run, name="cwgrpo-reward-zygote", daemon=True).start()
-        ready.wait()
-        if "error" in started:
-            ours.close()
-            raise RuntimeError(f"cannot start the reward's scoring process: {started['error']!r}")
-        self.proc: subprocess.Popen = started["proc"]
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
+        proc = started.get()
+        if not isinstance(proc, subprocess.Popen):
+            self.sock.close()
+            raise RuntimeError(f"cannot start the reward's scoring process: {proc!r}")
+        self.proc = proc
         self.sock.settimeout(startup_timeout_s())
         try:
             raw = self.sock.recv(65536)
+            msg = json.loads(raw) if raw else {"error": f"it exited with code {self.proc.poll()}"}
+            error = None if msg.get("ready") else f"failed to start: {msg.get('error')}"
         except OSError as exc:
+            error = f"did not start within {startup_timeout_s():.0f} s: {exc!r}"
+        if error:
             self.kill()
-            raise RuntimeError(
-                f"the reward's scoring process did not start within {startup_timeout_s():.0f} s: {exc!r}"
-            ) from exc
-        msg = json.loads(raw) if raw else {"ready": False, "error": f"it exited with code {self.proc.poll()}"}
-        if not msg.get("ready"):
-            self.kill()
-            raise RuntimeError(f"the reward's scoring process failed to start: {msg.get('error')}")
+            raise RuntimeError(f"the reward's scoring process {error}")
 
-    def fork_worker(self) -> "Worker":
+    def fork_worker(self) -> Worker:
         self.sock.settimeout(startup_timeout_s())
         self.sock.sendall(b"F")
         msg, fds, _, _ = socket.recv_fds(self.sock, 8, 2)
@@ -137,55 +109,46 @@ class Zygote:
             os.set_inheritable(fd, False)
         return Worker(int.from_bytes(msg, "little"), fds[0], fds[1])
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def kill(self) -> None:
         """Close our socket (the zygote exits on EOF) and SIGKILL it; its workers follow (PDEATHSIG)."""
         self.sock.close()
         if self.owner_pid == os.getpid():
-            try:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
 
 
 class Worker:
     """One scoring process (a child of the zygote) and our ends of its two pipes."""
 
     def __init__(self, pid: int, write_fd: int, read_fd: int) -> None:
-        self.pid = pid
+        self.pid, self.owner_pid = pid, os.getpid()
         self.tx = Connection(write_fd, readable=False)
         self.rx = Connection(read_fd, writable=False)
-        self.owner_pid = os.getpid()
 
-    def call(self, payload: bytes, timeout: float) -> dict:
+    def call(self, payload: bytes, timeout: float) -> dict | None:
+        """The worker's answer, or None past ``timeout``; :class:`Lost` if it died or its pipes broke."""
         if self.rx.poll(0):  # readable while idle: EOF (it died waiting for work) or stray data
             try:
                 self.rx.recv_bytes()
             except (EOFError, OSError) as exc:
-                raise DeadBeforeStart(dead=True) from exc
-            raise DeadBeforeStart(dead=False)
+                raise Lost(started=False, dead=True) from exc
+            raise Lost(started=False, dead=False)
         try:
             self.tx.send_bytes(payload)
         except OSError as exc:  # EPIPE: nobody reads the request pipe any more
-            raise DeadBeforeStart(dead=True) from exc
+            raise Lost(started=False, dead=True) from exc
         try:
-            if not self.rx.poll(timeout):
-                raise Timeout()
-            return json.loads(self.rx.recv_bytes())
+            return json.loads(self.rx.recv_bytes()) if self.rx.poll(timeout) else None
         except EOFError as exc:
-            raise Crash(dead=True) from exc
+            raise Lost(started=True, dead=True) from exc
         except (OSError, ValueError) as exc:
-            raise Crash(dead=False) from exc
+            raise Lost(started=True, dead=False) from exc
 
     def close_pipes(self) -> None:
         for conn in (self.tx, self.rx):
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
 
     def kill(self, dead: bool = False) -> None:
         """SIGKILL the worker and wait (2 s at most) until it is gone; only the process that forked it may,
@@ -206,49 +169,41 @@ class Pool:
     """Up to ``size`` workers; one sample per worker at a time, each with its own deadline."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
-        self.owner_pid = os.getpid()
+        self.size, self.owner_pid, self.last_killed = size, os.getpid(), None
         self._cond = threading.Condition(threading.Lock())
         self._zygote_lock = threading.Lock()
         self._zygote: Zygote | None = None
         self._idle: list[Worker] = []
         self._workers: dict[int, Worker] = {}  # every live worker, idle or busy
-        self._busy = 0
-        self._closed = False
-        self.last_killed: int | None = None
-        self._ids = itertools.count()
+        self._busy, self._closed = 0, False
 
-    # -------------------------------------------------------------------------------- workers
+    def _drop_zygote(self) -> None:
+        if self._zygote is not None:
+            self._zygote.kill()
+        self._zygote = None
 
     def _fork_worker(self) -> Worker:
         with self._zygote_lock:
             for attempt in range(2):
-                if self._zygote is None or not self._zygote.alive():
-                    if self._zygote is not None:
-                        self._zygote.kill()
-                    self._zygote = None
+                if self._zygote is None or self._zygote.proc.poll() is not None:
+                    self._drop_zygote()
                     self._zygote = Zygote()
                 try:
                     return self._zygote.fork_worker()
                 except OSError:
-                    self._zygote.kill()
-                    self._zygote = None
+                    self._drop_zygote()
                     if attempt:
                         raise
-        raise AssertionError("unreachable")
 
     def _acquire(self) -> Worker:
         with self._cond:
-            while True:
-                if self._closed:
-                    raise RuntimeError("the reward's worker pool is shut down")
-                if self._idle:
-                    self._busy += 1
-                    return self._idle.pop()
-                if self._busy + len(self._idle) < self.size:
-                    self._busy += 1
-                    break
+            while not self._idle and self._busy + len(self._idle) >= self.size and not self._closed:
                 self._cond.wait()
+            if self._closed:
+                raise RuntimeError("the reward's worker pool is shut down")
+            self._busy += 1
+            if self._idle:
+                return self._idle.pop()
         try:
             worker = self._fork_worker()
         except BaseException:
@@ -260,47 +215,41 @@ class Pool:
             self._workers[worker.pid] = worker
         return worker
 
-    def _release(self, worker: Worker, keep: bool, dead: bool = False) -> None:
-        with self._cond:
-            self._busy -= 1
-            if keep and not self._closed and self._busy + len(self._idle) < self.size:
-                self._idle.append(worker)
-                worker = None
-            else:
-                self._workers.pop(worker.pid, None)
-            self._cond.notify()
-        if worker is not None:
+    def _kill(self, workers: list[Worker], dead: bool = False) -> None:
+        for worker in workers:
             self.last_killed = worker.pid
             worker.kill(dead=dead)
 
-    # -------------------------------------------------------------------------------- public
+    def _release(self, worker: Worker, keep: bool, dead: bool = False) -> None:
+        with self._cond:
+            self._busy -= 1
+            keep = keep and not self._closed and self._busy + len(self._idle) < self.size
+            if keep:
+                self._idle.append(worker)
+            else:
+                self._workers.pop(worker.pid, None)
+            self._cond.notify()
+        if not keep:
+            self._kill([worker], dead)
 
     def run(self, payload: dict, timeout: float) -> dict:
         """Score one sample: the worker's answer, or ``{"reason": "timeout" | "crash"}``."""
         data = json.dumps(payload).encode()
         crashes = 0
         for _ in range(self.size + 3):  # idle deaths are retried; a bounded number, in case forks keep dying
-            worker = self._acquire()
+            worker, result, lost = self._acquire(), None, None
             try:
                 result = worker.call(data, timeout)
-            except DeadBeforeStart as exc:
-                self._release(worker, keep=False, dead=exc.dead)
-                continue
-            except Timeout:
-                self._release(worker, keep=False)
-                return {"acc": False, "pred": "", "reason": "timeout"}
-            except Crash as exc:
-                self._release(worker, keep=False, dead=exc.dead)
-                crashes += 1
-                if crashes < 2:
-                    continue
-                return {"acc": False, "pred": "", "reason": "crash"}
-            except BaseException:
-                self._release(worker, keep=False)
-                raise
-            self._release(worker, keep=True)
-            return result
-        return {"acc": False, "pred": "", "reason": "crash"}
+            except Lost as exc:
+                lost = exc
+            finally:  # an unexpected error (KeyboardInterrupt) also retires the worker, then propagates
+                self._release(worker, keep=result is not None, dead=lost is not None and lost.dead)
+            if lost is None:
+                return _failed("timeout") if result is None else result
+            crashes += lost.started
+            if crashes == 2:
+                break
+        return _failed("crash")
 
     def resize(self, size: int) -> None:
         """Grow at once (workers fork on demand); shrink by retiring idle workers beyond ``size`` now and busy
@@ -312,18 +261,12 @@ class Pool:
             for worker in extra:
                 self._workers.pop(worker.pid, None)
             self._cond.notify_all()
-        for worker in extra:
-            self.last_killed = worker.pid
-            worker.kill()
+        self._kill(extra)
 
     def pids(self) -> dict:
         with self._cond:
-            return {
-                "workers": sorted(self._workers),
-                "idle": sorted(w.pid for w in self._idle),
-                "zygote": self._zygote.proc.pid if self._zygote is not None else None,
-                "last_killed": self.last_killed,
-            }
+            return {"workers": sorted(self._workers), "idle": sorted(w.pid for w in self._idle),
+                    "zygote": self._zygote.proc.pid if self._zygote else None, "last_killed": self.last_killed}
 
     def close(self) -> None:
         """Kill every worker and the zygote; calls in flight get ``crash`` or an error."""
@@ -333,19 +276,14 @@ class Pool:
             self._idle.clear()
             self._workers.clear()
             self._cond.notify_all()
-        for worker in workers:
-            worker.kill()
+        self._kill(workers)
         with self._zygote_lock:
-            if self._zygote is not None:
-                self._zygote.kill()
-                self._zygote = None
+            self._drop_zygote()
 
     def forget(self) -> None:
         """In a forked child: drop the inherited pipes and socket without locking or killing anything."""
         for worker in list(self._workers.values()):
             worker.close_pipes()
         if self._zygote is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._zygote.sock.close()
-            except OSError:
-                pass

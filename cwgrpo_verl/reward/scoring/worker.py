@@ -1,18 +1,10 @@
-"""The processes that score: a zygote that imports the scoring once, and the workers it forks.
+"""The processes that score: a zygote that imports and warms the scoring once, and the workers it forks.
 
-Started by the caller's pool as ``python -c <bootstrap> <socket fd> <caller pid>``: a fresh interpreter with
-no verl, torch or caller threads in it. The zygote imports sympy and math-verify, warms their caches on a few
-typical answers, reports ``ready`` and then forks one worker per byte the caller sends, handing back the
-worker's pid and the caller's ends of two pipes (SCM_RIGHTS). Workers inherit the warm interpreter
-(copy-on-write), so a replacement is ready in milliseconds.
-
-Both die with their parent, whatever they are doing: the zygote and each worker set ``PR_SET_PDEATHSIG``
-to SIGKILL (Linux), which the kernel delivers even during a long C-level computation, when no Python code
-can run. The zygote also exits when the caller's socket closes, and a worker when its request pipe closes.
-Workers are reaped by the kernel (SIGCHLD ignored in the zygote), so one killed by the caller vanishes at once.
-
-Protocol, worker side (``multiprocessing.connection`` framing, JSON): request
-``{"mode", "gold_kind", "gold", "text"}``, answer ``{"acc", "pred", "reason"}``.
+The pool starts ``python -c <bootstrap> <socket fd> <caller pid>``, a fresh interpreter without verl, torch or the
+caller's threads; the zygote forks a copy-on-write worker per byte received (ready in milliseconds) and hands back
+its pid and two pipe ends (SCM_RIGHTS). Both set ``PR_SET_PDEATHSIG`` (SIGKILL), which the kernel delivers even
+during a long C-level computation. Workers speak JSON over ``multiprocessing.connection`` framing:
+``{"mode", "gold_kind", "gold", "text"}`` in, ``{"acc", "pred", "reason"}`` out.
 """
 
 from __future__ import annotations
@@ -25,6 +17,10 @@ import socket
 import sys
 
 _PR_SET_PDEATHSIG = 1
+_WARM_ANSWERS = (
+    "1", "-3", "0.25", "\\frac{3}{4}", "2\\sqrt{3}", "\\dfrac{\\pi}{6}", "(1,2)", "[0, 1)", "x^2+1",
+    "\\{1, 2\\}", "10\\%", "45^\\circ", "\\text{(B)}", "3 \\cdot 10^{4}", "\\infty", "a=2",
+)
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -68,12 +64,6 @@ def _serve(check_answer, read_fd: int, write_fd: int) -> None:
         outbox.send_bytes(json.dumps({"acc": bool(res["acc"]), "pred": res["pred"], "reason": res["reason"]}).encode())
 
 
-_WARM_ANSWERS = (
-    "1", "-3", "0.25", "\\frac{3}{4}", "2\\sqrt{3}", "\\dfrac{\\pi}{6}", "(1,2)", "[0, 1)", "x^2+1",
-    "\\{1, 2\\}", "10\\%", "45^\\circ", "\\text{(B)}", "3 \\cdot 10^{4}", "\\infty", "a=2",
-)
-
-
 def _warm_up(check_answer) -> None:
     """Score a few typical answers so that every forked worker inherits warm parser and sympy caches."""
     for i, ans in enumerate(_WARM_ANSWERS):
@@ -96,7 +86,7 @@ def zygote(sock_fd: int, parent_pid: int, check_answer) -> None:
     except BaseException as exc:  # noqa: BLE001
         sock.sendall(json.dumps({"ready": False, "error": repr(exc)}).encode())
         return
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps workers: one killed by the caller is gone at once
     sock.sendall(b'{"ready": true}')
     zygote_pid = os.getpid()
     while True:
@@ -110,20 +100,17 @@ def zygote(sock_fd: int, parent_pid: int, check_answer) -> None:
         p_read, c_write = os.pipe()
         pid = os.fork()
         if pid == 0:
-            code = 0
-            try:
+            try:  # its exit status is never read (SIGCHLD is ignored): end silently, whatever happened
                 sock.close()
-                os.close(p_write)
-                os.close(p_read)
+                for fd in (p_write, p_read):
+                    os.close(fd)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 die_with_parent(zygote_pid)
                 _serve(check_answer, c_read, c_write)
-            except BaseException:  # noqa: BLE001
-                code = 1
             finally:
-                os._exit(code)
-        os.close(c_read)
-        os.close(c_write)
+                os._exit(0)
+        for fd in (c_read, c_write):
+            os.close(fd)
         socket.send_fds(sock, [pid.to_bytes(8, "little")], [p_write, p_read])
-        os.close(p_write)
-        os.close(p_read)
+        for fd in (p_write, p_read):
+            os.close(fd)
