@@ -128,6 +128,7 @@ class LossContext(NamedTuple):
 
     groups: Optional[Groups] = None  # each row's prompt group; None: one statistic over the micro-batch
     cov_tails: bool = True  # log Table 1's covariance tails (False: the trainer logs them, once per step)
+    uids: Optional[tuple] = None  # the rows' uids as verl carried them, which ``groups`` numbers (for inspection)
 
 
 _CURRENT: contextvars.ContextVar[LossContext] = contextvars.ContextVar("cwgrpo_loss_context", default=LossContext())

@@ -85,13 +85,13 @@ def recipe_ppo_loss(config, model_output, data, dp_group=None, *, group_scope: b
     rows = tu.get(data, UPDATE_ROWS_KEY, default=None)
     if rows is not None:
         tu.assign_non_tensor(data, global_batch_size=rows)
-    groups = None
+    groups = uids = None
     if group_scope:
         uids = data["uid"]
-        uids = uids.tolist() if hasattr(uids, "tolist") else list(uids)
+        uids = tuple(uids.tolist() if hasattr(uids, "tolist") else uids)
         check_whole_groups(uids, config.rollout_n)
         groups = group_ids(uids, device=model_output["log_probs"].device)
-    with loss_context(LossContext(groups=groups, cov_tails=False)):
+    with loss_context(LossContext(groups=groups, cov_tails=False, uids=uids)):
         return ppo_loss(config, model_output, data, dp_group)
 
 

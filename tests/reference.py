@@ -109,3 +109,20 @@ def reference_group_advantages(scores, uids, epsilon=1e-4, norm_by_std=True):
             std = math.sqrt(sum((m - mean) ** 2 for m in members) / (len(members) - 1))
         out.append((s - mean) / (std + epsilon) if norm_by_std else s - mean)
     return out
+
+
+def reference_covariances(lp, adv, mask, uids):
+    """``{(row, t): cov}``: (logp_it - mean_t logp_i) * (A_i - mean over the prompt group's responses of A_i), with
+    A_i a response's mean advantage, token by token (the statistic of ``cov/*`` and the token log)."""
+    out = {}
+    T = len(mask[0])
+    a_row = {i: sum(float(adv[i][t]) for t in range(T) if _valid(mask, i, t)) / sum(1 for t in range(T) if _valid(mask, i, t))
+             for i in range(len(uids)) if any(_valid(mask, i, t) for t in range(T))}
+    for i in a_row:
+        tokens = [t for t in range(T) if _valid(mask, i, t)]
+        mu = sum(float(lp[i][t]) for t in tokens) / len(tokens)
+        members = [j for j in a_row if uids[j] == uids[i]]
+        mu_a = sum(a_row[j] for j in members) / len(members)
+        for t in tokens:
+            out[(i, t)] = (float(lp[i][t]) - mu) * (float(adv[i][t]) - mu_a)
+    return out

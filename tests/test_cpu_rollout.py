@@ -2,14 +2,14 @@
 response cap, log-probs as ``rollout.logprobs_mode`` defines them, and a session that fails on request."""
 
 import asyncio
+import json
 
 import pytest
 import torch
+from helpers import compose
 
 from tools.cpu import tiny
 from tools.cpu.rollout import HFServer, InjectedRolloutFailure
-
-from helpers import compose
 
 PROMPT = list(range(40, 52))
 
@@ -79,3 +79,31 @@ def test_a_session_fails_on_request_at_its_step_only(model_path):
     generate(srv)
     srv.global_steps = 1  # the weights of step 1 arrive: step 2 begins
     generate(srv), generate(srv)
+
+
+def test_a_request_samples_the_same_after_a_restart(model_path):
+    """Each request's generator is seeded by (seed, replica, step, prompt, its count): a fresh server, as after a
+    resume, samples what the first one did, while the requests of one prompt within a step differ."""
+    first, again = server(model_path, seed=7), server(model_path, seed=7)
+    for srv in (first, again):
+        srv.global_steps = 3
+    samples = [generate(first).token_ids for _ in range(3)]
+    assert [generate(again).token_ids for _ in range(3)] == samples
+    assert len({tuple(s) for s in samples}) > 1
+    first.load_weights(first.model.state_dict(), global_steps=4)  # a new step starts the counts again
+    assert generate(first).token_ids != samples[0]  # another step, another seed
+
+
+def test_a_scripted_validation_answer_is_forced(model_path, tmp_path, monkeypatch):
+    """CWGRPO_CPU_ANSWERS: a validation request whose prompt holds the text gets the scripted response, with its
+    log-probs under the model; training requests (at rollout.temperature) still sample."""
+    srv0 = server(model_path)
+    prompt_text = srv0.model_config.tokenizer.decode(PROMPT)
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({prompt_text[2:8]: "$\\boxed{57}$"}))
+    monkeypatch.setenv("CWGRPO_CPU_ANSWERS", str(answers))
+    srv = server(model_path, temperature=0.7, logprobs_mode="raw_logprobs")
+    out = generate(srv, temperature=0.6)  # validation: val_kwargs' temperature
+    assert srv.model_config.tokenizer.decode(out.token_ids) == "$\\boxed{57}$"
+    torch.testing.assert_close(out.log_probs, expected_logprobs(srv, out.token_ids), rtol=1e-4, atol=1e-4)
+    assert srv.model_config.tokenizer.decode(generate(srv).token_ids) != "$\\boxed{57}$"  # training: sampled

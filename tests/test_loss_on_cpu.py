@@ -5,16 +5,15 @@ import math
 
 import pytest
 import torch
+from helpers import AGG_MODES, OPTION_GRID, engine_micro_batch, random_batch
+from helpers import actor_config as build_actor_config
+from reference import reference_loss, reference_weights
 from verl.trainer.ppo.core_algos import get_policy_loss_fn
 from verl.workers.utils.losses import ppo_loss
 
 from cwgrpo_verl import loss as cw_loss
 from cwgrpo_verl.core import cw_weights
 from cwgrpo_verl.metrics import WEIGHT_KEYS
-
-from helpers import AGG_MODES, OPTION_GRID, engine_micro_batch, random_batch
-from helpers import actor_config as build_actor_config
-from reference import reference_loss
 
 CW = get_policy_loss_fn("cw_grpo")
 VANILLA = get_policy_loss_fn("vanilla")
@@ -76,8 +75,12 @@ def test_gradient_flows_through_weights_only_when_not_detached():
     _, grad_live, _ = _ours(old, lp, adv, mask, cw_detach_weights=False)
     _, grad_detached, _ = _ours(old, lp, adv, mask, cw_detach_weights=True)
     assert not torch.allclose(grad_live, grad_detached)
-    # detached: d loss / d logp = -(w~ A) / n_tokens on policy (ratio 1), token-mean
-    w = cw_weights(lp, adv, mask).weights
+    # detached: d loss / d logp = -(w~ A) / n_tokens on policy (ratio 1), token-mean, w~ from the loop reference
+    ref = reference_weights(lp.double(), adv.double(), mask.tolist(), range(lp.shape[0]), center="sequence",
+                            normalizer="padded", scale=1.0, detach=True)
+    w = torch.zeros_like(lp)
+    for (i, t), value in ref.items():
+        w[i, t] = float(value)
     expected = -(w * adv) * mask / mask.sum()
     torch.testing.assert_close(grad_detached, expected)
 
@@ -208,12 +211,24 @@ def test_degenerate_inputs_stay_finite(case, opts):
         torch.testing.assert_close(w[mask], torch.ones_like(w[mask]))
 
 
-def test_bf16_inputs_compute_statistics_in_float32():
-    old, lp, adv, mask = random_batch(8, dtype=torch.float32)
-    ref_loss, ref_grad, _ = _ours(old, lp, adv, mask)
-    loss, grad, _ = _ours(old.bfloat16(), lp.bfloat16(), adv.bfloat16(), mask)
-    assert loss.dtype == torch.bfloat16 or loss.dtype == torch.float32
-    torch.testing.assert_close(loss.float(), ref_loss, rtol=0.05, atol=0.02)
+# 100 float32 ulps: float32 arithmetic on these sums is ~2e-7 off float64; bf16's resolution is 7.8e-3
+FLOAT32_TOLERANCE = 100 * torch.finfo(torch.float32).eps
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_bf16_inputs_compute_statistics_in_float32(seed):
+    """bf16 log-probs and advantages are weighted in float32: on the same bf16-rounded inputs the covariances and
+    weights equal a float64 computation to float32 precision. Mutation tried: computing the statistics in the input
+    dtype (``dtype = log_prob.dtype`` in core.token_covariance) puts them 5e-3 (relative) off, 400x the tolerance:
+    fails."""
+    old, lp, adv, mask = random_batch(8 + seed, dtype=torch.float32)
+    lp16, adv16 = lp.bfloat16(), adv.bfloat16()
+    got, exact = cw_weights(lp16, adv16, mask), cw_weights(lp16.double(), adv16.double(), mask)
+    assert got.weights.dtype == torch.float32
+    for ours, reference in ((got.cov, exact.cov), (got.weights, exact.weights)):
+        scale = reference.abs().max()
+        torch.testing.assert_close(ours.double(), reference, rtol=0, atol=FLOAT32_TOLERANCE * scale)
+    _, grad, _ = _ours(old.bfloat16(), lp16, adv16, mask)
     assert torch.isfinite(grad).all() and grad.dtype == torch.bfloat16
 
 

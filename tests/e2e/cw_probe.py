@@ -2,7 +2,7 @@
 
 Loaded in every Ray process through VERL_USE_EXTERNAL_MODULES (after tools.cpu.backend). It wraps the
 registered ``cw_grpo`` policy loss and saves, for the first micro-batches of each worker, the loss's inputs, its
-options, the prompt groups it was handed, its value and its gradient with respect to the log-probs, to
+options, the prompt groups it was handed (and the uids they were numbered from), its value and its gradient with respect to the log-probs, to
 ``$CWGRPO_PROBE_DIR``. tests/test_trainer_e2e.py recomputes them with the float64 loop reference.
 """
 
@@ -30,13 +30,15 @@ def cw_grpo_probe(old_log_prob, log_prob, advantages, response_mask, loss_agg_mo
     directory = os.environ.get("CWGRPO_PROBE_DIR")
     if directory and _saved < KEEP and log_prob.requires_grad:
         (grad,) = torch.autograd.grad(loss, log_prob, retain_graph=True)
-        groups = current_context().groups
+        context = current_context()
+        groups = context.groups
         options = cw_options(config.policy_loss)
         torch.save(
             {
                 "old_log_prob": old_log_prob.detach().cpu(), "log_prob": log_prob.detach().cpu(),
                 "advantages": advantages.detach().cpu(), "response_mask": response_mask.cpu(),
                 "groups": None if groups is None else groups.ids.cpu().tolist(),
+                "uids": None if context.uids is None else list(context.uids),
                 "loss": loss.detach().cpu(), "grad": grad.cpu(), "loss_agg_mode": loss_agg_mode,
                 "global_batch_info": dict(config.global_batch_info),
                 "clip": (_or(config.clip_ratio_low, config.clip_ratio), _or(config.clip_ratio_high, config.clip_ratio),

@@ -5,14 +5,21 @@ It implements the token-in-token-out surface verl's agent loop calls on a vLLM s
 control calls of the replica and checkpoint manager (wake_up, sleep, abort, ...), as no-ops where a CPU has
 nothing to do. It keeps vLLM's contracts where the trainer can see them (docs/cpu_backend.md): sampling with
 temperature, top-k and top-p, the response cap ``max_model_len - prompt``, and log-probs as
-``rollout.logprobs_mode`` asks. Set ``CWGRPO_CPU_EVENTS=<file>`` to have every weight load appended to it as a
-JSON line, and ``rollout.engine_kwargs.hf.fail_session=[step, k]`` to make the k-th (from 0) training request of
-that step to the first replica fail, as a rollout session that dies would.
+``rollout.logprobs_mode`` asks. Each request samples from its own generator, seeded by the rollout seed, the
+replica, the step, the prompt and how often the replica has seen that prompt in the step: a run resumed from a
+checkpoint samples what the uninterrupted run sampled (vLLM gives no such guarantee; the tests need it).
+
+For tests: ``CWGRPO_CPU_EVENTS=<file>`` appends every weight load to it as a JSON line;
+``CWGRPO_CPU_ANSWERS=<file>`` (JSON ``{text: response}``) makes a validation request whose prompt contains ``text``
+return ``response`` (forced decoding, log-probs as sampled), so a test can check that validation scores a right
+answer; ``rollout.engine_kwargs.hf.fail_session=[step, k]`` makes the k-th (from 0) training request of that step to
+the first replica fail, as a rollout session that dies would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 from typing import Any
@@ -24,6 +31,7 @@ from verl.workers.rollout.replica import RolloutReplica, RolloutReplicaRegistry,
 
 NAME = "hf"
 EVENTS_ENV = "CWGRPO_CPU_EVENTS"
+ANSWERS_ENV = "CWGRPO_CPU_ANSWERS"
 
 
 def server_name(replica_rank: int) -> str:
@@ -57,7 +65,10 @@ class HFServer:
         self.eos_ids = set(eos)
         positions = getattr(self.model.config, "max_position_embeddings", None)
         self.max_model_len = self.config.max_model_len or positions or self.config.prompt_length + self.config.response_length
-        self.generator = torch.Generator().manual_seed(int(self.config.seed or 0) + 1000 * replica_rank)
+        self.seed = (int(self.config.seed or 0), replica_rank)
+        self.seen: dict[tuple, int] = {}  # (step, prompt) -> requests so far this step
+        answers = os.environ.get(ANSWERS_ENV)
+        self.answers = json.loads(open(answers, encoding="utf-8").read()) if answers else {}
         self.lock = asyncio.Lock()
         self.weight_version = 0
         self.global_steps = None
@@ -86,6 +97,7 @@ class HFServer:
         self.weight_version += 1
         if global_steps is not None:
             self.global_steps = global_steps
+        self.seen.clear()  # counts are per step
         event = {"event": "weights", "server": self.name, "version": self.weight_version, "tensors": len(state_dict),
                  "global_steps": global_steps, "max_abs_change": change}
         path = os.environ.get(EVENTS_ENV)
@@ -98,12 +110,31 @@ class HFServer:
     async def generate(self, prompt_ids, sampling_params: dict[str, Any], request_id: str, **_kwargs) -> TokenOutput:
         async with self.lock:
             self._maybe_fail(sampling_params)
-            return self._generate(list(prompt_ids), dict(sampling_params))
+            prompt_ids, params = list(prompt_ids), dict(sampling_params)
+            forced = self._answer(prompt_ids) if self._is_validation(params) else None
+            return self._generate(prompt_ids, params, self._generator(prompt_ids), forced)
+
+    def _is_validation(self, params: dict[str, Any]) -> bool:
+        """Training requests sample at ``rollout.temperature``; validation uses ``val_kwargs``."""
+        return float(params.get("temperature", 1.0)) != float(self.config.temperature)
+
+    def _generator(self, prompt_ids: list[int]) -> torch.Generator:
+        key = (self.global_steps, tuple(prompt_ids))
+        self.seen[key] = count = self.seen.get(key, 0) + 1
+        digest = hashlib.sha256(repr((self.seed, key, count)).encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+    def _answer(self, prompt_ids: list[int]) -> list[int] | None:
+        if not self.answers:
+            return None
+        tokenizer = self.model_config.tokenizer
+        prompt = tokenizer.decode(prompt_ids)
+        response = next((r for text, r in self.answers.items() if text in prompt), None)
+        return None if response is None else tokenizer.encode(response, add_special_tokens=False)
 
     def _maybe_fail(self, params: dict[str, Any]) -> None:
-        """Training requests (sampled at ``rollout.temperature``; validation uses ``val_kwargs``) are counted per
-        step: the rollout of step s runs on the weights of step s - 1."""
-        if float(params.get("temperature", 1.0)) != float(self.config.temperature):
+        """Training requests are counted per step: the rollout of step s runs on the weights of step s - 1."""
+        if self._is_validation(params):
             return
         step = (self.global_steps or 0) + 1
         index = self.training_requests.get(step, 0)
@@ -123,8 +154,11 @@ class HFServer:
         return max(1, min(int(wanted), room))
 
     @torch.no_grad()
-    def _generate(self, prompt_ids: list[int], params: dict[str, Any]) -> TokenOutput:
+    def _generate(self, prompt_ids: list[int], params: dict[str, Any], generator: torch.Generator,
+                  forced: list[int] | None = None) -> TokenOutput:
         max_tokens = self._max_tokens(len(prompt_ids), params)
+        if forced is not None:
+            max_tokens = min(max_tokens, len(forced))
         temperature = float(params.get("temperature", 1.0) or 0.0)
         top_k = int(params.get("top_k", -1) or -1)
         top_p = float(params.get("top_p", 1.0) or 1.0)
@@ -133,10 +167,12 @@ class HFServer:
         for _ in range(max_tokens):
             logits = out.logits[0, -1].float()
             processed = self._process(logits, temperature, top_k, top_p)
-            if temperature <= 0:
+            if forced is not None:
+                token = forced[len(tokens)]
+            elif temperature <= 0:
                 token = int(logits.argmax())
             else:
-                token = int(torch.multinomial(torch.softmax(processed, -1), 1, generator=self.generator))
+                token = int(torch.multinomial(torch.softmax(processed, -1), 1, generator=generator))
             tokens.append(token)
             log_probs.append(self._logprob(logits, processed, token, greedy=temperature <= 0))
             if token in self.eos_ids:
