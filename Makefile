@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: setup test docs-check smoke demo bench pins clean
+.PHONY: setup test docs-check smoke demo bench pins tokens-screenshot clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,12 @@ smoke: setup
 
 demo: setup
 	$(PY) -m tools.demo $(ARGS)
+
+# the README's picture of the extreme-token page: the demo's published page (python -m tools.demo --docs docs),
+# shot by headless Chromium from Debian's packages (apt-get install chromium)
+tokens-screenshot:
+	chromium --headless --no-sandbox --hide-scrollbars --window-size=1280,1100 \
+		--screenshot=$(CURDIR)/docs/tokens.png file://$(CURDIR)/docs/demo_tokens.html
 
 bench: setup
 	$(PY) benchmarks/bench_loss.py

@@ -1,7 +1,8 @@
 """Statistics over a whole training batch before the update, computed by the recipe trainer once per step.
 
-- :func:`covariance_metrics`: the token covariances of every method (GRPO, Clip-Cov, KL-Cov, CW-GRPO), per prompt
-  group, from the old log-probs and the advantages: observe-only, logged as ``cov/*`` (the paper's Table 1).
+- :func:`group_covariance`, :func:`covariance_metrics`: the token covariances of every method (GRPO, Clip-Cov,
+  KL-Cov, CW-GRPO), per prompt group, from the old log-probs and the advantages: observe-only, logged as ``cov/*``
+  (the paper's Table 1) and read by the token log.
 - :func:`batch_scope_weights`: ``cwgrpo.scope=batch``, the paper text's "all N tokens" reading: one set of
   statistics over the whole batch, detached by construction, multiplied into the advantages the actor trains on
   (the actor then runs verl's ``vanilla`` PPO clip on them, not ``cw_grpo``, which would weight again).
@@ -19,18 +20,22 @@ from cwgrpo_verl.metrics import covariance_stats, to_host, weight_stats
 
 
 @torch.no_grad()
-def covariance_metrics(
+def group_covariance(
     old_log_prob: torch.Tensor,
     advantages: torch.Tensor,
     response_mask: torch.Tensor,
     uids: Sequence,
     *,
     logp_center: str = "sequence",
-) -> dict[str, float]:
-    """``cov/*``: moments and tails of cov_it = (logp_it - mu_logp) (A_i - mu_A), mu_A per prompt group."""
+) -> torch.Tensor:
+    """cov_it = (logp_it - mu_logp) (A_i - mu_A), mu_A per prompt group: what ``cov/*`` and the token log read."""
     groups = group_ids(uids, device=advantages.device)
-    cov = token_covariance(old_log_prob, advantages, response_mask, logp_center=logp_center,
-                           segment_ids=groups.ids, num_segments=groups.count)
+    return token_covariance(old_log_prob, advantages, response_mask, logp_center=logp_center,
+                            segment_ids=groups.ids, num_segments=groups.count)
+
+
+def covariance_metrics(cov: torch.Tensor, response_mask: torch.Tensor) -> dict[str, float]:
+    """``cov/*``: moments and Table 1's tails of the token covariances."""
     return to_host(covariance_stats(cov, response_mask), prefix="cov/")
 
 

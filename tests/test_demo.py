@@ -114,6 +114,12 @@ def test_quick_run_says_it_is_a_smoke_run_and_writes_the_report(tmp_path, capsys
     assert (out / "steps.csv").read_text().count("\n") == 1 + 3 * len(run["steps"])
     assert read_fingerprint(out / "curves.png") == fingerprint(metrics)
     assert (out / "curves.png").stat().st_size > 20_000  # three panels with curves, not an empty canvas
+    # the token log of every run (step 1 at least), and seed 0's methods side by side on the page
+    logs = sorted(p.name for p in (out / "tokens").glob("*.tokens.jsonl"))
+    assert logs == ["clip_cov_seed0.tokens.jsonl", "cw_grpo_seed0.tokens.jsonl", "vanilla_seed0.tokens.jsonl"]
+    cw_records = [json.loads(line) for line in (out / "tokens" / "cw_grpo_seed0.tokens.jsonl").open()]
+    assert {r["selection"] for r in cw_records} == {"abs_cov", "low_weight"} and cw_records[0]["step"] == 1
+    assert "CW-GRPO" in (out / "tokens.html").read_text() and "tokens" not in metrics["runs"][0]
 
 
 # -- the published results --

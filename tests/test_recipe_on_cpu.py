@@ -32,6 +32,7 @@ def test_paper_settings_compose_and_pass_the_driver_checks():
     assert (cfg.trainer.total_training_steps, cfg.trainer.save_freq, cfg.trainer.test_freq) == (300, 50, 50)
     assert cfg.data.seed == 2025 and actor.optim.weight_decay == 0.0
     assert cfg.cwgrpo.logprob_temperature == 1.0 and cfg.cwgrpo.stop_at_step is None
+    assert cfg.cwgrpo.token_log_every == 10 and cfg.cwgrpo.token_log_top_k == 20
     assert algorithm.adv_estimator == "cw_grpo" and algorithm.cw_adv_epsilon == 1e-4
     assert cfg.reward.custom_reward_function.path == "pkg://cwgrpo_verl.reward"
     assert cfg.trainer.v1.trainer_mode == "cwgrpo"
@@ -70,6 +71,9 @@ def test_paper_settings_compose_and_pass_the_driver_checks():
         (["cwgrpo.scope=batch"], "Set actor_rollout_ref.actor.policy_loss.cw_detach_weights=true"),
         (["cwgrpo.stop_at_step=301"], r"cwgrpo.stop_at_step=301 is after the end of the schedule \(trainer.total_training_steps=300\)"),
         (["cwgrpo.stop_at_step=0"], "cwgrpo.stop_at_step must be null or a whole number >= 1"),
+        (["cwgrpo.token_log_every=-1"], r"cwgrpo.token_log_every must be a whole number >= 0 \(0: off\)"),
+        (["cwgrpo.token_log_top_k=0"], r"cwgrpo.token_log_top_k must be a whole number in \[1, 256\]"),
+        (["cwgrpo.token_log_top_k=1000"], r"cwgrpo.token_log_top_k must be a whole number in \[1, 256\]"),
         (["cwgrpo.logprob_temperature=0"], "cwgrpo.logprob_temperature must be null or a finite number > 0"),
         (["+cwgrpo.stop_at=100"], r"unknown key\(s\) cwgrpo.stop_at"),
     ],

@@ -181,10 +181,11 @@ def test_report_reads_the_keys_the_trainer_writes():
     """The cov/* names the report reads are the ones the recipe trainer's covariance_metrics emits."""
     import torch
 
-    from cwgrpo_verl.scope import covariance_metrics
+    from cwgrpo_verl.scope import covariance_metrics, group_covariance
 
     mask = torch.ones(4, 3, dtype=torch.bool)
-    logged = covariance_metrics(-torch.rand(4, 3), torch.tensor([[1.0] * 3, [-1.0] * 3] * 2), mask, [0, 0, 1, 1])
+    cov = group_covariance(-torch.rand(4, 3), torch.tensor([[1.0] * 3, [-1.0] * 3] * 2), mask, [0, 0, 1, 1])
+    logged = covariance_metrics(cov, mask)
     source = report.COV_SOURCES[0]
     assert {source.key(sign, frac) for sign in ("pos", "neg") for frac in FRACS} <= set(logged)
     assert set(FRACS) == set(report.tables.TAIL_FRACTIONS)

@@ -6,35 +6,25 @@ import math
 import pytest
 import torch
 from helpers import actor_config, random_batch
-from reference import reference_weights
+from reference import reference_covariances, reference_weights
 from verl.trainer.ppo.core_algos import get_policy_loss_fn
 
 from cwgrpo_verl.metrics import COV_KEYS, TAIL_FRACTIONS
-from cwgrpo_verl.scope import batch_scope_weights, covariance_metrics
+from cwgrpo_verl.scope import batch_scope_weights, covariance_metrics, group_covariance
 
 CW = get_policy_loss_fn("cw_grpo")
 VANILLA = get_policy_loss_fn("vanilla")
 
 
 def loop_covariances(lp, adv, mask, uids):
-    """cov_it = (logp_it - mean_t logp_i) * (A_i - mean over the group's responses of A), token by token."""
-    out = []
-    for i, uid in enumerate(uids):
-        tokens = [t for t in range(mask.shape[1]) if mask[i, t]]
-        if not tokens:
-            continue
-        mu = sum(float(lp[i, t]) for t in tokens) / len(tokens)
-        members = [j for j, u in enumerate(uids) if u == uid and mask[j].any()]
-        mu_a = sum(float(adv[j][mask[j]].mean()) for j in members) / len(members)
-        out += [(float(lp[i, t]) - mu) * (float(adv[i, t]) - mu_a) for t in tokens]
-    return sorted(out)
+    return sorted(reference_covariances(lp, adv, mask, uids).values())
 
 
 def test_covariance_metrics_match_a_loop_reference():
     old, _, adv, mask = random_batch(3, batch=12, length=9, group_size=4)
     adv = adv + 0.3 * mask  # groups whose mean advantage is not 0
     uids = [f"g{i // 4}" for i in range(12)]
-    metrics = covariance_metrics(old, adv, mask, uids)
+    metrics = covariance_metrics(group_covariance(old, adv, mask, uids), mask)
     assert set(metrics) == {f"cov/{k}" for k in COV_KEYS}
     covs = loop_covariances(old, adv, mask, uids)
     n = len(covs)

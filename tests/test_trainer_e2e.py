@@ -5,6 +5,7 @@ model, data and sizes, for a few steps. The runs start when this module does, tw
 local Ray on 127.0.0.1 in its own temp dir, and leaves nothing behind); each test waits for the run it checks.
 """
 
+import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from reference import reference_loss
+from reference import reference_covariances, reference_loss
 
 from tools import smoke
 
@@ -28,19 +29,36 @@ def probed(work: Path) -> dict:
 
 
 SCHEDULE = 4  # trainer.total_training_steps of both runs: the learning-rate schedule's horizon
+ANSWERED = "math500"  # its validation row gets a right answer from the rollout (tools.cpu.rollout: CWGRPO_CPU_ANSWERS)
+
+
+def answered_validation(work: Path) -> dict:
+    """The smoke data, written ahead, with the rollout scripted to answer the ANSWERED set's validation problem
+    correctly (boxed gold): validation must then score it 1 and the others (the tiny model's guesses) 0."""
+    import pandas as pd
+
+    from tools.cpu import tiny
+
+    data = tiny.write_data(work / "data")
+    rows = pd.read_parquet(data / f"{ANSWERED}.parquet")
+    answers = {row.prompt[0]["content"]: f"$\\boxed{{{row.reward_model['ground_truth']}}}$" for row in rows.itertuples()}
+    (work / "answers.json").write_text(json.dumps(answers))
+    return {"CWGRPO_CPU_ANSWERS": str(work / "answers.json")}
 
 
 def group_scope_then_resume(work: Path):
-    """Validation before training with the project's reward and checkpoints at steps 1 and 2 of a 4-step schedule
-    (stopped at 2 by cwgrpo.stop_at_step); then a second run that resumes from step 1 and stops after step 3. The
-    second run takes its statistics per micro-batch (the checkpoint does not depend on the scope), so it also is the
-    recipe's cwgrpo.scope=micro_batch run: one trainer start-up (about a minute on 2 cores) less."""
-    first = smoke.run("cwgrpo", scope="group", steps=SCHEDULE, work=work, extra_env=probed(work),
-                      overrides=("cwgrpo.stop_at_step=2", "trainer.save_freq=1", "trainer.test_freq=-1"))
-    resumed = smoke.run("cwgrpo", scope="micro_batch", steps=SCHEDULE, work=work, overrides=(
+    """Validation before training with the project's reward (one set answered right by the rollout), the token log
+    at every step, and checkpoints at steps 1 and 2 of a 4-step schedule (stopped at 2 by cwgrpo.stop_at_step);
+    then a second run that resumes from step 1 into its own checkpoint folder and stops after step 3: its step 2
+    must be the first run's step 2."""
+    env = {**probed(work), **answered_validation(work)}
+    first = smoke.run("cwgrpo", scope="group", steps=SCHEDULE, work=work, extra_env=env, overrides=(
+        "cwgrpo.stop_at_step=2", "trainer.save_freq=1", "trainer.test_freq=-1", "cwgrpo.token_log_every=1"))
+    resumed = smoke.run("cwgrpo", scope="group", steps=SCHEDULE, work=work, overrides=(
         "cwgrpo.stop_at_step=3", "trainer.resume_mode=resume_path",
         f"trainer.resume_from_path={work / 'checkpoints' / 'global_step_1'}",
-        "trainer.save_freq=-1", "trainer.test_freq=-1", "trainer.val_before_train=false"))
+        f"trainer.default_local_dir={work / 'resumed'}",
+        "trainer.save_freq=1", "trainer.test_freq=-1", "trainer.val_before_train=false"))
     return first, resumed
 
 
@@ -60,13 +78,15 @@ def two_ranks_padding_and_a_failed_session(work: Path):
                      extra_env=probed(work), overrides=("trainer.val_before_train=false", "trainer.test_freq=-1"))
 
 
+NO_VALIDATION = ("trainer.val_before_train=false", "trainer.test_freq=-1")
 SCENARIOS = {
     "group_then_resume": group_scope_then_resume,
     "two_ranks": two_ranks_padding_and_a_failed_session,
     "main_ppo": lambda work: smoke.run("cwgrpo", scope="micro_batch", script="main_ppo_cwgrpo.sh", work=work,
                                        overrides=("trainer.test_freq=-1",)),
     "grpo_script": lambda work: smoke.run("grpo", script="r1_distill_1.5b_grpo.sh", work=work,
-                                          overrides=("trainer.val_before_train=false", "trainer.test_freq=-1")),
+                                          overrides=NO_VALIDATION),
+    "batch": lambda work: smoke.run("cwgrpo", scope="batch", work=work, overrides=NO_VALIDATION),
 }
 
 
@@ -104,8 +124,13 @@ def assert_equals_the_float64_reference(record, global_rows):
     opts, mask = record["options"], record["response_mask"].bool()
     assert record["groups"] is not None and not opts["cw_detach_weights"]  # cwgrpo.scope=group: the groups handed over
     real = mask.any(-1)
+    # the groups the loss used are the rows' uids (recomputed here), not just groups of the right size
+    uids = [u for u, r in zip(record["uids"], real.tolist()) if r]
     groups = [g for g, r in zip(record["groups"], real.tolist()) if r]
-    assert all(groups.count(g) == smoke.GROUP_SIZE for g in set(groups))
+    assert {(g, u) for g, u in zip(groups, uids)} == {(groups[uids.index(u)], u) for u in uids}
+    assert len(set(groups)) == len(set(uids)) and all(uids.count(u) == smoke.GROUP_SIZE for u in set(uids))
+    # a step with signal: some advantages are not 0 (with all zero, loss and reference would both be 0)
+    assert record["advantages"][real].abs().sum() > 0
     lp = record["log_prob"][real].double().requires_grad_(True)
     low, high, dual = record["clip"]
     value = reference_loss(record["old_log_prob"][real].double().tolist(), lp,
@@ -177,17 +202,36 @@ def test_rollout_log_probs_equal_the_actors_on_policy(runs, scenario):
 
 
 def test_validation_before_training_scores_with_the_project_reward(runs):
+    """The answered set's validation row scores 1, the tiny model's guesses 0: a reward that returns a constant, or
+    routes a data source to the wrong mode, fails here (mutation tried: compute_score returning 0.0 for every
+    sample -> math500 0.0)."""
     first, _ = runs("group_then_resume")
     validation = {k: v for k, v in first.metrics.get(0, {}).items() if k.startswith("val-core/")}
-    for source in ("aime24", "math500", "amc23", "minerva", "olympiadbench"):
-        assert math.isfinite(validation[f"val-core/cwgrpo/{source}/acc/mean@1"]), validation
+    scores = {source: validation[f"val-core/cwgrpo/{source}/acc/mean@1"]
+              for source in ("aime24", "math500", "amc23", "minerva", "olympiadbench")}
+    assert scores == {**{source: 0.0 for source in scores}, ANSWERED: 1.0}, validation
 
 
-def test_a_checkpoint_at_step_1_resumes_to_step_3(runs):
+def _actor_weights(checkpoint: Path) -> dict:
+    state = torch.load(checkpoint / "actor" / "model_world_size_1_rank_0.pt", weights_only=False)
+    return {k: (v.to_local() if hasattr(v, "to_local") else v) for k, v in state.items()}
+
+
+def test_a_run_resumed_at_step_1_repeats_the_uninterrupted_step_2(runs):
+    """Resumed from the step-1 checkpoint, step 2 is the uninterrupted run's step 2: the same loss, gradient norm
+    and covariance, and the same weights after it; then it goes on to step 3. Mutation tried: removing the
+    checkpoint's data.pt (verl then restarts the data loader) -> other prompts at step 2, the losses differ."""
     first, resumed = runs("group_then_resume")
     assert (first.work / "checkpoints" / "global_step_1").is_dir() and first.steps == [1, 2]
     assert_checks(resumed, [2, 3])
     assert [resumed.metrics[s]["training/global_step"] for s in resumed.steps] == [2, 3]
+    for key in ("actor/pg_loss", "actor/grad_norm", "actor/cw/weight_std", "cov/std", "critic/score/mean"):
+        assert resumed.metrics[2][key] == pytest.approx(first.metrics[2][key], rel=1e-6, abs=1e-9), key
+    before, after = _actor_weights(first.work / "checkpoints" / "global_step_2"), _actor_weights(
+        first.work / "resumed" / "global_step_2")
+    assert before.keys() == after.keys()
+    for name in before:
+        torch.testing.assert_close(after[name], before[name], rtol=1e-6, atol=1e-9, msg=name)
 
 
 def test_stopping_early_keeps_the_learning_rate_schedule(runs):
@@ -198,15 +242,22 @@ def test_stopping_early_keeps_the_learning_rate_schedule(runs):
     assert logged == pytest.approx([cosine_lr(1), cosine_lr(2), cosine_lr(3)], rel=1e-6), logged
 
 
-def test_recipe_micro_batch_scope(runs):
-    _, resumed = runs("group_then_resume")
-    assert "cw_grpo registered, trainer CWGRPOTrainer, loss_mode=cw_grpo, cwgrpo.scope=micro_batch" in resumed.log
-    assert all("actor/cw/weight_std" in resumed.metrics[s] for s in resumed.steps)
-    assert all(resumed.metrics[s]["actor/cw/num_responses"] == smoke.MICRO_BATCH for s in resumed.steps)
-    assert not any("actor/cw/groups_per_micro_batch" in resumed.metrics[s] for s in resumed.steps)
+def test_recipe_batch_scope_weights_the_advantages_before_the_update(runs):
+    """cwgrpo.scope=batch in the real loop: one statistic over the step's batch, detached, in the trainer (cw/*);
+    the actor then runs PPO clip on the weighted advantages and logs no weights of its own."""
+    run = runs("batch")
+    assert_checks(run, [1, 2])
+    assert "cwgrpo.scope=batch" in run.log
+    for step in run.steps:
+        metrics = run.metrics[step]
+        assert metrics["cw/weight_min"] < 1.0 < metrics["cw/weight_max"], metrics
+        assert metrics["cw/num_responses"] == smoke.PROMPTS * smoke.GROUP_SIZE
+        assert not any(k.startswith("actor/cw/") for k in metrics)
 
 
 def test_plain_main_ppo_with_the_readme_flags(runs):
+    """verl's own trainer with the loss in cwgrpo.scope=micro_batch (the recipe's trainer in that scope only calls
+    the same loss without groups: tests/test_groups.py)."""
     run = runs("main_ppo")
     assert run.module == "verl.trainer.main_ppo"
     assert_checks(run, [1, 2])
@@ -221,6 +272,67 @@ def test_grpo_baseline_script_logs_the_covariance_it_does_not_reweight(runs):
     assert "loss_mode=vanilla" in run.log
     assert not any(k.startswith("actor/cw/") for s in run.steps for k in run.metrics[s])
     assert all(run.metrics[s]["cov/pos_top_1pct"] > run.metrics[s]["cov/pos_top_20pct"] > 0 for s in run.steps)
+
+
+def test_the_token_log_holds_the_steps_largest_covariances(runs):
+    """The recipe's token log at step 1 holds the tokens with the largest |covariance| of the step, recomputed by
+    the float64 loop from the micro-batches the loss received (tests/e2e/cw_probe.py), with their text; CW-GRPO also
+    logs its most down-weighted tokens, each with a weight below the mean."""
+    first, _ = runs("group_then_resume")
+    step1 = recorded(first)[: smoke.PROMPTS * smoke.GROUP_SIZE // smoke.MICRO_BATCH]  # the probe keeps them in order
+    expected = []
+    for record in step1:
+        uids = record["uids"]
+        for (row, t), cov in reference_covariances(record["old_log_prob"].double(), record["advantages"].double(),
+                                                   record["response_mask"].bool(), uids).items():
+            expected.append((uids[row], t, cov))
+    expected.sort(key=lambda item: -abs(item[2]))
+    logged = [r for r in first.tokens if r["step"] == 1 and r["selection"] == "abs_cov"]
+    assert len(logged) == 20  # cwgrpo.token_log_top_k
+    assert [(r["uid"], r["position"]) for r in logged] == [(u, t) for u, t, _ in expected[:20]]
+    assert [r["cov"] for r in logged] == pytest.approx([c for _, _, c in expected[:20]], rel=1e-5, abs=1e-7)
+    assert all(isinstance(r["token"], str) and r["response_tokens"] > r["position"] for r in logged)
+    low = [r for r in first.tokens if r["step"] == 1 and r["selection"] == "low_weight"]
+    assert len(low) == 20 and all(r["weight"] < 1.0 for r in low)
+    assert sorted({r["step"] for r in first.tokens}) == [1, 2]  # cwgrpo.token_log_every=1
+
+
+def test_the_report_shows_the_extreme_tokens_of_grpo_and_cw_grpo_runs(runs, tmp_path):
+    """The token logs of a GRPO and a CW-GRPO run of the real loop, rendered side by side by the report's --tokens
+    page: every logged token appears highlighted on it."""
+    from html.parser import HTMLParser
+
+    from cwgrpo_verl.report.cli import main as report
+
+    grpo, cw = runs("grpo_script"), runs("two_ranks")
+    assert {r["selection"] for r in grpo.tokens} == {"abs_cov"}  # observe-only: GRPO weights nothing
+    assert {r["selection"] for r in cw.tokens} == {"abs_cov", "low_weight"}
+    out = tmp_path / "report"
+    assert report(["--run", f"GRPO={grpo.work / 'metrics.jsonl'}", "--run", f"CW-GRPO={cw.work / 'metrics.jsonl'}",
+                   "--out", str(out), "--tokens"]) == 0
+
+    class Marks(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.marks, self.inside = [], False
+
+        def handle_starttag(self, tag, attrs):
+            self.inside = tag == "mark"
+
+        def handle_endtag(self, tag):
+            self.inside = False
+
+        def handle_data(self, data):
+            if self.inside:
+                self.marks.append(data)
+
+    page = Marks()
+    page.feed((out / "tokens.html").read_text())
+    shown = {m.replace("⏎", "\n").replace("⇥", "\t") for m in page.marks}
+    for record in grpo.tokens + cw.tokens:
+        token = record["token"] if record["token"].strip() else record["token"].replace(" ", "␣")
+        # the tiny model's bytes: a token that is part of a character decodes to "" and shows its id
+        assert (token or f"⟨{record['token_id']}⟩") in shown, record
 
 
 def test_checkpoints_are_evaluated_as_the_paper_did_into_tables_2_and_3(runs, tmp_path):

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from cwgrpo_verl import argtypes
+from cwgrpo_verl.tokens import log_path as token_log_path
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -115,6 +116,7 @@ class Run:
     log: str
     metrics: dict[int, dict] = field(default_factory=dict)  # step -> metrics (step 0: validation before training)
     events: list[dict] = field(default_factory=list)
+    tokens: list[dict] = field(default_factory=list)  # the recipe's token log (cwgrpo_verl.tokens)
     leftovers: list[int] = field(default_factory=list)  # our processes still alive after the run (then killed)
     ranks: int = 1
     prompts: int = PROMPTS
@@ -166,7 +168,8 @@ def run(
     ray_dir = Path(tempfile.mkdtemp(prefix="cwr", dir="/tmp"))
     metrics_file = work / "metrics.jsonl"
     events_file = work / "rollout_events.jsonl"
-    for stale in (metrics_file, events_file):
+    tokens_file = token_log_path(metrics_file)
+    for stale in (metrics_file, events_file, tokens_file):
         stale.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     temp = work / "tmp"  # the run's temporary files (verl's checkpoint locks among them) stay in its own folder
@@ -207,7 +210,7 @@ def run(
     return Run(method=method, scope=scope, module=module, returncode=proc.returncode, seconds=seconds, work=work,
                ranks=ranks, prompts=prompts, fail_session=fail_session,
                log=log_path.read_text(encoding="utf-8", errors="replace"), metrics=_read_metrics(metrics_file),
-               events=_read_jsonl(events_file), leftovers=leftovers)
+               events=_read_jsonl(events_file), tokens=_read_jsonl(tokens_file), leftovers=leftovers)
 
 
 def _copy_output(proc: subprocess.Popen, log, echo: bool) -> None:
@@ -304,6 +307,7 @@ def checks(run: Run, expected_steps: list[int]) -> list[Check]:
     if run.module == RECIPE:
         out.append(_covariance_check(run))
         out.append(_layout_check(run))
+        out.append(_token_log_check(run))
     if run.method == "cwgrpo":
         out.append(_weights_check(run))
     validation = {(s, k): v for s, m in run.metrics.items() for k, v in m.items() if k.startswith("val-core/")}
@@ -370,6 +374,18 @@ def _weights_check(run: Run) -> Check:
         ok = ok and all(g is not None and 1 <= g <= MICRO_BATCH // GROUP_SIZE for g in groups)
         detail += f"; real groups per micro-batch {_fmt(groups)}"
     return Check("the actor trains on the CW weights", ok, detail)
+
+
+def _token_log_check(run: Run) -> Check:
+    """The recipe logged the extreme tokens of the run's first step (and every cwgrpo.token_log_every-th), with
+    their text; CW-GRPO also its most down-weighted ones."""
+    selections = {"abs_cov", "low_weight"} if run.method == "cwgrpo" else {"abs_cov"}
+    first = [r for r in run.tokens if run.steps and r["step"] == run.steps[0]]
+    ok = bool(first) and {r["selection"] for r in first} == selections and all(
+        isinstance(r["token"], str) and math.isfinite(r["cov"]) for r in first)
+    top = max(first, key=lambda r: abs(r["cov"]), default=None)
+    return Check("extreme tokens logged", ok, f"{len(run.tokens)} records at steps {sorted({r['step'] for r in run.tokens})}"
+                 + (f"; largest |cov| {abs(top['cov']):.3g} on {top['token']!r}" if top else ""))
 
 
 def _fmt(values) -> str:

@@ -3,13 +3,14 @@
 
     python -m cwgrpo_verl.report --base Base=evals/base --eval GRPO=ckpt/grpo/evals --eval CW-GRPO=ckpt/cw/evals \
         --run GRPO=logs/grpo.jsonl --run CW-GRPO=logs/cw.jsonl --out reports/paper [--tail-steps 50] \
-        [--step last|N] [--checkpoints 100,150,200] [--mixed-settings]
+        [--step last|N] [--checkpoints 100,150,200] [--mixed-settings] [--tokens]
 
 Tables 2 and 3 (table2.md/.csv: accuracy at one step; table3.md/.csv: at every checkpoint) come from evaluations
 (``--eval``, ``--base``: ``examples/evaluate_checkpoints.sh`` / ``examples/evaluate.sh``), and are refused when
 their settings differ (length, sampling, samples, reward) unless ``--mixed-settings``. From the training logs
 (``--run``): table1.md/.csv (covariance tail and entropy per run), entropy.png, and validation.md/.csv (the
-training-time validation, a separate view). Written as a set: the files of an earlier report in ``--out`` that
+training-time validation, a separate view); with ``--tokens``, tokens.html and tokens.md from the token logs beside
+the runs' logs (the extreme tokens in context). Written as a set: the files of an earlier report in ``--out`` that
 this one does not write are removed, and a report that fails leaves them all as they were. A training log's PATH
 may end in ``#K`` (the K-th of several runs appended to one file) or ``#resume`` (read as one resumed run).
 Exit status: 0 written; 1 no input holds a metric the report reads; 2 bad arguments or an unreadable input.
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from cwgrpo_verl import argtypes
 from cwgrpo_verl.evaluate import COMPARED
+from cwgrpo_verl.report import tokens
 from cwgrpo_verl.report.logs import LogError, load_evaluations, load_run, split_selector, warn
 from cwgrpo_verl.report.tables import (
     VAL_PATTERN,
@@ -95,6 +97,9 @@ def parser() -> argparse.ArgumentParser:
     add("--metric", default="acc", help="validation variable (falls back to 'reward')")
     add("--val-key-pattern", default=VAL_PATTERN, help="regex with named groups ds [, var, n]")
     add("--datasets", help="comma-separated data sources: the benchmark columns and their order")
+    add("--tokens", action="store_true",
+        help="also tokens.html and tokens.md: each logged step's extreme tokens in context, from the token log beside "
+             "each --run log (<experiment>.tokens.jsonl, written by the recipe every cwgrpo.token_log_every steps)")
     add("--skip-bad-lines", action="store_true", help="warn about unreadable lines and values instead of failing")
     return p
 
@@ -119,7 +124,15 @@ def main(argv=None) -> int:
         if output is not None:
             p.error(f"{name}={text}: is {output}, an output of this report (--out): give another --out")
     strict = not args.skip_bad_lines
+    if args.tokens and not args.run:
+        p.error("--tokens reads the token logs beside the --run logs: give at least one --run")
+    token_logs = {name: tokens.token_log_for(text) for name, text in args.run} if args.tokens else {}
+    if token_logs and not any(path.is_file() for path in token_logs.values()):
+        print("error: --tokens: no token log found (" + ", ".join(str(p) for p in token_logs.values()) + "); the "
+              "recipe writes one beside its metrics log when cwgrpo.token_log_every > 0", file=sys.stderr)
+        return 1
     try:
+        token_records = {name: tokens.load_tokens(path, strict) for name, path in token_logs.items() if path.is_file()}
         runs = {name: load_run(text, strict, used, name=name) for name, text in args.run}
         evaluations, settings = {}, {}
         for name, text in evals:
@@ -174,6 +187,12 @@ def main(argv=None) -> int:
                 written += ["table1.md", "table1.csv"]
             else:
                 notes.append("no training run (--run): table1 not written")
+            if token_records:
+                (output.dir / "tokens.html").write_text(tokens.render_html(token_records), encoding="utf-8")
+                (output.dir / "tokens.md").write_text(tokens.render_markdown(token_records), encoding="utf-8")
+                written += ["tokens.html", "tokens.md"]
+                notes += [f"--tokens: {name} has no token log ({path})" for name, path in token_logs.items()
+                          if name not in token_records]
             png = plot_entropy(runs, args.val_key_pattern, args.metric, output.dir)
             if png is None:
                 notes.append("no run logs actor/entropy: entropy.png not written")

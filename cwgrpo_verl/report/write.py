@@ -27,7 +27,7 @@ DASH = "—"
 OUT_OF_RANGE = "†"
 #: every file a report writes into ``--out``
 OUTPUT_NAMES = ("table1.md", "table1.csv", "table2.md", "table2.csv", "table3.md", "table3.csv", "validation.md",
-                "validation.csv", "entropy.png")
+                "validation.csv", "entropy.png", "tokens.html", "tokens.md")
 _TEMP_PREFIX = ".report-"
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, fields
 
 from omegaconf import DictConfig
 
+from cwgrpo_verl.tokens import MAX_TOP_K
+
 SCOPES = ("group", "micro_batch", "batch")
 
 
@@ -27,11 +29,15 @@ class RecipeOptions:
             temperature (verl's convention), 1.0: the raw logits (the authors').
         stop_at_step: end the run after this step; the learning-rate schedule still spans
             ``trainer.total_training_steps``.
+        token_log_every: the extreme-token log at a run's first step and every this many steps (0: off).
+        token_log_top_k: tokens per selection and logged step (at most ``cwgrpo_verl.tokens.MAX_TOP_K``).
     """
 
     scope: str
     logprob_temperature: float | None
     stop_at_step: int | None
+    token_log_every: int
+    token_log_top_k: int
 
     def __post_init__(self):
         if self.scope not in SCOPES:
@@ -40,8 +46,13 @@ class RecipeOptions:
         if t is not None and not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < math.inf):
             raise ConfigError(f"cwgrpo.logprob_temperature must be null or a finite number > 0, got {t!r}")
         stop = self.stop_at_step
-        if stop is not None and not (isinstance(stop, int) and not isinstance(stop, bool) and stop >= 1):
+        if stop is not None and not (_whole(stop) and stop >= 1):
             raise ConfigError(f"cwgrpo.stop_at_step must be null or a whole number >= 1, got {stop!r}")
+        if not _whole(self.token_log_every) or self.token_log_every < 0:
+            raise ConfigError(f"cwgrpo.token_log_every must be a whole number >= 0 (0: off), got {self.token_log_every!r}")
+        if not _whole(self.token_log_top_k) or not 1 <= self.token_log_top_k <= MAX_TOP_K:
+            raise ConfigError(f"cwgrpo.token_log_top_k must be a whole number in [1, {MAX_TOP_K}], "
+                              f"got {self.token_log_top_k!r}")
 
     @classmethod
     def from_config(cls, config: DictConfig) -> "RecipeOptions":
@@ -53,3 +64,7 @@ class RecipeOptions:
         if missing:
             raise ConfigError(f"cwgrpo.{missing[0]} is missing: run the recipe's config (config/cwgrpo_trainer.yaml)")
         return cls(**options)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -130,6 +130,15 @@ def check_paths_on_every_node(config: DictConfig, accelerator: str = "GPU", time
         )
 
 
+def file_log_path(config: DictConfig) -> Path:
+    """Where verl's file logger writes (``verl.utils.tracking.FileLogger``): ``VERL_FILE_LOGGER_PATH``, else
+    ``<VERL_FILE_LOGGER_ROOT, default .>/<project>/<experiment>.jsonl``."""
+    if os.environ.get("VERL_FILE_LOGGER_PATH"):
+        return Path(os.environ["VERL_FILE_LOGGER_PATH"])
+    root = Path(os.path.expanduser(os.environ.get("VERL_FILE_LOGGER_ROOT", ".")))
+    return root / config.trainer.project_name / f"{config.trainer.experiment_name}.jsonl"
+
+
 def keep_earlier_file_log(config: DictConfig) -> Optional[Path]:
     """verl's file logger truncates ``<VERL_FILE_LOGGER_ROOT>/<project>/<experiment>.jsonl`` when a run starts,
     so resuming an experiment would erase the metrics of its earlier steps. When that default file already exists,
@@ -139,9 +148,9 @@ def keep_earlier_file_log(config: DictConfig) -> Optional[Path]:
     loggers = [loggers] if isinstance(loggers, str) else list(loggers)
     if "file" not in loggers or os.environ.get("VERL_FILE_LOGGER_PATH"):
         return None
-    directory = Path(os.path.expanduser(os.environ.get("VERL_FILE_LOGGER_ROOT", "."))) / config.trainer.project_name
-    name = config.trainer.experiment_name
-    if not (directory / f"{name}.jsonl").exists():
+    default = file_log_path(config)
+    directory, name = default.parent, default.name[: -len(".jsonl")]
+    if not default.exists():
         return None
     attempt = 2
     while (directory / f"{name}.{attempt}.jsonl").exists():

@@ -6,7 +6,8 @@
   responses (a failed rollout session) is dropped (``cwgrpo_verl.groups.plan_layout``). The actor workers get a
   loss function that normalises by the real rows and hands each micro-batch's groups to ``cw_grpo``.
 - ``_compute_advantage``: after verl's advantages, the observe-only covariance statistics of every method
-  (``cov/*``), and the weights of ``cwgrpo.scope=batch`` (the actor then runs verl's ``vanilla`` loss on them).
+  (``cov/*``), the extreme-token log every ``cwgrpo.token_log_every`` steps (``cwgrpo_verl.tokens``), and the
+  weights of ``cwgrpo.scope=batch`` (the actor then runs verl's ``vanilla`` loss on them).
 - ``_compute_old_log_prob``, ``_compute_ref_log_prob``, ``_update_actor``: at ``cwgrpo.logprob_temperature``
   (the authors: 1.0, raw logits) instead of the sampling temperature, when it is set.
 - ``_init_dataloader``: ``cwgrpo.stop_at_step`` ends the run early without changing the learning-rate schedule.
@@ -34,12 +35,15 @@ from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 from verl.workers.utils.padding import response_to_nested
 
 from cwgrpo_verl import LOSS_NAME
-from cwgrpo_verl.groups import Layout, plan_layout
+from cwgrpo_verl import tokens
+from cwgrpo_verl.core import cw_weights
+from cwgrpo_verl.groups import Layout, group_ids, plan_layout
 from cwgrpo_verl.loss import UPDATE_ROWS_KEY, recipe_ppo_loss
 from cwgrpo_verl.metrics import mean_over_micro_batches_with_tokens
-from cwgrpo_verl.scope import batch_scope_weights, covariance_metrics
+from cwgrpo_verl.scope import batch_scope_weights, covariance_metrics, group_covariance
 from recipe.cwgrpo.batching import rank_rows_multiple
 from recipe.cwgrpo.options import RecipeOptions
+from recipe.cwgrpo.preflight import file_log_path
 
 TRAINER_NAME = "cwgrpo"
 logger = logging.getLogger(__name__)
@@ -66,6 +70,7 @@ class CWGRPOTrainer(PPOTrainerSync):
 
     _layout: Layout | None = None
     _warned_padding = False
+    _logged_tokens = False  # the token log covers the first step this process trains, resumed or not
 
     # verl's base trainer keys its synchronous behaviour on the mode's *name* being "sync" (the replay buffer that
     # keeps a group with a failed session, no TransferQueue state in checkpoints, whole-batch prompt fetches);
@@ -211,8 +216,13 @@ class CWGRPOTrainer(PPOTrainerSync):
         real = torch.tensor([not tag.get("is_padding", False) for tag in batch.tags])
         adv, old, mask = proto.batch["advantages"], proto.batch["old_log_probs"], proto.batch["response_mask"]
         options = self._policy_loss
-        metrics.update(covariance_metrics(old[real], adv[real], mask[real], [u for u, r in zip(uids, real) if r],
-                                          logp_center=options.get("cw_logp_center", "sequence")))
+        real_uids = [u for u, r in zip(uids, real) if r]
+        cov = group_covariance(old[real], adv[real], mask[real], real_uids,
+                               logp_center=options.get("cw_logp_center", "sequence"))
+        metrics.update(covariance_metrics(cov, mask[real]))
+        if tokens.due(self.global_steps, self._options.token_log_every, first=not self._logged_tokens):
+            self._log_tokens(batch, real, real_uids, old[real], adv[real], mask[real], cov)
+            self._logged_tokens = True
         if self._cw_scope != "batch":
             return batch
         weighted, weight_metrics = batch_scope_weights(
@@ -223,6 +233,35 @@ class CWGRPOTrainer(PPOTrainerSync):
         metrics.update(weight_metrics)
         output = TensorDict({"advantages": response_to_nested(weighted, response_mask)}, batch_size=len(batch))
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=output)
+
+    def _log_tokens(self, batch, real, uids, old, adv, mask, cov):
+        """The step's extreme tokens, appended to ``<experiment>.tokens.jsonl`` beside the metrics log. ``w`` is the
+        weight CW-GRPO gives the token with the run's options, per prompt group (over the batch for
+        ``cwgrpo.scope=batch``); for the other methods it is observe-only, and only CW-GRPO logs its most
+        down-weighted tokens. One fetch of the step's token ids and rewards, on logged steps only."""
+        options = self._policy_loss
+        scope = self._cw_scope
+        segments = {}
+        if scope != "batch":
+            groups = group_ids(uids, device=adv.device)
+            segments = dict(segment_ids=groups.ids, num_segments=groups.count)
+        with torch.no_grad():
+            weights = cw_weights(old, adv, mask, logp_center=options.get("cw_logp_center", "sequence"),
+                                 normalizer=options.get("cw_normalizer", "padded"),
+                                 bandwidth_scale=float(options.get("cw_bandwidth_scale", 1.0)), detach=True,
+                                 **segments).weights
+        picks = tokens.extreme_positions(cov, mask, self._options.token_log_top_k,
+                                         weights if scope is not None else None)
+        keys = [key for key, r in zip(batch.keys, real.tolist()) if r]
+        data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id,
+                               select_fields=["prompts", "responses", "rm_scores"])
+        responses = [row.tolist() for row in data["responses"].unbind()]
+        records = tokens.token_records(
+            self.global_steps, picks, responses=responses, decode=self.tokenizer.decode, uids=uids,
+            advantages=adv, log_prob=old, cov=cov, weights=weights,
+            rewards=[float(row.sum()) for row in data["rm_scores"].unbind()],
+            prompts=[row.tolist() for row in data["prompts"].unbind()])
+        tokens.append(tokens.log_path(file_log_path(self.config)), records)
 
     # ---- log-prob temperature ---------------------------------------------------------------------------------
     def _logprob_temperature(self):

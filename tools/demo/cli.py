@@ -142,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {"command": f"python -m tools.demo {argv_text}".strip(), **result, "elapsed_s": elapsed}
     write_report(metrics, args.out)
     print((args.out / "summary.md").read_text())
-    files = "summary.md, curves.png, metrics.json, steps.csv, evals.csv"
+    files = "summary.md, curves.png, metrics.json, steps.csv, evals.csv, tokens.html, tokens/"
     print(f"report: {args.out}/ ({files}); {elapsed:.0f} s")
     if args.docs is not None:
         write_docs(metrics, args.docs)
-        print(f"docs: {args.docs}/ (demo.md, demo_curves.png, demo.json)")
+        print(f"docs: {args.docs}/ (demo.md, demo_curves.png, demo.json, demo_tokens.html)")
     if args.readme is not None:
         update_readme(args.readme, json.loads((args.docs / "demo.json").read_text()))
         print(f"updated the demo block of {args.readme}")

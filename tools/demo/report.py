@@ -12,11 +12,14 @@ import csv
 import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from cwgrpo_verl.metrics import TAIL_FRACTIONS
+from cwgrpo_verl.report import tokens as tokens_page
+from cwgrpo_verl.tokens import append
 from tools.demo.plot import label, plot
 
 TAIL = list(TAIL_FRACTIONS)
@@ -57,8 +60,8 @@ def with_summaries(metrics: dict) -> dict:
 
 def docs_view(metrics: dict) -> dict:
     """What the docs keep of a run: everything but the per-step records the page and figure do not use."""
-    runs = [{**r, "steps": [{"step": s["step"], "entropy": s["entropy"]} for s in r["steps"]]}
-            for r in metrics["runs"]]
+    runs = [{**{k: v for k, v in r.items() if k != "tokens"},
+             "steps": [{"step": s["step"], "entropy": s["entropy"]} for s in r["steps"]]} for r in metrics["runs"]]
     return {**metrics, "runs": runs}
 
 
@@ -247,9 +250,11 @@ def render_markdown(metrics: dict, figure: str = "curves.png") -> str:
 
 
 def write_report(metrics: dict, out: Path) -> dict:
-    """metrics.json, steps.csv, evals.csv, curves.png and summary.md in ``out``; returns the saved metrics."""
+    """metrics.json, steps.csv, evals.csv, curves.png and summary.md in ``out``, and the token logs; returns the
+    saved metrics."""
     metrics = with_summaries(metrics)
     out.mkdir(parents=True, exist_ok=True)
+    write_token_logs(metrics, out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     _write_csv(out / "steps.csv", [{"seed": r["seed"], "method": r["method"], **s} for r in metrics["runs"]
                                    for s in r["steps"]])
@@ -260,10 +265,33 @@ def write_report(metrics: dict, out: Path) -> dict:
     return metrics
 
 
+def first_seed_tokens(metrics: dict) -> dict[str, list[dict]]:
+    """The first seed's token records per method label: the page ``make demo`` shows (methods side by side)."""
+    first = metrics["config"]["seeds"][0]
+    return {label(r["method"]): r["tokens"] for r in metrics["runs"] if r["seed"] == first and r.get("tokens")}
+
+
+def write_token_logs(metrics: dict, out: Path) -> None:
+    """Moves each run's token records out of ``metrics`` into ``out/tokens/<method>_seed<seed>.tokens.jsonl``, and
+    renders the first seed's as ``tokens.html`` and ``tokens.md`` (as the report's --tokens does)."""
+    shutil.rmtree(out / "tokens", ignore_errors=True)  # an earlier run's logs: appending would mix two runs
+    shown = first_seed_tokens(metrics)
+    if shown:
+        (out / "tokens.html").write_text(tokens_page.render_html(shown), encoding="utf-8")
+        (out / "tokens.md").write_text(tokens_page.render_markdown(shown), encoding="utf-8")
+    for run in metrics["runs"]:
+        if run.get("tokens"):
+            append(out / "tokens" / f"{run['method']}_seed{run['seed']}.tokens.jsonl", run.pop("tokens"))
+
+
 def write_docs(metrics: dict, docs: Path) -> None:
-    """The published copy: docs/demo.json (the run, less unused per-step records), demo.md, demo_curves.png."""
+    """The published copy: docs/demo.json (the run, less unused per-step records), demo.md, demo_curves.png and
+    demo_tokens.html (the first seed's extreme tokens)."""
     view = docs_view(with_summaries(metrics))
     docs.mkdir(parents=True, exist_ok=True)
+    shown = first_seed_tokens(metrics)
+    if shown:  # the README's picture of the token page is shot from this file (make tokens-screenshot)
+        (docs / "demo_tokens.html").write_text(tokens_page.render_html(shown), encoding="utf-8")
     (docs / "demo.json").write_text(json.dumps(view, indent=1) + "\n")
     plot(view, docs / "demo_curves.png", fingerprint(view))
     (docs / "demo.md").write_text(render_markdown(view, figure="demo_curves.png"))

@@ -28,6 +28,7 @@ from cwgrpo_verl.config import CWAlgoConfig, CWGRPOPolicyLossConfig
 from cwgrpo_verl.core import cw_weights
 from cwgrpo_verl.metrics import to_host, weight_stats
 from cwgrpo_verl.reward import compute_score
+from cwgrpo_verl.tokens import due, extreme_positions, token_records
 from tools.demo import task
 from tools.demo.model import response_logprobs, sample
 
@@ -45,6 +46,8 @@ class RLSettings:
     eval_every: int = 10
     format_weight: float = 0.0
     adv_estimator: str = "cw_grpo"
+    token_log_every: int = 10  # the extreme-token log (cwgrpo_verl.tokens), as the recipe's cwgrpo.token_log_every
+    token_log_top_k: int = 8
 
 
 @dataclass
@@ -53,6 +56,7 @@ class History:
 
     steps: list[dict] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
+    tokens: list[dict] = field(default_factory=list)  # the token log's records (cwgrpo_verl.tokens)
 
 
 def actor_config(method: str, group_size: int) -> ActorConfig:
@@ -144,8 +148,9 @@ def evaluate(model, tokenizer, problems: list, samples: int, seed: int) -> dict:
 
 
 def rl_step(model, opt, tokenizer, problems: list, settings: RLSettings, loss_fn, adv_fn, actor_cfg, algo_cfg,
-            gen: torch.Generator) -> dict:
-    """One GRPO-style step; returns host floats (accuracy, entropy, loss metrics, covariance statistics)."""
+            gen: torch.Generator, step: int = 1, weighted: bool = False) -> tuple[dict, list[dict]]:
+    """One GRPO-style step (``step``: 1-based); returns host floats (accuracy, entropy, loss metrics, covariance
+    statistics) and, on the token log's steps, its records (the weights' smallest too when ``weighted``)."""
     g = settings.group_size
     prompts = task.encode_prompts(tokenizer, problems).repeat_interleave(g, 0)
     reps = [p for p in problems for _ in range(g)]
@@ -188,7 +193,14 @@ def rl_step(model, opt, tokenizer, problems: list, settings: RLSettings, loss_fn
     }
     out.update(stats)
     out.update({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)})
-    return out
+    records = []
+    if due(step, settings.token_log_every, first=step == 1):
+        picks = extreme_positions(cw.cov, mask, settings.token_log_top_k, cw.weights if weighted else None)
+        records = token_records(step, picks, responses=[r[m].tolist() for r, m in zip(responses, mask)],
+                                decode=tokenizer.decode, uids=[f"problem {i}" for i in index],
+                                advantages=advantages, log_prob=log_prob.detach(), cov=cw.cov, weights=cw.weights,
+                                rewards=[s["score"] for s in scores])
+    return out, records
 
 
 def run_rl(model, tokenizer, method: str, settings: RLSettings, seed: int, eval_problems: list,
@@ -210,8 +222,10 @@ def run_rl(model, tokenizer, method: str, settings: RLSettings, seed: int, eval_
         if step == settings.steps:
             break
         problems = task.sample_problems(settings.prompts_per_step, data_gen)
-        row = rl_step(policy, opt, tokenizer, problems, settings, loss_fn, adv_fn, actor_cfg, algo_cfg, sample_gen)
+        row, records = rl_step(policy, opt, tokenizer, problems, settings, loss_fn, adv_fn, actor_cfg, algo_cfg,
+                               sample_gen, step=step + 1, weighted=method == "cw_grpo")
         hist.steps.append({"step": step, **row})
+        hist.tokens += records
         if on_step is not None:
             on_step(row)
     return hist
