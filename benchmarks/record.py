@@ -1,6 +1,6 @@
 """Run a measurement and record its output for docs/results.md, with a digest of the code it measured.
 
-    python benchmarks/record.py loss_cpu            # or reward_cpu, smoke_step_time; --list shows them
+    python benchmarks/record.py loss_cpu    # or reward_cpu, smoke_step_time, token_log_step_time; --list
     python benchmarks/record.py all
 
 Writes ``docs/results/<name>.md``: the command, the machine, a sha256 of the measured sources, and the output,
@@ -38,6 +38,10 @@ MEASUREMENTS = {
         [PY, "-m", "tools.smoke", "--method", "grpo,cwgrpo", "--steps", "6"],
         ["cwgrpo_verl/core.py", "cwgrpo_verl/metrics.py", "cwgrpo_verl/groups.py", "cwgrpo_verl/loss.py",
          "cwgrpo_verl/scope.py", "recipe/cwgrpo/trainer.py", "tools/smoke.py", "tools/cpu"],
+    ),
+    "token_log_step_time": (
+        [PY, "-m", "tools.smoke", "--method", "cwgrpo", "--token-log-every", "0,1", "--steps", "6"],
+        ["cwgrpo_verl/tokens.py", "cwgrpo_verl/scope.py", "recipe/cwgrpo/trainer.py", "tools/smoke.py"],
     ),
 }
 

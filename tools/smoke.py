@@ -121,6 +121,7 @@ class Run:
     ranks: int = 1
     prompts: int = PROMPTS
     fail_session: Optional[tuple[int, int]] = None
+    token_log_every: Optional[int] = None  # cwgrpo.token_log_every when the run set it (None: the recipe's default)
 
     @property
     def steps(self) -> list[int]:
@@ -149,10 +150,12 @@ def run(
     ranks: int = 1,
     prompts: int = PROMPTS,
     fail_session: Optional[tuple[int, int]] = None,
+    token_log_every: Optional[int] = None,
 ) -> Run:
     """Run ``examples/<script>`` on the CPU backend and collect what it logged. Keeps ``work`` (a new temporary
     directory when None) so a second run with the same ``work`` resumes from its checkpoints. ``extra_env`` is
-    added to the run's environment (``VERL_USE_EXTERNAL_MODULES`` and ``PYTHONPATH`` are extended, not replaced)."""
+    added to the run's environment (``VERL_USE_EXTERNAL_MODULES`` and ``PYTHONPATH`` are extended, not replaced).
+    ``token_log_every`` sets ``cwgrpo.token_log_every`` (0: no token log)."""
     from tools.cpu import tiny
 
     work = Path(work or tempfile.mkdtemp(prefix="cwgrpo-smoke-"))
@@ -187,7 +190,8 @@ def run(
     for key, value in (extra_env or {}).items():
         env[key] = f"{env[key]}{joined[key]}{value}" if key in joined else value
     command = ["bash", str(EXAMPLES / script),
-               *cpu_overrides(work, model, ray_dir, steps, ranks, prompts, fail_session), *overrides]
+               *cpu_overrides(work, model, ray_dir, steps, ranks, prompts, fail_session),
+               *([f"cwgrpo.token_log_every={token_log_every}"] if token_log_every is not None else []), *overrides]
     module = subprocess.run(command, env={**env, "DRY_RUN": "1"}, capture_output=True, text=True,
                             check=True).stdout.split("\n", 1)[0]
     log_path = work / "run.log"
@@ -208,7 +212,7 @@ def run(
     leftovers = stop_leftovers(session=proc.pid, marker=str(ray_dir))
     shutil.rmtree(ray_dir, ignore_errors=True)
     return Run(method=method, scope=scope, module=module, returncode=proc.returncode, seconds=seconds, work=work,
-               ranks=ranks, prompts=prompts, fail_session=fail_session,
+               ranks=ranks, prompts=prompts, fail_session=fail_session, token_log_every=token_log_every,
                log=log_path.read_text(encoding="utf-8", errors="replace"), metrics=_read_metrics(metrics_file),
                events=_read_jsonl(events_file), tokens=_read_jsonl(tokens_file), leftovers=leftovers)
 
@@ -378,7 +382,9 @@ def _weights_check(run: Run) -> Check:
 
 def _token_log_check(run: Run) -> Check:
     """The recipe logged the extreme tokens of the run's first step (and every cwgrpo.token_log_every-th), with
-    their text; CW-GRPO also its most down-weighted ones."""
+    their text; CW-GRPO also its most down-weighted ones. With the log turned off, nothing."""
+    if run.token_log_every == 0:
+        return Check("no token log when turned off", not run.tokens, f"{len(run.tokens)} records")
     selections = {"abs_cov", "low_weight"} if run.method == "cwgrpo" else {"abs_cov"}
     first = [r for r in run.tokens if run.steps and r["step"] == run.steps[0]]
     ok = bool(first) and {r["selection"] for r in first} == selections and all(
@@ -433,6 +439,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--fail-session", type=_step_and_request, default=None, metavar="STEP:K",
                         help="make the K-th (from 0) rollout request of STEP fail, as a crashed session: its group "
                         "must be dropped and the run go on")
+    parser.add_argument("--token-log-every", type=argtypes.integers(0), default=[None], metavar="N[,N...]",
+                        help="cwgrpo.token_log_every for each run (0: off); several values run each method once per "
+                        "value, to compare their step times (default: the recipe's)")
     parser.add_argument("--work", type=Path, default=None, help="keep the run's files here (default: a temp dir)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run before it is stopped")
     parser.add_argument("--verbose", action="store_true", help="print the trainer's output as it runs")
@@ -443,28 +452,31 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     runs, failed = [], 0
-    for method in args.method:
-        work = args.work / method if args.work else None
-        print(f"smoke: examples/train.sh METHOD={method} PRESET={args.preset} "
-              f"CW_SCOPE={args.scope} for {args.steps} step(s) on the CPU backend ...", flush=True)
+    for method, every in [(m, e) for m in args.method for e in args.token_log_every]:
+        label = method if every is None else f"{method}, token_log_every={every}"
+        work = args.work / label.replace(", ", "-") if args.work else None
+        print(f"smoke: examples/train.sh METHOD={method} PRESET={args.preset} CW_SCOPE={args.scope}"
+              f"{'' if every is None else f' cwgrpo.token_log_every={every}'} for {args.steps} step(s) on the CPU "
+              "backend ...", flush=True)
         result = run(method, preset=args.preset, scope=args.scope, steps=args.steps, model=args.model,
                      overrides=tuple(args.overrides), work=work, timeout_s=args.timeout, echo=args.verbose,
-                     ranks=args.ranks, prompts=args.prompts, fail_session=args.fail_session)
+                     ranks=args.ranks, prompts=args.prompts, fail_session=args.fail_session, token_log_every=every)
         verdicts = checks(result, expected_steps=list(range(1, args.steps + 1)))
         for verdict in verdicts:
             print(f"  {'ok  ' if verdict.ok else 'FAIL'}  {verdict.name}: {verdict.detail}")
         print(f"  step time {result.step_time():.2f} s (update_actor {result.step_time('timing_s/update_actor'):.2f} s); "
               f"log: {result.work / 'run.log'}")
         failed += sum(not v.ok for v in verdicts)
-        runs.append(result)
-    if len(runs) > 1 and runs[0].steps:
-        base = runs[0]
-        print(f"\nstep time against {base.method} (mean over steps 2..{args.steps}; CPU, tiny model):")
-        for result in runs:
-            ratio = result.step_time() / base.step_time()
-            print(f"  {result.method:<9} {result.step_time():6.2f} s  {ratio:5.2f}x   "
-                  f"update_actor {result.step_time('timing_s/update_actor'):5.2f} s  "
-                  f"{result.step_time('timing_s/update_actor') / base.step_time('timing_s/update_actor'):5.2f}x")
+        runs.append((label, result))
+    if len(runs) > 1 and runs[0][1].steps:
+        base_label, base = runs[0]
+        width = max(len(label) for label, _ in runs)
+        print(f"\nstep time against {base_label} (mean over steps 2..{args.steps}; CPU, tiny model):")
+        for label, result in runs:
+            print(f"  {label:<{width}}", "   ".join(
+                f"{name} {result.step_time(key):5.2f} s {result.step_time(key) / base.step_time(key):5.2f}x"
+                for name, key in (("step", "timing_s/step"), ("update_actor", "timing_s/update_actor"),
+                                  ("adv", "timing_s/adv"))))
     print("PASSED" if not failed else f"FAILED: {failed} check(s)")
     return 1 if failed else 0
 
