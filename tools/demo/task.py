@@ -19,7 +19,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-DATA_SOURCE = "cwgrpo/demo_addition"  # not an eval source: compute_score scores it in training mode
+DATA_SOURCE = "cwgrpo/demo_addition"  # not an evaluation set: scored in training mode (mode="train")
 PAD, EOS = "<pad>", "<eos>"
 WORDS = ["\\boxed{", "<think>", "</think>"]
 CHARS = list("0123456789+=}\n")

@@ -115,7 +115,7 @@ def sampled_accuracy(model, tokenizer, problems: list, seed: int) -> float:
 
 def score(texts: list[str], problems: list, format_weight: float) -> list[dict]:
     return [
-        compute_score(task.DATA_SOURCE, text, p.answer, format_weight=format_weight)
+        compute_score(task.DATA_SOURCE, text, p.answer, mode="train", format_weight=format_weight)
         for text, p in zip(texts, problems)
     ]
 
