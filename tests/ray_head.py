@@ -38,6 +38,8 @@ def local_ray_head(num_cpus: int = 2, timeout_s: float = 120.0):
     head = subprocess.Popen(
         [ray_cli(), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--num-cpus", str(num_cpus),
+         # Ray's fixed default (52365) may be another Ray's on this machine: then jobs would never start
+         "--dashboard-agent-listen-port", "0",
          "--temp-dir", temp_dir, "--disable-usage-stats", "--include-dashboard", "true"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )

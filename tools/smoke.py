@@ -151,11 +151,13 @@ def run(
     prompts: int = PROMPTS,
     fail_session: Optional[tuple[int, int]] = None,
     token_log_every: Optional[int] = None,
+    environ: Optional[dict[str, str]] = None,
 ) -> Run:
     """Run ``examples/<script>`` on the CPU backend and collect what it logged. Keeps ``work`` (a new temporary
     directory when None) so a second run with the same ``work`` resumes from its checkpoints. ``extra_env`` is
     added to the run's environment (``VERL_USE_EXTERNAL_MODULES`` and ``PYTHONPATH`` are extended, not replaced).
-    ``token_log_every`` sets ``cwgrpo.token_log_every`` (0: no token log)."""
+    ``token_log_every`` sets ``cwgrpo.token_log_every`` (0: no token log). ``environ`` replaces ``os.environ`` as
+    the environment the run starts from (a run started from a thread while other code changes ``os.environ``)."""
     from tools.cpu import tiny
 
     work = Path(work or tempfile.mkdtemp(prefix="cwgrpo-smoke-"))
@@ -174,7 +176,7 @@ def run(
     tokens_file = token_log_path(metrics_file)
     for stale in (metrics_file, events_file, tokens_file):
         stale.unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env = {k: v for k, v in (os.environ if environ is None else environ).items() if k != "RAY_ADDRESS"}
     temp = work / "tmp"  # the run's temporary files (verl's checkpoint locks among them) stay in its own folder
     temp.mkdir(exist_ok=True)
     env.update(
@@ -192,7 +194,7 @@ def run(
     command = ["bash", str(EXAMPLES / script),
                *cpu_overrides(work, model, ray_dir, steps, ranks, prompts, fail_session),
                *([f"cwgrpo.token_log_every={token_log_every}"] if token_log_every is not None else []), *overrides]
-    module = subprocess.run(command, env={**env, "DRY_RUN": "1"}, capture_output=True, text=True,
+    module = subprocess.run(command, cwd=work, env={**env, "DRY_RUN": "1"}, capture_output=True, text=True,
                             check=True).stdout.split("\n", 1)[0]
     log_path = work / "run.log"
     start = time.monotonic()
