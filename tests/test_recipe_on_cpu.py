@@ -111,17 +111,19 @@ def test_coherent_variants_pass(overrides):
 
 
 def test_a_resumed_run_logs_to_a_new_file_instead_of_truncating_the_earlier_one(tmp_path, monkeypatch):
-    from recipe.cwgrpo.preflight import keep_earlier_file_log
+    from recipe.cwgrpo.preflight import keep_earlier_file_log, token_log_path
 
     cfg = compose_recipe(["trainer.project_name=p", "trainer.experiment_name=e"])
     # the function sets os.environ for verl's logger: give it a copy, so nothing leaks into later tests
     environ = {k: v for k, v in os.environ.items() if k != "VERL_FILE_LOGGER_PATH"}
     monkeypatch.setattr(os, "environ", {**environ, "VERL_FILE_LOGGER_ROOT": str(tmp_path)})
     assert keep_earlier_file_log(cfg) is None  # first attempt: verl's own default file
+    assert token_log_path(cfg) == tmp_path / "p" / "e.tokens.jsonl"
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "e.jsonl").write_text('{"step": 1, "data": {}}\n')
     assert keep_earlier_file_log(cfg) == tmp_path / "p" / "e.2.jsonl"
     assert os.environ["VERL_FILE_LOGGER_PATH"] == str(tmp_path / "p" / "e.2.jsonl")
+    assert token_log_path(cfg) == tmp_path / "p" / "e.tokens.jsonl"  # the resumed attempt appends to the first's
     (tmp_path / "p" / "e.2.jsonl").write_text("")
     del os.environ["VERL_FILE_LOGGER_PATH"]
     assert keep_earlier_file_log(cfg) == tmp_path / "p" / "e.3.jsonl"

@@ -139,6 +139,17 @@ def file_log_path(config: DictConfig) -> Path:
     return root / config.trainer.project_name / f"{config.trainer.experiment_name}.jsonl"
 
 
+TOKEN_LOG_ENV = "CWGRPO_TOKEN_LOG_PATH"  # set by keep_earlier_file_log: a later attempt's token log is the first's
+
+
+def token_log_path(config: DictConfig) -> Path:
+    """The recipe's token log (``cwgrpo_verl.tokens``): ``<experiment>.tokens.jsonl`` beside the metrics log. A
+    resumed attempt that logs its metrics to ``<experiment>.N.jsonl`` appends its tokens to the first attempt's."""
+    from cwgrpo_verl.tokens import log_path
+
+    return Path(os.environ.get(TOKEN_LOG_ENV) or log_path(file_log_path(config)))
+
+
 def keep_earlier_file_log(config: DictConfig) -> Optional[Path]:
     """verl's file logger truncates ``<VERL_FILE_LOGGER_ROOT>/<project>/<experiment>.jsonl`` when a run starts,
     so resuming an experiment would erase the metrics of its earlier steps. When that default file already exists,
@@ -156,5 +167,6 @@ def keep_earlier_file_log(config: DictConfig) -> Optional[Path]:
     while (directory / f"{name}.{attempt}.jsonl").exists():
         attempt += 1
     path = directory / f"{name}.{attempt}.jsonl"
+    os.environ[TOKEN_LOG_ENV] = str(token_log_path(config))  # before the metrics log moves: the first attempt's
     os.environ["VERL_FILE_LOGGER_PATH"] = str(path)
     return path

@@ -43,7 +43,7 @@ from cwgrpo_verl.metrics import mean_over_micro_batches_with_tokens
 from cwgrpo_verl.scope import batch_scope_weights, covariance_metrics, group_covariance
 from recipe.cwgrpo.batching import rank_rows_multiple
 from recipe.cwgrpo.options import RecipeOptions
-from recipe.cwgrpo.preflight import file_log_path
+from recipe.cwgrpo.preflight import token_log_path
 
 TRAINER_NAME = "cwgrpo"
 logger = logging.getLogger(__name__)
@@ -261,7 +261,7 @@ class CWGRPOTrainer(PPOTrainerSync):
             advantages=adv, log_prob=old, cov=cov, weights=weights,
             rewards=[float(row.sum()) for row in data["rm_scores"].unbind()],
             prompts=[row.tolist() for row in data["prompts"].unbind()])
-        tokens.append(tokens.log_path(file_log_path(self.config)), records)
+        tokens.append(token_log_path(self.config), records)
 
     # ---- log-prob temperature ---------------------------------------------------------------------------------
     def _logprob_temperature(self):
