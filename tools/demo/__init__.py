@@ -7,11 +7,7 @@ It is a small-scale simulation of the mechanism, not a reproduction of the paper
 
 Modules: ``task`` (problems, tokenizer), ``model`` (policy, sampling, log-probs), ``train`` (warm start,
 evaluation, RL step), ``run`` (seeds x methods, processes, environment), ``report`` (files, the docs page),
-``plot`` (figure), ``cli`` (command line).
-
-The published results (docs/demo.md, docs/demo_curves.png, docs/demo.json, and the demo block of docs/results.md) are
-written by ``python -m tools.demo --docs docs --readme docs/results.md`` from a real default run; `make docs-check` re-runs seed 0
-and fails when they differ from what this machine produces.
+``plot`` (figure), ``cli`` (command line). Publishing the results: docs/development.md.
 """
 
 import os

@@ -9,7 +9,6 @@ not a traceback or a failure after minutes of training. ``--docs DIR`` also writ
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -66,7 +65,7 @@ def _readme(text: str) -> Path:
     return path
 
 
-def build_parser() -> argparse.ArgumentParser:
+def parse_args(argv: list[str] | None) -> tuple[DemoConfig, argparse.Namespace]:
     d, r = DemoConfig(), RLSettings()
     ap = argparse.ArgumentParser(
         prog="python -m tools.demo",
@@ -91,17 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "DIR/demo_curves.png, DIR/demo.json); default settings only, e.g. --docs docs")
     ap.add_argument("--readme", type=_readme, metavar="FILE", help="with --docs: also replace the results block "
                     "between the demo markers in FILE, e.g. --readme docs/results.md")
-    ap.add_argument("--workers", type=argtypes.integer(1), help=f"processes (default {d.workers}: one per core, up to 2)")
+    ap.add_argument("--workers", type=argtypes.integer(1), default=d.workers,
+                    help=f"processes (default {d.workers}: one per core, up to 2)")
     ap.add_argument("--threads", type=argtypes.integer(1), default=d.threads,
                     help="torch threads per process (default 1; 1 and 2 gave identical results)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: one seed, 4 steps, < 1 minute; its numbers mean nothing")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return ap
-
-
-def parse_args(argv: list[str] | None) -> tuple[DemoConfig, argparse.Namespace]:
-    ap = build_parser()
     a = ap.parse_args(argv)
     if a.readme is not None and a.docs is None:
         ap.error("--readme needs --docs (the page quotes the published run)")
@@ -109,22 +104,16 @@ def parse_args(argv: list[str] | None) -> tuple[DemoConfig, argparse.Namespace]:
         changed = [f"--{n.replace('_', '-')}" for n in EXPERIMENT_FLAGS if getattr(a, n) not in (None, False)]
         if changed:
             ap.error(f"--docs publishes the default run only; drop {' '.join(changed)}")
-    cfg = DemoConfig(threads=a.threads)
-    if a.methods:
-        cfg.methods = a.methods
+    cfg = DemoConfig(threads=a.threads, workers=a.workers)
     if a.quick:  # everything small; the warm start stops early, so accuracy stays near 0 (a smoke test)
         cfg.quick, cfg.seeds, cfg.eval_size, cfg.eval_samples = True, [0], 32, 1
         cfg.warm_max_steps, cfg.hidden = 50, 32
         cfg.rl = RLSettings(steps=4, group_size=4, prompts_per_step=4, eval_every=2)
-    if a.seeds is not None:
-        cfg.seeds = a.seeds
-    if a.seed is not None:
-        cfg.seeds = [a.seed]
+    cfg.seeds = [a.seed] if a.seed is not None else a.seeds or cfg.seeds
+    cfg.methods = a.methods or cfg.methods
     for name in ("steps", "group_size", "prompts_per_step", "lr", "format_weight"):
         if getattr(a, name) is not None:
             setattr(cfg.rl, name, getattr(a, name))
-    if a.workers is not None:
-        cfg.workers = a.workers
     cfg.rl.eval_every = min(cfg.rl.eval_every, cfg.rl.steps)
     return cfg, a
 
@@ -145,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     files = "summary.md, curves.png, metrics.json, steps.csv, evals.csv, tokens.html, tokens/"
     print(f"report: {args.out}/ ({files}); {elapsed:.0f} s")
     if args.docs is not None:
-        write_docs(metrics, args.docs)
+        view = write_docs(metrics, args.docs)
         print(f"docs: {args.docs}/ (demo.md, demo_curves.png, demo.json, demo_tokens.html)")
     if args.readme is not None:
-        update_readme(args.readme, json.loads((args.docs / "demo.json").read_text()))
+        update_readme(args.readme, view)
         print(f"updated the demo block of {args.readme}")
     if cfg.quick:
         print(SMOKE)

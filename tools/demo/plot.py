@@ -60,10 +60,8 @@ def plot(metrics: dict, path: Path, fingerprint: str = "") -> None:
             # markers (and min-max bars) at the evaluation steps, shifted sideways per method so none hide another
             marks = np.flatnonzero(x % eval_every == 0) if part == "steps" else np.arange(len(x))
             dx = (i - (len(methods) - 1) / 2) * 0.1 * eval_every
-            if part == "steps":  # dense per-step curve: the line stays on its steps
-                ax.plot(x, med, color=colour, linestyle=line, lw=1.6)
-            else:  # one point per evaluation: the whole series is shifted
-                ax.plot(x + dx, med, color=colour, linestyle=line, lw=1.8)
+            dense = part == "steps"  # a per-step curve stays on its steps; one point per evaluation: all shifted
+            ax.plot(x if dense else x + dx, med, color=colour, linestyle=line, lw=1.6 if dense else 1.8)
             err = [med[marks] - y.min(0)[marks], y.max(0)[marks] - med[marks]] if n_seeds > 1 else None
             ax.errorbar(x[marks] + dx, med[marks], yerr=err, fmt=marker, color=colour, ms=6, elinewidth=1.2,
                         capsize=3)

@@ -229,12 +229,8 @@ def render_markdown(metrics: dict, figure: str = "curves.png") -> str:
         "| method | " + " | ".join(f"pos top {q.replace('pct', '%')}" for q in TAIL) + " | "
         + " | ".join(f"neg top {q.replace('pct', '%')}" for q in TAIL[:3]) + " |",
         "| --- |" + " --- |" * (len(TAIL) + 3),
-    ]
-    for m in methods:
-        cells = [_fmt(per_seed(metrics, m, f"cov_pos_top_{q}")) for q in TAIL]
-        cells += [_fmt(per_seed(metrics, m, f"cov_neg_top_{q}")) for q in TAIL[:3]]
-        lines.append(f"| {label(m)} | " + " | ".join(cells) + " |")
-    lines += [
+        *(_row([label(m), *(_fmt(per_seed(metrics, m, f"cov_{side}_top_{q}"))
+                            for side, qs in (("pos", TAIL), ("neg", TAIL[:3])) for q in qs)]) for m in methods),
         "",
         "## CW-GRPO weights (mean over steps)",
         "",
@@ -243,15 +239,13 @@ def render_markdown(metrics: dict, figure: str = "curves.png") -> str:
         "",
         "| method | min weight | fraction < 0.5 | max weight | effective sample size / tokens |",
         "| --- | --- | --- | --- | --- |",
+        *(_row([label(m), *(_fmt(per_seed(metrics, m, k)) for k in WEIGHT_COLS)]) for m in methods),
     ]
-    for m in methods:
-        lines.append(f"| {label(m)} | " + " | ".join(_fmt(per_seed(metrics, m, k)) for k in WEIGHT_COLS) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_report(metrics: dict, out: Path) -> dict:
-    """metrics.json, steps.csv, evals.csv, curves.png and summary.md in ``out``, and the token logs; returns the
-    saved metrics."""
+def write_report(metrics: dict, out: Path) -> None:
+    """metrics.json, steps.csv, evals.csv, curves.png and summary.md in ``out``, and the token logs."""
     metrics = with_summaries(metrics)
     out.mkdir(parents=True, exist_ok=True)
     write_token_logs(metrics, out)
@@ -262,7 +256,6 @@ def write_report(metrics: dict, out: Path) -> dict:
                                    for e in r["evals"]])
     plot(metrics, out / "curves.png", fingerprint(metrics))
     (out / "summary.md").write_text(render_markdown(metrics))
-    return metrics
 
 
 def first_seed_tokens(metrics: dict) -> dict[str, list[dict]]:
@@ -284,7 +277,7 @@ def write_token_logs(metrics: dict, out: Path) -> None:
             append(out / "tokens" / f"{run['method']}_seed{run['seed']}.tokens.jsonl", run.pop("tokens"))
 
 
-def write_docs(metrics: dict, docs: Path) -> None:
+def write_docs(metrics: dict, docs: Path) -> dict:
     """The published copy: docs/demo.json (the run, less unused per-step records), demo.md, demo_curves.png and
     demo_tokens.html (the first seed's extreme tokens)."""
     view = docs_view(with_summaries(metrics))
@@ -295,6 +288,7 @@ def write_docs(metrics: dict, docs: Path) -> None:
     (docs / "demo.json").write_text(json.dumps(view, indent=1) + "\n")
     plot(view, docs / "demo_curves.png", fingerprint(view))
     (docs / "demo.md").write_text(render_markdown(view, figure="demo_curves.png"))
+    return view  # what demo.json holds
 
 
 def readme_block(readme_text: str) -> str | None:

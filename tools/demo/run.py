@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from types import SimpleNamespace
 
 import torch
 from tqdm.auto import tqdm
@@ -69,10 +70,6 @@ def _cpu_model() -> str:
         return platform.processor() or "unknown model"
 
 
-def eval_problems(cfg: DemoConfig) -> list:
-    return task.sample_problems(cfg.eval_size, torch.Generator().manual_seed(999))
-
-
 _QUEUE = None  # where a job reports finished steps: a multiprocessing queue, or the bar itself in-process
 
 
@@ -85,11 +82,6 @@ def _init_worker(threads: int, queue) -> None:
 def _tick(n: int = 1) -> None:
     if _QUEUE is not None:
         _QUEUE.put(n)
-
-
-class _BarSink:
-    def __init__(self, bar):
-        self.put = bar.update
 
 
 def _warm_units(cfg: DemoConfig) -> int:
@@ -109,13 +101,13 @@ def warm_start_job(cfg: DemoConfig, seed: int) -> tuple[int, dict, dict]:
     return seed, model.state_dict(), info
 
 
-def rl_job(cfg: DemoConfig, seed: int, method: str, state: dict) -> tuple[int, str, dict]:
+def rl_job(cfg: DemoConfig, seed: int, method: str, state: dict) -> dict:
     tokenizer = task.build_tokenizer()
     model = build_model(tokenizer, seed, cfg.hidden, cfg.layers)
     model.load_state_dict(state)
-    hist = train.run_rl(model, tokenizer, method, cfg.rl, seed, eval_problems(cfg), cfg.eval_samples,
-                        on_step=lambda _row: _tick())
-    return seed, method, asdict(hist)
+    problems = task.sample_problems(cfg.eval_size, torch.Generator().manual_seed(999))  # fixed held-out set
+    hist = train.run_rl(model, tokenizer, method, cfg.rl, seed, problems, cfg.eval_samples, on_step=_tick)
+    return {"seed": seed, "method": method, **hist}
 
 
 def run_experiment(cfg: DemoConfig, show_progress: bool = True) -> dict:
@@ -124,10 +116,10 @@ def run_experiment(cfg: DemoConfig, show_progress: bool = True) -> dict:
     bar = tqdm(total=total, desc="warm start + RL", unit="step", disable=not show_progress)
     warm, runs = {}, []
     if cfg.workers <= 1:
-        _init_worker(cfg.threads, _BarSink(bar))
+        _init_worker(cfg.threads, SimpleNamespace(put=bar.update))
         for seed in cfg.seeds:
             _, state, warm[seed] = warm_start_job(cfg, seed)
-            runs += [_run_record(*rl_job(cfg, seed, method, state)) for method in cfg.methods]
+            runs += [rl_job(cfg, seed, method, state) for method in cfg.methods]
     else:
         ctx = mp.get_context("fork")  # children inherit the imported modules (verl's import alone takes seconds)
         queue = ctx.Queue()
@@ -143,18 +135,13 @@ def run_experiment(cfg: DemoConfig, show_progress: bool = True) -> dict:
                         seed, state, warm[seed] = fut.result()
                         jobs.update({pool.submit(rl_job, cfg, seed, m, state): "rl" for m in cfg.methods})
                     else:
-                        runs.append(_run_record(*fut.result()))
+                        runs.append(fut.result())
         queue.put(None)
         listener.join()
     bar.close()
-    order = {(s, m): i for i, (s, m) in enumerate((s, m) for s in cfg.seeds for m in cfg.methods)}
-    runs.sort(key=lambda r: order[(r["seed"], r["method"])])
+    runs.sort(key=lambda r: (cfg.seeds.index(r["seed"]), cfg.methods.index(r["method"])))
     warm = {str(seed): warm[seed] for seed in cfg.seeds}  # JSON object keys are strings
     return {"config": asdict(cfg), "environment": environment(), "warm_start": warm, "runs": runs}
-
-
-def _run_record(seed: int, method: str, hist: dict) -> dict:
-    return {"seed": seed, "method": method, **hist}
 
 
 def _listen(queue, bar) -> None:

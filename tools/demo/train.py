@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from verl.trainer.config import AlgoConfig
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn, get_policy_loss_fn
 from verl.workers.config import ActorConfig, PolicyLossConfig
 
@@ -50,30 +49,6 @@ class RLSettings:
     token_log_top_k: int = 8
 
 
-@dataclass
-class History:
-    """Per-step training metrics and periodic evaluations of one (method, seed) run."""
-
-    steps: list[dict] = field(default_factory=list)
-    evals: list[dict] = field(default_factory=list)
-    tokens: list[dict] = field(default_factory=list)  # the token log's records (cwgrpo_verl.tokens)
-
-
-def actor_config(method: str, group_size: int) -> ActorConfig:
-    """A verl ActorConfig as its workers build it; one micro-batch holds the whole step."""
-    if method == "cw_grpo":
-        policy_loss = CWGRPOPolicyLossConfig(loss_mode="cw_grpo")
-    else:
-        policy_loss = PolicyLossConfig(loss_mode=method)
-    return ActorConfig(
-        strategy="fsdp",
-        rollout_n=group_size,
-        ppo_micro_batch_size_per_gpu=1,
-        loss_agg_mode=LOSS_AGG_MODE,
-        policy_loss=policy_loss,
-    )
-
-
 def warm_start(model, tokenizer, target_acc: float, max_steps: int, batch: int, lr: float, seed: int,
                check_every: int = 25, probe_size: int = 128) -> dict:
     """Supervised fine-tuning on reference responses until the sampled accuracy on a probe set reaches
@@ -99,32 +74,18 @@ def warm_start(model, tokenizer, target_acc: float, max_steps: int, batch: int, 
             loss.backward()
             opt.step()
             step += 1
-        acc = sampled_accuracy(model, tokenizer, probe, seed)
+        resp, mask = sample(model, task.encode_prompts(tokenizer, probe), task.max_response_tokens(tokenizer),
+                            tokenizer.eos_token_id, tokenizer.pad_token_id, torch.Generator().manual_seed(seed))
+        acc = float(np.mean([s["acc"] for s in score(tokenizer, resp, mask, probe, 0.0)]))
         if acc >= target_acc:
             break
     return {"warm_start_steps": step, "warm_start_probe_acc": acc}
 
 
-@torch.no_grad()
-def sampled_accuracy(model, tokenizer, problems: list, seed: int) -> float:
-    prompts = task.encode_prompts(tokenizer, problems)
-    resp, mask = sample(model, prompts, task.max_response_tokens(tokenizer), tokenizer.eos_token_id,
-                        tokenizer.pad_token_id, torch.Generator().manual_seed(seed))
-    return float(np.mean([s["acc"] for s in score(decode(tokenizer, resp, mask), problems, 0.0)]))
-
-
-def score(texts: list[str], problems: list, format_weight: float) -> list[dict]:
-    return [
-        compute_score(task.DATA_SOURCE, text, p.answer, mode="train", format_weight=format_weight)
-        for text, p in zip(texts, problems)
-    ]
-
-
-def decode(tokenizer, responses: torch.Tensor, mask: torch.Tensor) -> list[str]:
-    """Response text without eos/padding (what a verl rollout hands the reward function)."""
-    return [
-        tokenizer.decode(r[m].tolist(), skip_special_tokens=True) for r, m in zip(responses, mask)
-    ]
+def score(tokenizer, responses: torch.Tensor, mask: torch.Tensor, problems: list, format_weight: float) -> list[dict]:
+    """The reward of each response's text without eos/padding (what a verl rollout hands the reward function)."""
+    return [compute_score(task.DATA_SOURCE, tokenizer.decode(r[m].tolist(), skip_special_tokens=True), p.answer,
+                          mode="train", format_weight=format_weight) for r, m, p in zip(responses, mask, problems)]
 
 
 @torch.no_grad()
@@ -134,12 +95,12 @@ def evaluate(model, tokenizer, problems: list, samples: int, seed: int) -> dict:
     max_new = task.max_response_tokens(tokenizer)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     resp, mask = sample(model, prompts, max_new, eos, pad, None, greedy=True)
-    greedy = score(decode(tokenizer, resp, mask), problems, 0.0)
+    greedy = score(tokenizer, resp, mask, problems, 0.0)
     gen = torch.Generator().manual_seed(seed)
     rep = prompts.repeat_interleave(samples, 0)
     reps = [p for p in problems for _ in range(samples)]
     resp, mask = sample(model, rep, max_new, eos, pad, gen)
-    sampled = score(decode(tokenizer, resp, mask), reps, 1.0)
+    sampled = score(tokenizer, resp, mask, reps, 1.0)
     return {
         "greedy_acc": float(np.mean([s["acc"] for s in greedy])),
         "sample_acc": float(np.mean([s["acc"] for s in sampled])),
@@ -156,7 +117,7 @@ def rl_step(model, opt, tokenizer, problems: list, settings: RLSettings, loss_fn
     reps = [p for p in problems for _ in range(g)]
     responses, mask = sample(model, prompts, task.max_response_tokens(tokenizer), tokenizer.eos_token_id,
                              tokenizer.pad_token_id, gen)
-    scores = score(decode(tokenizer, responses, mask), reps, settings.format_weight)
+    scores = score(tokenizer, responses, mask, reps, settings.format_weight)
 
     # verl's outcome reward layout: the score sits on the last valid token
     rewards = torch.zeros(mask.shape)
@@ -204,28 +165,29 @@ def rl_step(model, opt, tokenizer, problems: list, settings: RLSettings, loss_fn
 
 
 def run_rl(model, tokenizer, method: str, settings: RLSettings, seed: int, eval_problems: list,
-           eval_samples: int, on_step=None) -> History:
+           eval_samples: int, on_step) -> dict:
     """RL from a copy of ``model`` (the shared warm start); prompts and sampling seeds identical across methods."""
     policy = copy.deepcopy(model)
     opt = torch.optim.AdamW(policy.parameters(), lr=settings.lr, weight_decay=0.0)
     loss_fn = get_policy_loss_fn(method)
     adv_fn = get_adv_estimator_fn(settings.adv_estimator)
-    actor_cfg = actor_config(method, settings.group_size)
-    algo_cfg = CWAlgoConfig() if settings.adv_estimator == "cw_grpo" else AlgoConfig()
+    policy_loss = (CWGRPOPolicyLossConfig if method == "cw_grpo" else PolicyLossConfig)(loss_mode=method)
+    actor_cfg = ActorConfig(strategy="fsdp", rollout_n=settings.group_size, ppo_micro_batch_size_per_gpu=1,
+                            loss_agg_mode=LOSS_AGG_MODE, policy_loss=policy_loss)  # one micro-batch: the whole step
+    algo_cfg = CWAlgoConfig()  # an AlgoConfig plus cw_grpo's epsilon, which other estimators ignore
     data_gen = torch.Generator().manual_seed(10_000 + seed)
     sample_gen = torch.Generator().manual_seed(20_000 + seed)
     torch.manual_seed(30_000 + seed)  # clip_cov draws its random token choice from the global RNG
-    hist = History()
+    hist = {"steps": [], "evals": [], "tokens": []}  # "tokens": the token log's records (cwgrpo_verl.tokens)
     for step in range(settings.steps + 1):
         if step % settings.eval_every == 0 or step == settings.steps:
-            hist.evals.append({"step": step, **evaluate(policy, tokenizer, eval_problems, eval_samples, seed)})
+            hist["evals"].append({"step": step, **evaluate(policy, tokenizer, eval_problems, eval_samples, seed)})
         if step == settings.steps:
             break
         problems = task.sample_problems(settings.prompts_per_step, data_gen)
         row, records = rl_step(policy, opt, tokenizer, problems, settings, loss_fn, adv_fn, actor_cfg, algo_cfg,
                                sample_gen, step=step + 1, weighted=method == "cw_grpo")
-        hist.steps.append({"step": step, **row})
-        hist.tokens += records
-        if on_step is not None:
-            on_step(row)
+        hist["steps"].append({"step": step, **row})
+        hist["tokens"] += records
+        on_step()
     return hist
