@@ -46,30 +46,18 @@ MEASUREMENTS = {
 }
 
 
-def source_files(sources: list[str]) -> list[Path]:
-    files = []
-    for source in sources:
-        path = REPO / source
-        files += sorted(p for p in path.rglob("*.py")) if path.is_dir() else [path]
-    return files
-
-
 def digest(sources: list[str]) -> str:
     sha = hashlib.sha256()
-    for path in source_files(sources):
-        sha.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for source in sources:
+        path = REPO / source
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            sha.update(str(file.relative_to(REPO)).encode() + b"\0" + file.read_bytes() + b"\0")
     return sha.hexdigest()[:16]
 
 
-def header(name: str) -> str:
+def record(name: str) -> Path:
     command, sources = MEASUREMENTS[name]
     shown = " ".join(["python", *command[1:]])
-    return (f"<!-- measured by `python benchmarks/record.py {name}`: {shown} -->\n"
-            f"<!-- sources {digest(sources)}: {', '.join(sources)} -->\n")
-
-
-def record(name: str) -> Path:
-    command, _ = MEASUREMENTS[name]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     load = os.getloadavg()[0]  # before the measurement: how busy the machine was
     start = time.monotonic()
@@ -80,7 +68,9 @@ def record(name: str) -> Path:
     body = "\n".join(line for line in out.stdout.strip().splitlines() if not line.startswith("Writing model"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.md"
-    path.write_text(f"{header(name)}```\n# {machine}; {time.monotonic() - start:.0f} s\n{body}\n```\n")
+    path.write_text(f"<!-- measured by `python benchmarks/record.py {name}`: {shown} -->\n"
+                    f"<!-- sources {digest(sources)}: {', '.join(sources)} -->\n"
+                    f"```\n# {machine}; {time.monotonic() - start:.0f} s\n{body}\n```\n")
     begin, end = f"<!-- result:{name} -->\n", f"<!-- /result:{name} -->"
     text = PAGE.read_text()
     if begin in text and end in text:

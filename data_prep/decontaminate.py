@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from cwgrpo_verl import argtypes, data_sets
 from data_prep.common import DataPrepError, run, setup_logging
 from data_prep.output import CONTAMINATED_SUFFIX, SIDE_FILE_SUFFIXES, Outputs, output_file
-from data_prep.sources import iter_source_rows
+from data_prep.sources import iter_source_rows, parquet_file
 
 logger = logging.getLogger("data_prep.decontaminate")
 
@@ -292,10 +292,7 @@ def decontaminate(args: argparse.Namespace) -> None:
         screen = Screen(EvalIndex(evals, args.n), args.threshold, args.drop_contaminated, args.min_score, label=str(train))
         screen.report_rows, screen.dropped_rows = report_rows, dropped_rows
         if kept is not None and train.suffix.lower() == ".parquet":  # parquet -> parquet, batch by batch
-            try:
-                pf = pq.ParquetFile(train)
-            except (pa.ArrowException, OSError) as e:
-                raise DataPrepError(f"--train {train}: not a readable parquet file ({str(e).splitlines()[0]})") from None
+            pf = parquet_file(train, "--train")
             kept.write_table(pf.schema_arrow.empty_table())
             position = 0
             for batch in pf.iter_batches(batch_size=1024):

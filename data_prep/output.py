@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cwgrpo_verl.processes import alive
 from data_prep.common import DataPrepError
 
 logger = logging.getLogger("data_prep")
@@ -74,16 +75,6 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        pass
-    return True
-
-
 def _remove_stale_temporaries(target: Path) -> None:
     prefix = f".{target.name}."
     try:
@@ -100,7 +91,7 @@ def _remove_stale_temporaries(target: Path) -> None:
         except OSError:
             continue
         m = _TMP_MIDDLE.fullmatch(p.name[len(prefix) : -len(".tmp")])
-        if (m is not None and m["host"] == _HOST and not _alive(int(m["pid"]))) or age > STALE_AFTER_S:
+        if (m is not None and m["host"] == _HOST and not alive(int(m["pid"]))) or age > STALE_AFTER_S:
             try:
                 p.unlink()
             except FileNotFoundError:

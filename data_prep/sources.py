@@ -125,12 +125,16 @@ def _json_array(path: Path) -> Iterator[Any]:
         raise _json_error(path, text, pos, "extra data after the list")
 
 
-def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
+def parquet_file(path: Path, flag: str = "") -> pq.ParquetFile:
     try:
-        pf = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as e:
-        raise DataPrepError(f"{path}: not a readable parquet file ({str(e).splitlines()[0]})") from None
-    for batch in pf.iter_batches(batch_size=256):
+        where = f"{flag} {path}" if flag else str(path)
+        raise DataPrepError(f"{where}: not a readable parquet file ({str(e).splitlines()[0]})") from None
+
+
+def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
+    for batch in parquet_file(path).iter_batches(batch_size=256):
         yield from batch.to_pylist()
 
 

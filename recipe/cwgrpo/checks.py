@@ -16,7 +16,6 @@ logger = logging.getLogger(__name__)
 TRAINER_MODE = "cwgrpo"
 STRATEGIES = ("fsdp", "fsdp2")
 ROLLOUT = "actor_rollout_ref.rollout"
-CORRECTION = "algorithm.rollout_correction"
 
 
 def check_recipe_config(config: DictConfig, use_reference: bool = True) -> None:
@@ -154,8 +153,8 @@ def resolve_logprobs_mode(config: DictConfig) -> None:
             f"{' over the top-k/top-p truncated vocabulary' if vllm.truncated else ''}, the actor's are at temperature "
             f"{actor.temperature} (cwgrpo.logprob_temperature, else {ROLLOUT}.temperature) over the whole vocabulary")
     correction = config.algorithm.get("rollout_correction") or {}
-    mixing = [f"{CORRECTION}.{k}={correction.get(k)}" for k in ("bypass_mode", "rollout_is", "rollout_rs")
-              if correction.get(k) not in (None, False)]
+    mixing = [f"algorithm.rollout_correction.{k}={correction.get(k)}"
+              for k in ("bypass_mode", "rollout_is", "rollout_rs") if correction.get(k) not in (None, False)]
     if mixing:
         raise ConfigError(f"{what}; {', '.join(mixing)} would put both into one importance ratio. Use "
                           f"{ROLLOUT}.logprobs_mode=auto (the vLLM mode that matches), or turn the correction off")

@@ -22,7 +22,7 @@ from verl.utils.config import omega_conf_to_dataclass, validate_config
 from verl.utils.device import auto_set_device
 
 from cwgrpo_verl.plugin import check_registered
-from recipe.cwgrpo.batching import dispatched_prompts
+from recipe.cwgrpo.batching import dispatched_prompts, sequence_parallel_size
 from recipe.cwgrpo.checks import check_recipe_config, dispatch_summary
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,6 @@ def log_memory_floor(config: DictConfig) -> None:
     can be read; the levers below it are sequence parallelism, FSDP2's offload_policy and more GPUs."""
     from transformers import AutoConfig
 
-    from recipe.cwgrpo.batching import sequence_parallel_size
     from recipe.cwgrpo.memory import PRESET_MODELS, ModelShape, describe, update_floor
 
     actor, data, path = config.actor_rollout_ref.actor, config.data, str(config.actor_rollout_ref.model.path)
@@ -87,10 +86,9 @@ class _CWGRPOTaskRunner(TaskRunnerV1.__ray_actor_class__):
         if (log := keep_earlier_file_log(config)) is not None:
             print(f"[cwgrpo] {log.name.rsplit('.', 2)[0]}.jsonl holds an earlier attempt: this one logs to {log}", flush=True)
         trainer_cls = get_trainer_cls(config.trainer.v1.trainer_mode)
-        scope = config.cwgrpo.scope
         print(
             f"[cwgrpo] task runner pid {os.getpid()}: cw_grpo registered, trainer {trainer_cls.__name__}, "
-            f"loss_mode={config.actor_rollout_ref.actor.policy_loss.loss_mode}, cwgrpo.scope={scope}",
+            f"loss_mode={config.actor_rollout_ref.actor.policy_loss.loss_mode}, cwgrpo.scope={config.cwgrpo.scope}",
             flush=True,
         )
         return super().run(config)

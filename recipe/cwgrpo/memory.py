@@ -1,21 +1,7 @@
-"""An estimate of the GPU memory one rank needs for the actor update, the recipe's memory floor.
-
-With ``cwgrpo.scope=group`` a micro-batch holds at least one whole prompt group (12 responses of up to 4096 tokens for
-the paper), so the update cannot be split below one group per micro-batch: the activations and logits of a group
-set the floor. The estimate adds up, per GPU (bytes):
-
-- model states: fp32 parameters, fp32 gradients and AdamW's two fp32 moments, 16 bytes per parameter, sharded by
-  FSDP over every GPU of the run (``fsdp_config.offload_policy=true``: kept on the CPU instead, FSDP2 only);
-- gathered parameters: the bf16 weights FSDP gathers for the layer being computed and the next one, plus the
-  embedding / language-model head;
-- checkpointed activations: one bf16 hidden state per token and layer (gradient checkpointing on);
-- one layer's recomputation: (4 x hidden + 3 x intermediate) bf16 values per token, forward and backward;
-- logits: bf16 logits and their gradient over the vocabulary, plus one fp32 copy where log-softmax upcasts.
-
-Tokens per GPU are ``micro-batch responses x (prompt + response length) / sequence-parallel size`` (Ulysses splits
-the sequence). Not counted: vLLM (asleep, its memory released, during the update), the CUDA context and allocator
-fragmentation (a few GB), and the reference model (forward-only, in its own smaller micro-batches). It is an
-estimate from shapes, not a measurement: ``python -m recipe.cwgrpo.memory`` prints the table in docs/memory.md.
+"""An estimate of the GPU memory one rank needs for the actor update, the recipe's memory floor: with
+``cwgrpo.scope=group`` a micro-batch holds at least one whole prompt group. Its terms, what it leaves out and the table
+are in docs/memory.md (an estimate from shapes, not a measurement); it also leaves out the reference model
+(forward-only, in its own smaller micro-batches). ``python -m recipe.cwgrpo.memory`` prints the table.
 """
 
 from __future__ import annotations
@@ -72,7 +58,7 @@ PRESET_MODELS = {
 
 def update_floor(model: ModelShape, *, gpus: int, micro_batch_responses: int, sequence_length: int,
                  sequence_parallel: int = 1, offload_policy: bool = False) -> dict[str, float]:
-    """Estimated bytes per GPU for the actor update, term by term (see the module docstring), and ``total``."""
+    """Estimated bytes per GPU for the actor update, term by term (docs/memory.md), and ``total``."""
     tokens = micro_batch_responses * sequence_length / sequence_parallel
     terms = {
         "model states": 0.0 if offload_policy else 16.0 * model.params / gpus,

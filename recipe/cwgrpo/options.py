@@ -20,19 +20,6 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class RecipeOptions:
-    """Args:
-        scope: which responses each CW statistic covers: ``group`` (each prompt group, exactly, with the gradient
-            through the weights unless detached: the authors'), ``micro_batch`` (the loss's micro-batch), ``batch``
-            (the whole step's batch, the paper text's "all N tokens": computed before the update from the old
-            log-probs, so detached).
-        logprob_temperature: the temperature of the old, reference and update log-probs; None: the sampling
-            temperature (verl's convention), 1.0: the raw logits (the authors').
-        stop_at_step: end the run after this step; the learning-rate schedule still spans
-            ``trainer.total_training_steps``.
-        token_log_every: the extreme-token log at a run's first step and every this many steps (0: off).
-        token_log_top_k: tokens per selection and logged step (at most ``cwgrpo_verl.tokens.MAX_TOP_K``).
-    """
-
     scope: str
     logprob_temperature: float | None
     stop_at_step: int | None

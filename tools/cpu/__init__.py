@@ -9,5 +9,5 @@ verl file on disk. It is loaded only when asked for, in every Ray process, by
 and refuses to load without ``VERL_PLATFORM=cpu``, so a GPU run never picks it up. ``tiny`` builds the tiny model,
 tokenizer and data sets; ``smoke_reward`` is a reward with spread for an untrained model.
 
-What it does not test: vLLM's sampling and weight loading, CUDA kernels, multi-GPU sharding, real model sizes.
+What it shows of a GPU run, and what it cannot: docs/cpu_backend.md.
 """

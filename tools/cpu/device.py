@@ -7,7 +7,6 @@ so verl's resource-pool checks and worker placement work unchanged.
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -16,22 +15,21 @@ from verl.plugin.platform import PlatformBase, PlatformRegistry
 NAME = "cpu"
 
 
+def _none(*_args, **_kwargs):
+    return None
+
+
+def _zero(*_args, **_kwargs):
+    return 0
+
+
 class _DeviceModule:
     """What verl calls on ``get_torch_device()``: ``torch.cpu`` plus the CUDA memory/RNG calls it makes."""
 
     def __getattr__(self, name):
         return getattr(torch.cpu, name)
 
-    @staticmethod
-    def _none(*_args, **_kwargs):
-        return None
-
-    @staticmethod
-    def _zero(*_args, **_kwargs):
-        return 0
-
-    empty_cache = ipc_collect = reset_peak_memory_stats = _none
-    set_per_process_memory_fraction = _none
+    empty_cache = ipc_collect = reset_peak_memory_stats = set_per_process_memory_fraction = _none
     memory_allocated = memory_reserved = max_memory_allocated = max_memory_reserved = _zero
 
     @staticmethod
@@ -75,8 +73,7 @@ DEVICE_MODULE = _DeviceModule()
 class PlatformCPU(PlatformBase):
     """Selected by ``VERL_PLATFORM=cpu`` only (never auto-detected)."""
 
-    device_name = NAME
-    vendor_name = NAME
+    device_name = vendor_name = NAME
 
     @property
     def device_module(self):
@@ -95,23 +92,12 @@ class PlatformCPU(PlatformBase):
     def device_count(self) -> int:
         return 1
 
-    def set_device(self, device_index: int) -> None:
-        return None
-
-    def synchronize(self, device_index: Optional[int] = None) -> None:
-        return None
+    set_device = synchronize = set_allocator_settings = empty_cache = profiler_start = profiler_stop = cudart = _none
 
     def manual_seed(self, seed: int) -> None:
         torch.manual_seed(seed)
 
-    def manual_seed_all(self, seed: int) -> None:
-        torch.manual_seed(seed)
-
-    def set_allocator_settings(self, settings: str) -> None:
-        return None
-
-    def empty_cache(self) -> None:
-        return None
+    manual_seed_all = manual_seed
 
     def get_device_capability(self, device_index: int = 0):
         return None, None
@@ -126,12 +112,6 @@ class PlatformCPU(PlatformBase):
     def nvtx_range(self, msg: str):
         yield
 
-    def profiler_start(self) -> None:
-        return None
-
-    def profiler_stop(self) -> None:
-        return None
-
     def ray_resource_name(self) -> str:
         return "GPU"
 
@@ -140,9 +120,6 @@ class PlatformCPU(PlatformBase):
 
     def is_ipc_supported(self) -> bool:
         return False
-
-    def cudart(self):
-        return None
 
 
 def dedupe_backend(backend):

@@ -1,13 +1,11 @@
 """The "hf" rollout: a Ray actor that samples with Hugging Face transformers on a CPU, and the adapter in the
 trainer worker that pushes the trained weights to it after every step (verl's ``naive`` weight sync).
 
-It implements the token-in-token-out surface verl's agent loop calls on a vLLM server (``generate``) and the
-control calls of the replica and checkpoint manager (wake_up, sleep, abort, ...), as no-ops where a CPU has
-nothing to do. It keeps vLLM's contracts where the trainer can see them (docs/cpu_backend.md): sampling with
-temperature, top-k and top-p, the response cap ``max_model_len - prompt``, and log-probs as
-``rollout.logprobs_mode`` asks. Each request samples from its own generator, seeded by the rollout seed, the
-replica, the step, the prompt and how often the replica has seen that prompt in the step: a run resumed from a
-checkpoint samples what the uninterrupted run sampled (vLLM gives no such guarantee; the tests need it).
+It serves verl's agent loop as a vLLM server would (``generate``; the replica's and checkpoint manager's control
+calls are no-ops), keeping the contracts listed in docs/cpu_backend.md. Each request samples from its own generator,
+seeded by the rollout seed, the replica, the step, the prompt and how often the replica has seen that prompt in the
+step: a run resumed from a checkpoint samples what the uninterrupted run sampled (vLLM gives no such guarantee; the
+tests need it).
 
 For tests: ``CWGRPO_CPU_EVENTS=<file>`` appends every weight load to it as a JSON line;
 ``CWGRPO_CPU_ANSWERS=<file>`` (JSON ``{text: response}``) makes a validation request whose prompt contains ``text``
@@ -39,6 +37,10 @@ def server_name(replica_rank: int) -> str:
 
 
 LOGPROBS_MODES = ("raw_logprobs", "processed_logprobs", "raw_logits", "processed_logits")
+
+
+async def _nothing(self, *_args, **_kwargs):  # a no-op actor method (Ray reads the signature without ``self``)
+    return None
 
 
 class InjectedRolloutFailure(RuntimeError):
@@ -210,38 +212,14 @@ class HFServer:
         return float(torch.log_softmax(values, -1)[token])
 
     # the control surface verl's replica and checkpoint manager call: nothing to do on a CPU
-    async def wake_up(self, tags=None):
-        return None
-
-    async def sleep(self):
-        return None
-
-    async def clear_kv_cache(self):
-        return None
-
-    async def release_kv_cache(self):
-        return None
-
-    async def resume_kv_cache(self):
-        return None
+    wake_up = sleep = clear_kv_cache = release_kv_cache = resume_kv_cache = _nothing
+    resume_generation = start_profile = stop_profile = wait_for_requests_to_drain = _nothing
 
     async def abort_all_requests(self, reset_prefix_cache: bool = True, reject_request: bool = False):
         return {"aborted_count": 0, "request_ids": []}
 
-    async def resume_generation(self):
-        return None
-
-    async def start_profile(self, **_kwargs):
-        return None
-
-    async def stop_profile(self):
-        return None
-
     async def set_global_steps(self, global_steps: int):
         self.global_steps = global_steps
-
-    async def wait_for_requests_to_drain(self):
-        return None
 
 
 class HFReplica(RolloutReplica):
@@ -270,11 +248,7 @@ class HFServerAdapter(BaseRollout):
         self.replica_rank = rank // world if replica_rank == -1 else replica_rank
         self.is_leader = rank % world == 0
 
-    async def resume(self, tags: list[str]):
-        return None
-
-    async def release(self):
-        return None
+    resume = release = _nothing
 
     async def update_weights(self, weights, wire_format: str = "named_tensors", **kwargs):
         import ray
