@@ -4,16 +4,6 @@
     python -m cwgrpo_verl.report --base Base=evals/base --eval GRPO=ckpt/grpo/evals --eval CW-GRPO=ckpt/cw/evals \
         --run GRPO=logs/grpo.jsonl --run CW-GRPO=logs/cw.jsonl --out reports/paper [--tail-steps 50] \
         [--step last|N] [--checkpoints 100,150,200] [--mixed-settings] [--tokens]
-
-Tables 2 and 3 (table2.md/.csv: accuracy at one step; table3.md/.csv: at every checkpoint) come from evaluations
-(``--eval``, ``--base``: ``examples/evaluate_checkpoints.sh`` / ``examples/evaluate.sh``), and are refused when
-their settings differ (length, sampling, samples, reward) unless ``--mixed-settings``. From the training logs
-(``--run``): table1.md/.csv (covariance tail and entropy per run), entropy.png, and validation.md/.csv (the
-training-time validation, a separate view); with ``--tokens``, tokens.html and tokens.md from the token logs beside
-the runs' logs (the extreme tokens in context). Written as a set: the files of an earlier report in ``--out`` that
-this one does not write are removed, and a report that fails leaves them all as they were. A training log's PATH
-may end in ``#K`` (the K-th of several runs appended to one file) or ``#resume`` (read as one resumed run).
-Exit status: 0 written; 1 no input holds a metric the report reads; 2 bad arguments or an unreadable input.
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
 """Read verl's logged metrics into ``{step: {metric: value}}``, refusing what cannot be read rather than guessing.
 
-Formats: verl's file logger (JSONL ``{"step": S, "data": {...}}``; it writes NaN and infinity as ``null``), wandb
-history rows dumped as JSONL (``_step``; ``null`` there means "not logged"), a captured console log (``step:S -
-key:value - ...`` lines, also behind Ray's prefix and colour codes) and a tensorboard directory (read with
-TensorBoard's own restart handling). Every failure is a :class:`LogError` naming the file and line; only the metrics
-the caller reads (``used``) must be finite numbers (a boolean is not one), so a NaN nobody reads stops nothing.
-
-A step lower than the one before starts a new *segment* (two runs in one file: ``cat``-ed logs, ``tee -a``, a
-resumed run's attempts). Such a file is refused unless the caller picks ``PATH#K`` (the K-th run) or
-``PATH#resume`` (each run resumed the one before: a later run replaces the steps from its first step on).
-:func:`load_evaluations` reads the logs ``python -m cwgrpo_verl.evaluate`` writes, with their settings.
+Formats, runs in one file (``PATH#K``, ``PATH#resume``) and errors (a :class:`LogError` naming the file and line):
+docs/report.md, "Getting the logs", "Two runs in one file" and "When the input is wrong".
 """
 
 from __future__ import annotations
@@ -272,11 +264,6 @@ def load_run(spec: str | Path, strict: bool = True, used: Used | None = None, na
     return steps
 
 
-#: the record key under which ``cwgrpo_verl.evaluate`` writes an evaluation's settings
-SETTINGS_KEY = "evaluation"
-Settings = dict[int, "dict | None"]
-
-
 def _evaluation_files(spec: str) -> list[Path]:
     path = Path(spec)
     if glob.has_magic(spec):
@@ -294,14 +281,15 @@ def _evaluation_files(spec: str) -> list[Path]:
 
 
 def load_evaluations(spec: str, strict: bool = True, used: Used | None = None,
-                     name: str | None = None) -> tuple[Steps, Settings]:
+                     name: str | None = None) -> tuple[Steps, dict[int, dict | None]]:
     """A run's evaluations (a log, a folder of logs or a glob): ``({step: metrics}, {step: settings or None})``.
     Two logs of one step are refused, naming both: pick one with a glob (the settings are in the file names)."""
     steps: Steps = {}
-    settings: Settings = {}
+    settings: dict[int, dict | None] = {}
     origin: dict[int, Path] = {}
     for path in _evaluation_files(spec):
-        recorded = (_first_record(path) or {}).get(SETTINGS_KEY) if path.is_file() else None
+        # the record key under which ``cwgrpo_verl.evaluate`` writes an evaluation's settings
+        recorded = (_first_record(path) or {}).get("evaluation") if path.is_file() else None
         recorded = recorded if isinstance(recorded, dict) else None  # None: a log without them (verl's own)
         for step, row in load_run(path, strict, used, name).items():
             if step in origin:

@@ -1,9 +1,6 @@
 """The paper's tables from ``{run name: {step: {metric: value}}}``, as plain rows (writing is ``write.py``'s job):
 Table 1, the covariance tail (top / bottom q-fraction means) and entropy over each run's first N steps; Table 2,
 accuracy per benchmark at one step, average and delta against the base; Table 3, accuracy at several checkpoints.
-
-verl logs accuracy as a fraction; a value outside [0, 1] (a percentage, a reward used as the fallback) is shown as
-logged (x 100, never rescaled), listed in the row's ``out_of_range`` and warned about.
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ def benchmarks() -> dict[str, str]:
 
 VAL_PATTERN = r"^val-core/(?P<ds>.+)/(?P<var>[^/]+)/mean@(?P<n>\d+)$"
 ENTROPY_KEY = "actor/entropy"
-#: what verl's validation accuracy can be: the fraction of samples scored correct
-ACCURACY_RANGE = (0.0, 1.0)
 TAIL_LABELS = {name: f"top {q * 100:g}%" for name, q in TAIL_FRACTIONS.items()}
 
 
@@ -113,7 +108,7 @@ def _accuracy_table(runs: dict, picked: list[tuple], notes: list[str], pattern: 
 
 
 def _outside(value: float) -> bool:
-    return not ACCURACY_RANGE[0] <= value <= ACCURACY_RANGE[1]
+    return not 0.0 <= value <= 1.0
 
 
 def _accuracy_row(name: str, step, scores: dict, order: list[str]) -> dict:
@@ -129,9 +124,8 @@ def _accuracy_row(name: str, step, scores: dict, order: list[str]) -> dict:
 def _score_notes(name: str, step, scores: dict, metric: str) -> list[str]:
     """Warnings for data sources read from the reward variable instead of ``metric``, and for values that cannot be
     an accuracy fraction (a percentage logged as 37.5, a reward of 2)."""
-    low, high = ACCURACY_RANGE
     return [f"run {name!r}, {ds}: no {metric!r} metric, using {key}" for ds, (_, key, rank) in scores.items() if rank] \
-        + [f"run {name!r}, {key} at step {step}: {value:g} is outside [{low:g}, {high:g}] (verl logs accuracy as a "
+        + [f"run {name!r}, {key} at step {step}: {value:g} is outside [0, 1] (verl logs accuracy as a "
            "fraction): shown as logged x 100, marked †" for value, key, _ in scores.values() if _outside(value)]
 
 

@@ -1,9 +1,7 @@
 """The extreme-token page: which tokens carried the largest |covariance| in each logged step of each run, in context.
 
-Reads the token logs the recipe writes beside its metrics logs (``<experiment>.tokens.jsonl``,
-:mod:`cwgrpo_verl.tokens`) and writes ``tokens.html`` (each logged step's tokens highlighted in their text, the runs
-side by side, and the most frequent extreme token strings per run) and ``tokens.md`` (the same tables, without the
-context). The text is model output: it is escaped, never interpreted.
+Reads the token logs the recipe writes (:mod:`cwgrpo_verl.tokens`) into ``tokens.html`` and ``tokens.md``
+(docs/report.md, "The extreme tokens"). The text is model output: it is escaped, never interpreted.
 """
 
 from __future__ import annotations

@@ -1,9 +1,4 @@
-"""Markdown and CSV for the tables, and the entropy / accuracy figure; each writer returns what it wrote.
-
-A report's files are written as a set (:class:`OutputSet`): into a temporary folder inside ``--out`` first, then
-moved over the earlier run's, and a file of :data:`OUTPUT_NAMES` that this run did not write is removed, so the
-folder never mixes two runs' tables and a run that fails leaves the earlier files as they were.
-"""
+"""Markdown and CSV for the tables, and the entropy / accuracy figure; each writer returns what it wrote."""
 
 from __future__ import annotations
 
@@ -90,13 +85,16 @@ def _names(order):
     return [titles.get(ds, ds) for ds in order]
 
 
-def _accuracy_csv(rows, order, path: Path) -> None:
+def _save(text: str, rows, order, out: Path, stem: str) -> str:
+    """``<stem>.md`` (``text``) and ``<stem>.csv`` (the rows, benchmarks by title) of an accuracy table."""
     import pandas as pd
 
+    (out / f"{stem}.md").write_text(text, encoding="utf-8")
     frame = pd.DataFrame(rows).rename(columns=dict(zip(order, _names(order))))
     frame = frame.rename(columns={f"Δ {ds}": f"Δ {n}" for ds, n in zip(order, _names(order))})
     frame["out_of_range"] = [";".join(_names(r["out_of_range"])) for r in rows]
-    frame.to_csv(path, index=False, float_format="%.4f")
+    frame.to_csv(out / f"{stem}.csv", index=False, float_format="%.4f")
+    return text
 
 
 def _accuracy(row, column, signed=False) -> str:
@@ -127,9 +125,7 @@ def write_table2(rows, order, base, out: Path, settings: str = "") -> str:
     text = markdown(["Method", *_names(order), "Avg", delta], body)
     steps = ", ".join(f"{r['run']} @ step {r['step'] if r['step'] is not None else DASH}" for r in rows)
     text += f"\n{EVALUATED}; {steps}.\n" + _settings_note(settings) + _range_note(rows)
-    (out / "table2.md").write_text(text, encoding="utf-8")
-    _accuracy_csv(rows, order, out / "table2.csv")
-    return text
+    return _save(text, rows, order, out, "table2")
 
 
 def write_table3(rows, order, out: Path, settings: str = "", stem: str = "table3", caption: str = EVALUATED) -> str:
@@ -137,9 +133,7 @@ def write_table3(rows, order, out: Path, settings: str = "", stem: str = "table3
     text = markdown(["Method", "Step", *_names(order), "Avg"], body)
     text += f"\n{caption}, at each checkpoint (step) of each run.\n" + _settings_note(settings)
     text += _range_note(rows)
-    (out / f"{stem}.md").write_text(text, encoding="utf-8")
-    _accuracy_csv(rows, order, out / f"{stem}.csv")
-    return text
+    return _save(text, rows, order, out, stem)
 
 
 def _steps(steps: list[int]) -> str:

@@ -1,15 +1,8 @@
 """The paper's reward (training) and scoring (evaluation) for verl, as a small time-limited service.
 
-Use from verl (``docs/reward.md`` has every rule and option)::
-
-    reward.custom_reward_function.path=pkg://cwgrpo_verl.reward
-    reward.custom_reward_function.name=compute_score
-    +reward.custom_reward_function.reward_kwargs.format_weight=0.0   # 7B recipe: accuracy only
-
-``compute_score`` returns ``{"score", "acc", "format", "pred", "reason", "timed_out"}``. The row's ``data_source``
-picks the mode: the evaluation sets get lighteval's verdict (commit ed084813, the paper's ``extractive_match``),
-everything else the authors' training reward (an unknown name is warned about once). Scoring runs in worker
-processes with a hard limit per sample (:mod:`.pool`), so model output can neither hang nor crash the caller.
+:func:`compute_score` is verl's ``custom_reward_function``: the evaluation sets get lighteval's verdict (commit
+ed084813, the paper's ``extractive_match``), everything else the authors' training reward. Scoring runs in worker
+processes (:mod:`.pool`), so model output can neither hang nor crash the caller. Use and rules: docs/reward.md.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """A small scoring service inside each process: N worker processes, a hard time limit per sample.
 
-Not a library pool: pebble and loky cannot stop one sample stuck in C without a grace period or breaking the pool
-(docs/reward.md, "The worker pool"). One *zygote* per process (:mod:`.scoring.worker`) forks warm workers on
-request; it is started from a thread that lives as long as it, because ``PR_SET_PDEATHSIG`` fires when the
-*thread* that forked a process exits. A call waits at most ``timeout_s`` for its worker, holding no lock, then
-SIGKILLs it (``timeout``). A worker found dead before its sample started is replaced and the sample sent again;
-one that dies during a sample gets it once more on a fresh worker, then ``crash``. After ``os.fork()`` the child
-drops what it inherited without taking a lock and never touches the parent's processes.
+Not a library pool: pebble and loky cannot stop one sample stuck in C without a grace period or breaking the pool.
+The zygote (:mod:`.scoring.worker`), time limit, retries and fork handling: docs/reward.md, "The worker pool".
 """
 
 from __future__ import annotations

@@ -1,16 +1,13 @@
 """Self-check: every gold answer of the five evaluation sets, boxed in a model-like response, must score 1.
 
-    python -m cwgrpo_verl.reward --self-check data/ [--workers N] [--timeout 10] [--every N]
-
-Reads the parquet files ``examples/prepare_data.sh`` writes and scores each row's bare answer
-(``extra_info.answer``), boxed, against its ``reward_model.ground_truth``, as verl will. Prints the pass rate per
-set and every failure; exits 1 if any answer fails other than the known data defects below.
+Scores each row's ``extra_info.answer``, boxed, against its ``reward_model.ground_truth``, as verl will
+(docs/reward.md, "Parity, measured"); prints the pass rate per set and every failure, and exits 1 if any answer
+fails other than the known data defects below.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -73,6 +70,3 @@ def main(argv: list[str] | None = None) -> int:
         bad += len(r["failures"]) - len(r["known"])
     return 1 if bad else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

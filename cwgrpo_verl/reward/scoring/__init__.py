@@ -6,11 +6,7 @@ It imports only the standard library, sympy, latex2sympy2_extended and math-veri
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from . import lighteval, train
-
-__all__ = ["check_answer", "PRED_MAX_CHARS"]
 
 #: Longest ``pred`` string returned (``str`` of a huge sympy object is cut here).
 PRED_MAX_CHARS = 200
@@ -23,12 +19,6 @@ def _pred_string(preds: list) -> str:
         return ""
 
 
-@lru_cache(maxsize=4096)
-def _eval_gold(gold: str, kind: str) -> list:
-    """Gold candidates, memoised: a group of responses shares its gold (sympy values are immutable)."""
-    return lighteval.extract_gold(gold, kind)
-
-
 def check_answer(mode: str, gold_kind: str, gold: str, text: str) -> dict:
     """Score one sample. ``mode``: "train" or "eval"; ``gold_kind`` (eval): "expr" or "latex"."""
     if mode == "train":
@@ -36,7 +26,7 @@ def check_answer(mode: str, gold_kind: str, gold: str, text: str) -> dict:
         if not golds:
             return {"acc": False, "pred": "", "reason": "no_gold"}
     else:
-        golds, scorer = _eval_gold(gold, "expr" if gold_kind == "expr" else "latex"), lighteval
+        golds, scorer = lighteval.extract_gold(gold, "expr" if gold_kind == "expr" else "latex"), lighteval
     preds = scorer.extract_prediction(text)
     if not preds:
         return {"acc": False, "pred": "", "reason": "no_pred"}

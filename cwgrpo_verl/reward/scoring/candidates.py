@@ -1,24 +1,9 @@
 """Where the answer may be: lighteval's candidate matches, in the order it tries them, over the whole text.
 
-The paper scored with lighteval's ``extractive_match`` at commit ed084813. It finds answers with regular
-expressions in five priority groups (0: ``\\boxed{}`` and "final answer is ... I hope", 50: "final answer ...
-is", 100: "answer:", 200: "answer", 300: any LaTeX environment or number), tries the matches of a group from
-the rightmost end, and stops at the first group where one parses. The expressions here describe the same
-language (written from the documented behaviour of that commit and checked against its verdicts by
-``tests/test_reward_parity.py``). Only the groups that are needed are scanned, and every scan is linear in the
-text on realistic and adversarial input alike:
-
-* openers that can never close (``\\[`` with no ``\\]`` after it, ``\\(`` with no ``\\)`` later on its line)
-  are masked in a same-length copy of the text, so no attempt scans to the end of the text for each of them;
-* runs of more than :data:`MAX_EXPR_RUN` expression characters (digits, spaces, operators) are cut for the
-  expression patterns, whose nested repetition would otherwise backtrack polynomially on such runs;
-* a "boxed environment" is only tried at an opener whose environment closes validly and holds a ``\\boxed{``
-  with a ``}`` after it (the conditions under which the pattern matches), found from sorted delimiter positions;
-  the pattern then matches without backtracking over other boxes;
-* ``\\boxed{.+}`` is not tried past the last ``}``.
-
-Match positions are those of the original text (the copies have its length), and matched strings are read
-from the original text.
+The patterns describe the language of lighteval's ``extractive_match`` at commit ed084813 (written from that
+commit's documented behaviour, checked against its verdicts by ``tests/test_reward_parity.py``); every scan is
+linear in the text (the helpers below say how; ``\\boxed{.+}`` is not tried past the last ``}``). Priority groups
+and linearity: docs/reward.md, "Two modes" and "Where it departs from lighteval, and why".
 
 Follows ``src/lighteval/metrics/utils/extractive_match_utils.py`` (``lazy_expr_regex``, ``lazy_latex_regex``,
 ``get_extraction_regexes``, ``extract_target_from_pred``) at lighteval ed084813: https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/utils/extractive_match_utils.py
@@ -29,6 +14,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import groupby
 from typing import Iterator
 
@@ -82,11 +68,8 @@ def _env(prefix: str, boxed: bool) -> str:
         "InlineParenthesis": r"(?:[^\\\n]|\\(?!\)))",
         "InlineBracket": r"[^\n\]\[]",
     }
-    if boxed:
-        bodies = {k: rf"{v}*?\\boxed{{{v}+?}}{v}*?" for k, v in bodies.items()}
-    else:
-        bodies = {k: rf"{v}+?" for k, v in bodies.items()}
-    g = {k: f"(?P<{prefix}latex{k}>{v})" for k, v in bodies.items()}
+    g = {k: f"(?P<{prefix}latex{k}>" + (rf"{v}*?\\boxed{{{v}+?}}{v}*?" if boxed else rf"{v}+?") + ")"
+         for k, v in bodies.items()}
     alts = [
         rf"(?<!\\)\$\${g['DisplayDollar']}(?<!\\)\$\$",
         rf"(?<!\\)\\\[{g['DisplayBracket']}(?<!\\)\\\]",
@@ -120,10 +103,7 @@ def _latex_patterns(boxed_priority: int, without_anchor: bool = True) -> list[tu
     ]
     if without_anchor:
         pats.append((300, envs))
-    if boxed_priority >= 0:
-        pats.append((boxed_priority, _envs(True)))
-        pats.append((boxed_priority, _BOXED))
-    return pats
+    return pats + [(boxed_priority, _envs(True)), (boxed_priority, _BOXED)]
 
 
 # ---------------------------------------------------------------------------------------------- targets
@@ -144,17 +124,12 @@ def compile_targets(kinds: tuple[str, ...], boxed_priority: int = 55, without_an
     """Patterns of the given targets ("latex" first, then "expr", as lighteval orders them), by priority;
     ``without_anchor=False`` leaves out the plain environments and numbers (priority 300)."""
     out: list[Pattern] = []
-    for kind in ("latex", "expr"):
-        if kind not in kinds:
-            continue
-        if kind == "latex":
-            boxed_env = _envs(True)
-            for prio, src in _latex_patterns(boxed_priority, without_anchor):
-                out.append(Pattern(prio, kind, re.compile(src, re.DOTALL), boxed_env=src == boxed_env,
-                                   ends_with_brace=src == _BOXED))
-        else:
-            for prio, src in _expr_patterns(without_anchor):
-                out.append(Pattern(prio, kind, re.compile(src)))
+    if "latex" in kinds:
+        boxed_env = _envs(True)
+        out += [Pattern(prio, "latex", re.compile(src, re.DOTALL), boxed_env=src == boxed_env,
+                        ends_with_brace=src == _BOXED) for prio, src in _latex_patterns(boxed_priority, without_anchor)]
+    if "expr" in kinds:
+        out += [Pattern(prio, "expr", re.compile(src)) for prio, src in _expr_patterns(without_anchor)]
     out.sort(key=lambda p: p.priority)  # stable: latex before expr, list order within a kind
     return out
 
@@ -173,21 +148,15 @@ class _Text:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._latex: str | None = None
-        self._expr: str | None = None
         self._positions: dict[str, list[int]] = {}
 
-    @property
+    @cached_property
     def latex(self) -> str:
-        if self._latex is None:
-            self._latex = _mask_unclosable(self.text)
-        return self._latex
+        return _mask_unclosable(self.text)
 
-    @property
+    @cached_property
     def expr(self) -> str:
-        if self._expr is None:
-            self._expr = _cut_long_runs(self.text)
-        return self._expr
+        return _cut_long_runs(self.text)
 
     def next(self, token: str, at: int) -> int | None:
         """The first position >= ``at`` where ``token`` starts in the scanned copy (occurrences may overlap)."""

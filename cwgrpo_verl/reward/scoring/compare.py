@@ -1,9 +1,7 @@
 """When a prediction equals the gold: lighteval's comparison (commit ed084813), precision 5, strict.
 
-The paper's verdicts come from lighteval's own comparison, not from math-verify's ``verify`` (which later
-became more lenient: it accepts ``12%`` for ``12``, a rounded decimal for an irrational number, or a solved
-equation). The rules below reproduce lighteval's, in order; an exception anywhere a rule does not catch it
-makes that (gold, prediction) pair unequal, as in lighteval. Strings only equal strings (after stripping).
+The paper's verdicts come from it, not from math-verify's later, more lenient ``verify`` (which also accepts a
+solved equation); the rules and how they differ: docs/reward.md, "What the paper's scorer really was".
 
 Follows ``src/lighteval/metrics/utils/math_comparison.py`` (``compare_gold_target`` and the ``sympy_*``
 comparisons) at lighteval ed084813: https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/utils/math_comparison.py
@@ -100,13 +98,9 @@ def _numeric_equal(a, b, precision: int) -> bool:
 def _symbolic_equal(a, b) -> bool:
     try:
         diff = simplify(a - b)
-        if isinstance(diff, MatrixBase) and diff.is_zero_matrix:
-            return True
-        if isinstance(diff, Basic) and diff.is_zero:
-            return True
+        return bool(isinstance(diff, MatrixBase) and diff.is_zero_matrix or isinstance(diff, Basic) and diff.is_zero)
     except Exception:  # noqa: BLE001
-        pass
-    return False
+        return False
 
 
 def _is_relation(x) -> bool:
@@ -119,10 +113,7 @@ def _is_equation(x) -> bool:
 
 def _is_assignment(x) -> bool:
     """``a = ...`` (or a chain of them) whose left side is made of symbols only."""
-    if isinstance(x, Eq) and is_expr_of_only_symbols(x.lhs):
-        return True
-    return (isinstance(x, And) and len(x.args) > 0 and all(isinstance(a, Eq) for a in x.args)
-            and is_expr_of_only_symbols(x.args[0].lhs))
+    return _is_equation(x) and is_expr_of_only_symbols((x if isinstance(x, Eq) else x.args[0]).lhs)
 
 
 def _last_relation(x):

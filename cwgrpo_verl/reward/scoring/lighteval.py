@@ -1,15 +1,14 @@
 """Evaluation mode: the verdict of the paper's lighteval ``extractive_match`` (commit ed084813, precision 5).
 
-Gold: extracted as an expression (AIME, AMC) or as LaTeX (MATH-500, Minerva, OlympiadBench); when nothing can
-be extracted it stays the raw string. Prediction: expression and LaTeX targets, ``\\boxed{}`` at the highest
-priority. Both keep the first parsed candidate plus the first candidate's string (lighteval's "first_match"
-fallback), and the sample is right when any (gold, prediction) pair is equal (:mod:`.compare`).
+The paper scored with it; its rules: docs/reward.md, "Two modes" (Evaluation).
 
 Follows ``multilingual_extractive_match_metric`` of ``src/lighteval/metrics/dynamic_metrics.py`` at lighteval
 ed084813 (https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/dynamic_metrics.py) as Open-RS's ``src/open_r1/evaluate.py`` configured it.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 from .candidates import GOLD_TARGETS, PRED_TARGETS, candidate_groups
 from .compare import any_equal
@@ -37,8 +36,10 @@ def extract(text: str, patterns) -> list:
     return values
 
 
+@lru_cache(maxsize=4096)
 def extract_gold(gold: str, kind: str) -> list:
-    """The gold's candidates, or the raw gold string when none can be extracted."""
+    """The gold's candidates, or the raw gold string when none can be extracted; memoised: a group of responses
+    shares its gold (sympy values are immutable)."""
     return extract(gold, GOLD_TARGETS[kind]) or [gold]
 
 

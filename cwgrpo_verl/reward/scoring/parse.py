@@ -1,11 +1,8 @@
 """From a candidate match to a value: lighteval's extraction step (commit ed084813) on today's parser.
 
-lighteval normalised a LaTeX candidate with latex2sympy2_extended's ``normalize_latex`` (basic LaTeX, units,
-malformed operators, nits, equations, ``\\boxed`` contents) and parsed it with ``latex2sympy``; an expression
-candidate becomes a sympy ``Number`` or ``parse_expr(..., evaluate=False)``; a percent sign multiplies by
-1/100. Every attempt also yields the candidate's string, which lighteval keeps as a fallback. The parser is
-latex2sympy2_extended 1.11 (what math-verify 0.9 pins), not the 1.0.6 of the paper;
-:func:`normalize` and :func:`parse_latex` redo the steps whose behaviour changed since (see docs/reward.md).
+The parser is latex2sympy2_extended 1.11 (what math-verify 0.9 pins), not the 1.0.6 of the paper; :func:`normalize`
+and :func:`parse_latex` redo the steps whose behaviour changed since (docs/reward.md, "What the paper's scorer
+really was").
 
 Follows ``extract_expr``, ``extract_latex`` and ``convert_to_pct`` of ``src/lighteval/metrics/utils/
 extractive_match_utils.py`` at lighteval ed084813 (https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/utils/extractive_match_utils.py), with

@@ -1,18 +1,9 @@
 """Training mode: the authors' accuracy reward as they ran it, on math-verify 0.5.2.
 
 The authors (WangCheng0116/CW-GRPO at 4259d83, ``src/open_r1/rewards.py``, ``accuracy_reward``) pinned
-math-verify 0.5.2, and with it latex2sympy2_extended 1.0.6. Gold: the Open-RS ``solution``, parsed with 0.5.2's
-default targets (LaTeX with ``\\boxed{}`` at priority 50, then an expression), first match. Prediction: the whole
-completion, LaTeX only, ``\\boxed{}`` first, every box kept, nothing without an anchor, nits and malformed
-operators off, first match. Verdict: 0.5.2's ``verify`` (6-decimal rounding).
-
-math-verify 0.9 and latex2sympy2_extended 1.11 changed what happens to a candidate (unit words are stripped, nearby
-bare boxes merged, irrational values rounded to 6 decimals, symbol names lower-cased, percent signs fail to
-parse), which changed 7% of the verdicts (``tests/test_reward_authors.py``). So training mode runs on the same
-0.5.2-era building blocks as evaluation mode (lighteval at ed084813 is the code math-verify 0.5.2 came from):
-its candidate patterns (:mod:`.candidates`), 1.0.6's normalisation and parsing (:mod:`.parse`) and its comparison
-(:mod:`.compare`), with the authors' settings. Nothing here is time-limited: the pool's per-sample limit is the
-only one.
+math-verify 0.5.2, and with it latex2sympy2_extended 1.0.6. So this runs on the same 0.5.2-era code as evaluation
+mode (lighteval at ed084813 is the code math-verify 0.5.2 came from) with the authors' settings: the prediction keeps
+every box and has nits and malformed operators off. Rules and agreement: docs/reward.md, "Two modes".
 """
 
 from __future__ import annotations

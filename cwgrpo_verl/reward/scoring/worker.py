@@ -1,10 +1,8 @@
 """The processes that score: a zygote that imports and warms the scoring once, and the workers it forks.
 
-The pool starts ``python -c <bootstrap> <socket fd> <caller pid>``, a fresh interpreter without verl, torch or the
-caller's threads; the zygote forks a copy-on-write worker per byte received (ready in milliseconds) and hands back
-its pid and two pipe ends (SCM_RIGHTS). Both set ``PR_SET_PDEATHSIG`` (SIGKILL), which the kernel delivers even
-during a long C-level computation. Workers speak JSON over ``multiprocessing.connection`` framing:
-``{"mode", "gold_kind", "gold", "text"}`` in, ``{"acc", "pred", "reason"}`` out.
+The pool starts ``python -c <bootstrap> <socket fd> <caller pid>``; the zygote forks a worker per byte received and
+hands back its pid and two pipe ends (SCM_RIGHTS). Workers speak JSON over ``multiprocessing.connection`` framing:
+``{"mode", "gold_kind", "gold", "text"}`` in, ``{"acc", "pred", "reason"}`` out. Why: docs/reward.md, "The worker pool".
 """
 
 from __future__ import annotations
