@@ -8,6 +8,7 @@ fails other than the known data defects below.
 from __future__ import annotations
 
 import argparse
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -70,3 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         bad += len(r["failures"]) - len(r["known"])
     return 1 if bad else 0
 
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,7 +2,7 @@
 trainer worker that pushes the trained weights to it after every step (verl's ``naive`` weight sync).
 
 It serves verl's agent loop as a vLLM server would (``generate``; the replica's and checkpoint manager's control
-calls are no-ops), keeping the contracts listed in docs/cpu_backend.md. Each request samples from its own generator,
+calls do nothing here), keeping the contracts listed in docs/cpu_backend.md. Each request samples from its own generator,
 seeded by the rollout seed, the replica, the step, the prompt and how often the replica has seen that prompt in the
 step: a run resumed from a checkpoint samples what the uninterrupted run sampled (vLLM gives no such guarantee; the
 tests need it).

@@ -229,8 +229,8 @@ def render_markdown(metrics: dict, figure: str = "curves.png") -> str:
         "| method | " + " | ".join(f"pos top {q.replace('pct', '%')}" for q in TAIL) + " | "
         + " | ".join(f"neg top {q.replace('pct', '%')}" for q in TAIL[:3]) + " |",
         "| --- |" + " --- |" * (len(TAIL) + 3),
-        *(_row([label(m), *(_fmt(per_seed(metrics, m, f"cov_{side}_top_{q}"))
-                            for side, qs in (("pos", TAIL), ("neg", TAIL[:3])) for q in qs)]) for m in methods),
+        *(_row([label(m), *(_fmt(per_seed(metrics, m, f"cov_pos_top_{q}")) for q in TAIL),
+                *(_fmt(per_seed(metrics, m, f"cov_neg_top_{q}")) for q in TAIL[:3])]) for m in methods),
         "",
         "## CW-GRPO weights (mean over steps)",
         "",

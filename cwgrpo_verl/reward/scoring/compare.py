@@ -1,7 +1,7 @@
 """When a prediction equals the gold: lighteval's comparison (commit ed084813), precision 5, strict.
 
-The paper's verdicts come from it, not from math-verify's later, more lenient ``verify`` (which also accepts a
-solved equation); the rules and how they differ: docs/reward.md, "What the paper's scorer really was".
+The paper's verdicts come from this comparison, not from math-verify's later ``verify``, which is more lenient
+(it accepts a solved equation, among others): docs/reward.md, "What the paper's scorer really was".
 
 Follows ``src/lighteval/metrics/utils/math_comparison.py`` (``compare_gold_target`` and the ``sympy_*``
 comparisons) at lighteval ed084813: https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/utils/math_comparison.py
