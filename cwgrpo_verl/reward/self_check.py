@@ -8,7 +8,6 @@ fails other than the known data defects below.
 from __future__ import annotations
 
 import argparse
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,3 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    row {i}: answer={ans!r} reason={reason} pred={pred!r}{note}")
         bad += len(r["failures"]) - len(r["known"])
     return 1 if bad else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
