@@ -9,6 +9,4 @@ CLI entry points (``python -m data_prep NAME ...`` runs ``python -m data_prep.NA
 Every output is all-or-nothing and re-runnable: a file changes only when the pass that writes it succeeds
 (``eval_sets`` writes the sets that succeed and reports the others), re-running over the same folder gives the
 same bytes, and every failure is one line naming the file, row and field, or the flag to use.
-Modules: ``common`` (what a row means, how a command fails), ``sources`` (reading, local or hub), ``convert``
-(the pass), ``output`` (writing), ``decontaminate``.
 """

@@ -1,5 +1,4 @@
-"""``python -m data_prep`` lists the sub-commands; ``python -m data_prep NAME ARGS...`` runs
-``python -m data_prep.NAME ARGS...``."""
+"""``python -m data_prep NAME ARGS...`` runs ``python -m data_prep.NAME ARGS...``; alone, it lists them."""
 
 import importlib
 import sys

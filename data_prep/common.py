@@ -90,6 +90,19 @@ def _text(fieldname: str, v: Any, where: str = "") -> str:
     return v
 
 
+def _answer(v: Any, empty: str = "empty string") -> str:
+    """An ``answer`` value as stripped text: a finite number (27.0 -> "27") or a non-blank string."""
+    if isinstance(v, float) and not math.isfinite(v):
+        raise RowError("answer", f"non-finite number {v!r}")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return format_number(v)
+    if not isinstance(v, str):
+        raise RowError("answer", f"expected a number or string, got {type(v).__name__}")
+    if not v.strip():
+        raise RowError("answer", empty)
+    return v.strip()
+
+
 def problem_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str]:
     """(problem text, field name): the set's field, else the other of problem/question (schema variants)."""
     first = data_sets.get(set_name).problem_field
@@ -100,16 +113,9 @@ def problem_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def ground_truth_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str, str]:
-    """Gold for one source row by the set's ``gold`` rule (:mod:`cwgrpo_verl.data_sets`): ``(ground_truth, answer,
-    gold_field)``.
-
-    ``ground_truth`` (``reward_model.ground_truth``) is the string the paper's scorer parsed as gold, so the reward
-    reproduces its extraction; ``answer`` (``extra_info.answer``) the bare final answer (no ``$``, no ``\\boxed``);
-    ``gold_field`` the source field it came from.  open_rs: the ``solution`` text (answer: its last ``\\boxed{}``,
-    else the ``answer`` column; no solution: ``\\boxed{answer}``).  math500, minerva: the ``solution``, which must
-    hold a ``\\boxed{}`` (MATH-500 falls back to ``\\boxed{answer}``).  aime24, amc23: ``answer`` ("025" kept, answer
-    "25"; 27.0 -> "27").  olympiadbench: ``final_answer[0]`` as given, else the hub's ``answer`` column.
-    """
+    """Gold for one source row by the set's ``gold`` rule (:mod:`cwgrpo_verl.data_sets`): the string the paper's
+    scorer parsed as gold (``reward_model.ground_truth``, so the reward reproduces its extraction), the bare final
+    answer (``extra_info.answer``: no ``$``, no ``\\boxed``; "025" -> "25", 27.0 -> "27") and the source field."""
     gold = data_sets.get(set_name).gold
     if gold in ("solution", "boxed_solution", "boxed_solution_or_answer"):
         sol = row.get("solution")
@@ -118,65 +124,41 @@ def ground_truth_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str, s
         boxed = last_boxed(sol) if sol else None
         if boxed is not None:
             return sol, boxed, "solution"
+        text = bool(sol and sol.strip())
         if gold == "boxed_solution":  # only a box is an answer
-            raise RowError("solution", "missing" if sol is None else "no \\boxed{} answer in solution" if sol.strip()
+            raise RowError("solution", "missing" if sol is None else "no \\boxed{} answer in solution" if text
                            else "empty string")
-        ans = row.get("answer")
-        if gold == "solution" and sol and sol.strip():
-            # the authors' reward parses the solution whatever it contains
-            if isinstance(ans, str) and ans.strip():
-                return sol, ans.strip(), "solution"
-            if isinstance(ans, (int, float)) and not isinstance(ans, bool) and math.isfinite(ans):
-                return sol, format_number(ans), "solution"
-            raise RowError("solution", "no \\boxed{} answer in solution and no usable 'answer' column")
-        if ans is None:
-            raise RowError("solution", "no \\boxed{} answer in solution and no 'answer' column" if sol and sol.strip()
+        if gold == "solution" and text:  # the authors' reward parses the solution whatever it contains
+            try:
+                return sol, _answer(row.get("answer")), "solution"
+            except RowError:
+                raise RowError("solution", "no \\boxed{} answer in solution and no usable 'answer' column") from None
+        if row.get("answer") is None:
+            raise RowError("solution", "no \\boxed{} answer in solution and no 'answer' column" if text
                            else "missing (and no 'answer' column)")
-        if isinstance(ans, (int, float)) and not isinstance(ans, bool):
-            if not math.isfinite(ans):
-                raise RowError("answer", f"non-finite number {ans!r}")
-            s = format_number(ans)
-        elif isinstance(ans, str):
-            if not ans.strip():
-                raise RowError("answer", "empty string (and no \\boxed{} in solution)")
-            s = ans.strip()
-        else:
-            raise RowError("answer", f"expected a string or number, got {type(ans).__name__}")
+        s = _answer(row["answer"], "empty string (and no \\boxed{} in solution)")
         return f"\\boxed{{{s}}}", s, "answer"
-
     if gold == "answer":
-        ans = row.get("answer")
-        if ans is None:
+        if row.get("answer") is None:
             raise RowError("answer", "missing")
-        if isinstance(ans, (int, float)) and not isinstance(ans, bool):
-            if isinstance(ans, float) and not math.isfinite(ans):
-                raise RowError("answer", f"non-finite number {ans!r}")
-            s = format_number(ans)
-        elif isinstance(ans, str):
-            if not ans.strip():
-                raise RowError("answer", "empty string")
-            s = ans.strip()
-            if re.fullmatch(r"[+-]?\d+\.0+", s):  # "27.0" as a string (AMC's floats)
-                s = str(int(float(s)))
-        else:
-            raise RowError("answer", f"expected a number or string, got {type(ans).__name__}")
+        s = _answer(row["answer"])
+        if re.fullmatch(r"[+-]?\d+\.0+", s):  # "27.0" as a string (AMC's floats)
+            s = str(int(float(s)))
         return s, str(int(s)) if re.fullmatch(r"[+-]?\d+", s) else s, "answer"  # "025" -> "25"
-
     if gold == "final_answer":
         fa = row.get("final_answer")
-        if fa is not None:
-            fa = [fa] if isinstance(fa, str) else fa
-            if not isinstance(fa, (list, tuple)):
-                raise RowError("final_answer", f"expected a list of strings, got {type(fa).__name__}")
-            if not fa:
-                raise RowError("final_answer", "empty list")
-            first = _text("final_answer", fa[0], "element 0: ")
-            return first, first.replace("$", "").strip(), "final_answer[0]"
-        if row.get("answer") is None:
-            raise RowError("final_answer", "missing (and no 'answer' column)")
-        ans = _text("answer", row["answer"])
-        return ans, ans.replace("$", "").strip(), "answer"
-
+        if fa is None:
+            if row.get("answer") is None:
+                raise RowError("final_answer", "missing (and no 'answer' column)")
+            ans = _text("answer", row["answer"])
+            return ans, ans.replace("$", "").strip(), "answer"
+        fa = [fa] if isinstance(fa, str) else fa
+        if not isinstance(fa, (list, tuple)):
+            raise RowError("final_answer", f"expected a list of strings, got {type(fa).__name__}")
+        if not fa:
+            raise RowError("final_answer", "empty list")
+        first = _text("final_answer", fa[0], "element 0: ")
+        return first, first.replace("$", "").strip(), "final_answer[0]"
     raise ValueError(f"unknown set {set_name!r}")
 
 
@@ -195,16 +177,12 @@ PARQUET_SCHEMA = pa.schema([
 def _meta_str(key: str, v: Any) -> str:
     """A metadata value as text ('' for None), so the parquet schema is the same for every set."""
     try:
-        if v is None:
-            text = ""
-        elif isinstance(v, bool):
-            text = "true" if v else "false"
-        elif isinstance(v, float):
-            text = format_number(v) if math.isfinite(v) else repr(v)
-        elif isinstance(v, (list, tuple)):
+        if isinstance(v, (list, tuple)):
             text = json.dumps(list(v), ensure_ascii=False)
+        elif isinstance(v, float) and math.isfinite(v):
+            text = format_number(v)
         else:
-            text = str(v)
+            text = "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
         return check_text(key, text)
     except (ValueError, TypeError, RecursionError) as e:  # e.g. a list nested too deeply for json.dumps
         raise RowError(key, f"cannot be stored as text ({type(e).__name__}: {e})") from None

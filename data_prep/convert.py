@@ -17,11 +17,13 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from data_prep.common import PARQUET_SCHEMA, DataPrepError, RowError, build_row, problem_for
+from data_prep.decontaminate import REPORT_HEADER
 from data_prep.output import CONTAMINATED_SUFFIX, DUPLICATES_SUFFIX, REJECTS_SUFFIX, REPORT_SUFFIX, Outputs, output_dir
 from data_prep.sources import SourceRow, iter_source_rows
 
@@ -33,17 +35,6 @@ CHUNK_CHARS = 4 << 20
 MAX_LISTED_ERRORS = 20
 
 
-@dataclass
-class Checked:
-    """A source row after validation: ``row`` (the verl row) or ``error``; ``first`` is the earlier row with the
-    same problem as ``(rownum, answer)``, if any."""
-
-    source: SourceRow
-    row: dict[str, Any] | None
-    error: RowError | None
-    first: tuple[int, str] | None = None
-
-
 def row_message(label: str, rownum: int, error: RowError) -> str:
     """``FILE:row N: field 'X': problem``, the one form every row error takes."""
     return f"{label}:row {rownum}: field '{error.field}': {error.problem}"
@@ -51,49 +42,39 @@ def row_message(label: str, rownum: int, error: RowError) -> str:
 
 def check_rows(set_name: str, source: str | os.PathLike, *, split_label: str,
                messages_fn: Callable[[str], list[dict[str, str]]], hub_split: str | None = None,
-               hint: str = "--source") -> Iterator[Checked]:
-    """Every source row, validated and built; no row's failure stops the others."""
+               hint: str = "--source") -> Iterator[SourceRow]:
+    """Every source row with its verl ``row`` or its ``error``, and ``first`` if an earlier row has the same
+    problem; no row's failure stops the others."""
     seen: dict[bytes, tuple[int, str]] = {}
     for sr in iter_source_rows(source, split=hub_split, hint=hint):
-        if sr.error is not None:
-            yield Checked(sr, None, sr.error)
-            continue
         try:
-            row = build_row(set_name, sr.data, sr.position, split_label, messages_fn)
+            if sr.error is None:
+                sr.row = build_row(set_name, sr.data, sr.position, split_label, messages_fn)
         except RowError as e:
-            yield Checked(sr, None, e)
-            continue
+            sr.error = e
         except Exception as e:  # a value no rule foresaw still fails only its own row
-            yield Checked(sr, None, RowError("*", f"{type(e).__name__}: {e}"))
-            continue
-        info = row["extra_info"]
-        key = hashlib.blake2b(" ".join(info["problem"].split()).encode("utf-8"), digest_size=16).digest()
-        first = seen.setdefault(key, (sr.rownum, info["answer"]))
-        yield Checked(sr, row, None, None if first[0] == sr.rownum else first)
+            sr.error = RowError("*", f"{type(e).__name__}: {e}")
+        if sr.row is not None:
+            info = sr.row["extra_info"]
+            key = hashlib.blake2b(" ".join(info["problem"].split()).encode("utf-8"), digest_size=16).digest()
+            first = seen.setdefault(key, (sr.rownum, info["answer"]))
+            sr.first = None if first[0] == sr.rownum else first
+        yield sr
 
 
-def _jsonable(obj: Any) -> Any:
+def _reject(sr: SourceRow, error: RowError, message: str) -> dict[str, Any]:
+    data = sr.data
     try:
-        json.dumps(obj, allow_nan=False)
-        return obj
-    except (TypeError, ValueError, RecursionError):
+        json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):  # what JSON cannot hold is kept as its repr
         try:
-            return repr(obj)
+            data = repr(data)
         except RecursionError:
-            return None
-
-
-def _reject(c: Checked, error: RowError, message: str) -> dict[str, Any]:
-    record = {"row": c.source.rownum, "field": error.field, "problem": error.problem, "message": message,
-              "data": _jsonable(c.source.data)}
-    if c.source.data is None and c.source.raw is not None:  # a line that could not be parsed: keep it as read
-        record["raw"] = c.source.raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+            data = None
+    record = {"row": sr.rownum, "field": error.field, "problem": error.problem, "message": message, "data": data}
+    if sr.data is None and sr.raw is not None:  # a line that could not be parsed: keep it as read
+        record["raw"] = sr.raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
     return record
-
-
-def _chars(row: dict[str, Any]) -> int:
-    info = row["extra_info"]
-    return sum(len(m["content"]) for m in row["prompt"]) + len(row["reward_model"]["ground_truth"]) + len(info["problem"])
 
 
 def convert(set_name: str, source: str | os.PathLike, out_dir: str | os.PathLike, *, split_label: str,
@@ -107,64 +88,64 @@ def convert(set_name: str, source: str | os.PathLike, out_dir: str | os.PathLike
     out = output_dir(out_dir, "--out")
     name, label, path = set_name, str(source), out / f"{set_name}.parquet"
     rejects_path, dups_path = out / f"{name}{REJECTS_SUFFIX}", out / f"{name}{DUPLICATES_SUFFIX}"
-    total = valid = written = rejected = repeats = screened_out = 0
+    total = valid = rejected = repeats = screened_out = chars = 0
     listed: list[str] = []
+    chunk: list[dict[str, Any]] = []
     with Outputs([(hint, source)] + (screen.inputs if screen is not None else [])) as outputs:
         parquet = outputs.open(path, "--out", schema=PARQUET_SCHEMA)
         rejects = outputs.open(rejects_path, "--out", optional=True)
         dups = outputs.open(dups_path, "--out", optional=True)
-        report, dropped = out / f"{name}{REPORT_SUFFIX}", out / f"{name}{CONTAMINATED_SUFFIX}"
+        # unscreened, these stay empty: an earlier screened run's report and list would describe other data
+        report = outputs.open(out / f"{name}{REPORT_SUFFIX}", "--out", optional=True,
+                              header=None if screen is None else REPORT_HEADER)
+        dropped = outputs.open(out / f"{name}{CONTAMINATED_SUFFIX}", "--out", optional=True)
         if screen is not None:
-            screen.open(outputs, report, dropped, "--out")
-        else:  # an earlier screened run's report and list describe other data than this run writes
-            outputs.remove(report, "--out")
-            outputs.remove(dropped, "--out")
-        chunk: list[dict[str, Any]] = []
-        chars = 0
-        for c in check_rows(set_name, source, split_label=split_label, messages_fn=messages_fn, hub_split=hub_split,
-                            hint=hint):
+            screen.report_rows, screen.dropped_rows = report, dropped
+        for sr in check_rows(set_name, source, split_label=split_label, messages_fn=messages_fn, hub_split=hub_split,
+                             hint=hint):
             total += 1
-            error = c.error
-            if c.first is not None:
+            error = sr.error
+            if sr.first is not None:
                 repeats += 1
-                same = c.first[1] == c.row["extra_info"]["answer"]
+                same = sr.first[1] == sr.row["extra_info"]["answer"]
                 if duplicates == "error":
-                    error = RowError(problem_for(set_name, c.source.data)[1], f"duplicate of row {c.first[0]} "
+                    error = RowError(problem_for(set_name, sr.data)[1], f"duplicate of row {sr.first[0]} "
                                      f"(same problem, {'same answer' if same else 'a different answer'})")
                 else:
-                    dups.write({"row": c.source.rownum, "duplicate_of": c.first[0], "same_answer": same,
+                    dups.write({"row": sr.rownum, "duplicate_of": sr.first[0], "same_answer": same,
                                 "action": "kept" if duplicates == "keep" else "dropped",
-                                "problem": c.row["extra_info"]["problem"]})
+                                "problem": sr.row["extra_info"]["problem"]})
                     if duplicates == "drop":
                         continue
             if error is not None:
                 rejected += 1
-                message = row_message(label, c.source.rownum, error)
+                message = row_message(label, sr.rownum, error)
                 if skip_invalid:
-                    rejects.write(_reject(c, error, message))
+                    rejects.write(_reject(sr, error, message))
                 if len(listed) < MAX_LISTED_ERRORS:
                     listed.append(message)
                 continue
             valid += 1
-            if screen is not None and not screen.keep(valid - 1, c.row):
+            if screen is not None and not screen.keep(valid - 1, sr.row):
                 screened_out += 1
                 continue
             if rejected and not skip_invalid:
                 continue  # the run fails anyway: keep validating, stop writing
-            chunk.append(c.row)
-            chars += _chars(c.row)
+            chunk.append(sr.row)
+            chars += sum(len(m["content"]) for m in sr.row["prompt"]) + len(sr.row["reward_model"]["ground_truth"]) \
+                + len(sr.row["extra_info"]["problem"])
             if len(chunk) >= CHUNK_ROWS or chars >= CHUNK_CHARS:
-                parquet.write_rows(chunk)
-                written += len(chunk)
+                parquet.write_table(pa.Table.from_pylist(chunk, schema=PARQUET_SCHEMA))
                 chunk, chars = [], 0
-        parquet.write_rows(chunk)
-        written += len(chunk)
+        parquet.write_table(pa.Table.from_pylist(chunk, schema=PARQUET_SCHEMA))
         if rejected and not skip_invalid:
             more = f" (first {len(listed)} listed above)" if len(listed) > 1 else ""
-            raise DataPrepError(f"{name}: {rejected} invalid row(s) of {total}{more}, nothing written: {listed[0]}; re-run "
-                                f"with --skip-invalid to write the valid rows and list the others in {rejects_path}", listed)
-        if written == 0:
-            why = f"; the {screened_out} valid row(s) all overlap evaluation problems (--drop-contaminated)" if screened_out else ""
+            raise DataPrepError(f"{name}: {rejected} invalid row(s) of {total}{more}, nothing written: {listed[0]}; "
+                                f"re-run with --skip-invalid to write the valid rows and list the others in "
+                                f"{rejects_path}", listed)
+        if valid == screened_out:
+            why = f"; the {screened_out} valid row(s) all overlap evaluation problems (--drop-contaminated)" \
+                if screened_out else ""
             why += f"; {rejected} invalid, the first: {listed[0]}" if rejected else ""
             raise DataPrepError(f"{name}: no valid rows in {label} (of {total}){why}")
         outputs.commit()
@@ -173,5 +154,5 @@ def convert(set_name: str, source: str | os.PathLike, out_dir: str | os.PathLike
     if repeats and duplicates != "error":
         action = "dropped" if duplicates == "drop" else "kept (--duplicates drop keeps only the first)"
         logger.warning("%s: %d row(s) repeat an earlier problem: %s; listed in %s", name, repeats, action, dups_path)
-    logger.info("%s: wrote %d of %d rows to %s", name, written, total, path)
+    logger.info("%s: wrote %d of %d rows to %s", name, valid - screened_out, total, path)
     return path

@@ -1,9 +1,5 @@
 """Word n-gram overlap between training problems and evaluation problems.
 
-    python -m data_prep.decontaminate --train X.parquet --eval DIR_OR_FILES... --report out.csv
-                                      [--n 13] [--threshold 0.5] [--min-score 0]
-                                      [--drop-contaminated --out CLEAN.parquet]
-
 Texts are normalised (lowercase; LaTeX spacing, ``\\left``/``\\right``, ``$`` and punctuation removed; ``\\dfrac``/
 ``\\tfrac`` -> ``frac``, ``\\dbinom`` -> ``binom``) and split into words, then into the set of their word n-grams (a
 text of fewer than n words: one gram of the whole text).  A (train, eval) pair scores shared n-grams / min(#train
@@ -42,6 +38,8 @@ logger = logging.getLogger("data_prep.decontaminate")
 
 DEFAULT_N = 13
 DEFAULT_THRESHOLD = 0.5
+REPORT_HEADER = ["train_position", "train_index", "eval_set", "eval_index", "score", "shared_ngrams", "train_ngrams",
+                 "eval_ngrams", "contaminated", "train_problem", "eval_problem"]
 
 _LATEX_DROP = re.compile(r"\\(left|right|big|Big|bigg|Bigg|quad|qquad|displaystyle|textstyle|mathrm|text|mbox)\b|\\[,;:! ]")
 _LATEX_RENAME = ((re.compile(r"\\[dt]frac\b"), " frac "), (re.compile(r"\\dbinom\b"), " binom "))
@@ -64,7 +62,7 @@ def ngram_set(tokens: Sequence[str], n: int) -> set[int]:
 
 @dataclass(frozen=True)
 class Text:
-    dataset: str  # set name (eval) or "train"
+    dataset: str  # eval: extra_info.dataset, else the file's stem; "train"
     index: int  # extra_info.index for verl parquet, else 0-based row position
     position: int  # 0-based row position in its file
     text: str
@@ -84,29 +82,23 @@ class Overlap:
         return self.shared / max(1, min(self.train_ngrams, self.eval_ngrams))
 
 
-def _text_of(row: dict[str, Any]) -> str | None:
-    ei = row.get("extra_info")
-    if isinstance(ei, dict) and isinstance(ei.get("problem"), str) and ei["problem"].strip():
-        return ei["problem"]
-    prompt = row.get("prompt")
-    if isinstance(prompt, list):
-        users = [m.get("content") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
-        if users and isinstance(users[-1], str):
-            return users[-1]
-    for key in ("problem", "question"):
-        if isinstance(row.get(key), str) and row[key].strip():
-            return row[key]
-    return None
-
-
-def _index_of(row: dict[str, Any], position: int) -> int:
-    ei = row.get("extra_info")
-    index = ei.get("index") if isinstance(ei, dict) else None
-    return index if isinstance(index, int) and not isinstance(index, bool) else position
-
-
-def _no_text(where: str) -> DataPrepError:
-    return DataPrepError(f"{where}: field 'problem': no problem text (extra_info.problem, prompt, problem or question)")
+def _row_text(row: dict[str, Any], position: int, source: str, where: str, dataset: str | None = None) -> Text:
+    """A verl row's ``extra_info.problem`` (else its last user message), or a raw row's problem/question."""
+    ei = row["extra_info"] if isinstance(row.get("extra_info"), dict) else {}
+    prompt = row["prompt"] if isinstance(row.get("prompt"), list) else []
+    users = [m.get("content") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+    if isinstance(ei.get("problem"), str) and ei["problem"].strip():
+        text = ei["problem"]
+    elif users and isinstance(users[-1], str):
+        text = users[-1]
+    else:
+        text = next((row[k] for k in ("problem", "question") if isinstance(row.get(k), str) and row[k].strip()), None)
+    if text is None:
+        raise DataPrepError(f"{where}: field 'problem': no problem text (extra_info.problem, prompt, problem or "
+                            "question)")
+    index = ei.get("index")
+    index = index if isinstance(index, int) and not isinstance(index, bool) else position
+    return Text(dataset or str(ei.get("dataset") or Path(source).stem), index, position, text, source)
 
 
 def training_set_reason(path: Path) -> str | None:
@@ -116,9 +108,7 @@ def training_set_reason(path: Path) -> str | None:
     try:
         pf = pq.ParquetFile(path)
         columns = [c for c in ("data_source", "extra_info") if c in pf.schema_arrow.names]
-        if not columns or pf.metadata.num_row_groups == 0:
-            return None
-        rows = pf.read_row_group(0, columns=columns).to_pylist()
+        rows = pf.read_row_group(0, columns=columns).to_pylist() if columns and pf.metadata.num_row_groups else []
     except (pa.ArrowException, OSError):
         return None  # unreadable: reading it as evaluation data will say why
     if any(r.get("data_source") == data_sets.TRAINING.data_source for r in rows):
@@ -140,10 +130,10 @@ def expand_paths(items: Iterable[str | Path], exclude: Iterable[str | Path] = ()
         p = Path(item)
         if p.is_dir() and not ((p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()):
             for f in sorted(p.iterdir()):
-                if f.name.startswith(".") or f.suffix not in (".parquet", ".jsonl", ".json") or f.name.endswith(SIDE_FILE_SUFFIXES):
+                if f.name.startswith(".") or f.suffix not in (".parquet", ".jsonl", ".json") \
+                        or f.name.endswith(SIDE_FILE_SUFFIXES):
                     continue
-                reason = training(f)
-                if reason:
+                if reason := training(f):
                     logger.info("decontamination: skipping %s (%s: not evaluation data)", f, reason)
                 else:
                     paths.append(f)
@@ -165,11 +155,7 @@ def load_eval_texts(items: Iterable[str | Path], exclude: Iterable[str | Path] =
         for sr in iter_source_rows(p, hint="evaluation file"):
             if sr.data is None:
                 raise DataPrepError(f"{p}:row {sr.rownum}: {sr.error}")
-            text = _text_of(sr.data)
-            if text is None:
-                raise _no_text(f"{p}:row {sr.rownum}")
-            ei = sr.data["extra_info"] if isinstance(sr.data.get("extra_info"), dict) else {}
-            texts.append(Text(str(ei.get("dataset") or p.stem), _index_of(sr.data, sr.position), sr.position, text, str(p)))
+            texts.append(_row_text(sr.data, sr.position, str(p), f"{p}:row {sr.rownum}"))
     if not texts:
         raise DataPrepError(f"{flag} {' '.join(map(str, items))}: no evaluation rows found "
                             "(write them first with python -m data_prep.eval_sets)")
@@ -215,10 +201,6 @@ def contaminated_positions(overlaps: Sequence[Overlap], threshold: float) -> dic
     return best
 
 
-REPORT_HEADER = ["train_position", "train_index", "eval_set", "eval_index", "score", "shared_ngrams", "train_ngrams",
-                 "eval_ngrams", "contaminated", "train_problem", "eval_problem"]
-
-
 def _snippet(s: str, k: int = 160) -> str:
     s = " ".join(s.split())
     return s if len(s) <= k else s[: k - 3] + "..."
@@ -227,37 +209,28 @@ def _snippet(s: str, k: int = 160) -> str:
 class Screen:
     """Checks training rows against an :class:`EvalIndex` as they stream: :meth:`keep` is False for a row that
     overlaps an evaluation problem when ``drop`` is set.  Writes each pair to ``report_rows`` and each dropped row
-    to ``dropped_rows`` (output targets: :meth:`open` opens them)."""
+    to ``dropped_rows`` (output targets, set by the caller)."""
 
     def __init__(self, index: EvalIndex, threshold: float = DEFAULT_THRESHOLD, drop: bool = False,
                  min_score: float = 0.0, label: str = "train", eval_flag: str = "--eval"):
         self.index, self.threshold, self.drop, self.min_score, self.label = index, threshold, drop, min_score, label
         self.pairs = self.flagged = self.dropped = self.rows = 0
-        self.report_rows = self.dropped_rows = self.dropped_path = None
+        self.report_rows = self.dropped_rows = None
         #: the evaluation files read, as ``(flag, path)``: no output may overwrite them
         self.inputs = [(eval_flag, Path(p)) for p in dict.fromkeys(e.source for e in index.evals)]
 
-    def open(self, outputs: Outputs, report: Path, dropped: Path, flag: str) -> None:
-        self.dropped_path = dropped
-        self.report_rows = outputs.open(report, flag, header=REPORT_HEADER)
-        self.dropped_rows = outputs.open(dropped, flag, optional=True)
-
     def keep(self, position: int, row: dict[str, Any]) -> bool:
-        text = _text_of(row)
-        if text is None:
-            raise _no_text(f"{self.label}:row {position + 1}")
+        train = _row_text(row, position, self.label, f"{self.label}:row {position + 1}", "train")
         self.rows += 1
-        overlaps = self.index.overlaps(Text("train", _index_of(row, position), position, text, self.label), self.min_score)
+        overlaps = self.index.overlaps(train, self.min_score)
+        self.pairs += len(overlaps)
         for o in overlaps:
-            self.pairs += 1
             self.report_rows.write_csv([o.train.position, o.train.index, o.eval.dataset, o.eval.index, f"{o.score:.4f}",
                                         o.shared, o.train_ngrams, o.eval_ngrams, str(o.score >= self.threshold).lower(),
                                         _snippet(o.train.text), _snippet(o.eval.text)])
         best = contaminated_positions(overlaps, self.threshold).get(position)
-        if best is None:
-            return True
-        self.flagged += 1
-        if not self.drop:
+        self.flagged += best is not None
+        if best is None or not self.drop:
             return True
         self.dropped += 1
         self.dropped_rows.write({"position": position, "index": best.train.index, "score": round(best.score, 4),
@@ -266,8 +239,8 @@ class Screen:
         return False
 
     def summary(self) -> str:
-        return (f"{self.pairs} overlapping pair(s); {self.flagged} of {self.rows} training rows with score >= {self.threshold}"
-                f" (n={self.index.n}, {len(self.index.evals)} evaluation rows)")
+        return (f"{self.pairs} overlapping pair(s); {self.flagged} of {self.rows} training rows with score >= "
+                f"{self.threshold} (n={self.index.n}, {len(self.index.evals)} evaluation rows)")
 
 
 def decontaminate(args: argparse.Namespace) -> None:
@@ -285,11 +258,11 @@ def decontaminate(args: argparse.Namespace) -> None:
     eval_files = expand_paths(args.eval, exclude=[train], flag="--eval")
     with Outputs([("--train", train), *(("--eval", p) for p in eval_files)]) as outputs:
         # every output is checked against every input and the other outputs before the evaluation sets are read
-        report_rows = outputs.open(report, "--report", header=REPORT_HEADER)
-        kept = outputs.open(out, "--out") if out is not None else None
-        dropped_rows = outputs.open(dropped, "--out", optional=True) if out is not None else None
+        report_rows, kept, dropped_rows = outputs.open(report, "--report", header=REPORT_HEADER), None, None
+        if out is not None:
+            kept, dropped_rows = outputs.open(out, "--out"), outputs.open(dropped, "--out", optional=True)
         evals = load_eval_texts(args.eval, flag="--eval", paths=eval_files)
-        screen = Screen(EvalIndex(evals, args.n), args.threshold, args.drop_contaminated, args.min_score, label=str(train))
+        screen = Screen(EvalIndex(evals, args.n), args.threshold, args.drop_contaminated, args.min_score, str(train))
         screen.report_rows, screen.dropped_rows = report_rows, dropped_rows
         if kept is not None and train.suffix.lower() == ".parquet":  # parquet -> parquet, batch by batch
             pf = parquet_file(train, "--train")

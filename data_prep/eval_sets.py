@@ -1,9 +1,5 @@
 """Build verl parquet files for the paper's five evaluation sets.
 
-    python -m data_prep.eval_sets --out DIR [--sets aime24,math500,amc23,minerva,olympiadbench]
-                                  [--source-dir DIR] [--source NAME=PATH_OR_HUB_ID ...]
-                                  [--prompt paper|none] [--skip-invalid] [--duplicates error|drop|keep]
-
 Writes ``DIR/<set>.parquet`` for each set, by default from the Hugging Face hub datasets the paper's lighteval
 tasks used (``hub_id`` in :mod:`cwgrpo_verl.data_sets`).  Without network, use ``--source-dir``, a folder holding
 ``aime24``, ``math500``, ``amc23``, ``minerva_math`` and ``olympiadbench`` as ``.jsonl``/``.json``/``.parquet`` files
@@ -27,24 +23,23 @@ from data_prep.output import output_dir
 def resolve_source(set_name: str, source_dir: str | Path | None, overrides: dict[str, str]) -> tuple[str, str, str]:
     """(source, hub split, the flag that chose it)."""
     dataset = data_sets.get(set_name)
-    split = dataset.hub_split
     if set_name in overrides:
-        return overrides[set_name], split, "--source"
-    if source_dir is not None:
-        d = Path(source_dir)
-        _source_dir(d)
-        for stem in dict.fromkeys((dataset.local_stem, set_name)):
-            for suf in (".jsonl", ".json", ".parquet", ""):
-                p = d / f"{stem}{suf}"
-                if p.exists():
-                    return str(p), split, "--source-dir"
-        raise DataPrepError(f"--source-dir {d}: no {dataset.local_stem}.jsonl/.json/.parquet or save_to_disk folder for {set_name}")
-    return dataset.hub_id, split, "--source-dir (or --source NAME=PATH)"
+        return overrides[set_name], dataset.hub_split, "--source"
+    if source_dir is None:
+        return dataset.hub_id, dataset.hub_split, "--source-dir (or --source NAME=PATH)"
+    d = _source_dir(source_dir)
+    for stem in dict.fromkeys((dataset.local_stem, set_name)):
+        for p in (d / f"{stem}{suf}" for suf in (".jsonl", ".json", ".parquet", "")):
+            if p.exists():
+                return str(p), dataset.hub_split, "--source-dir"
+    raise DataPrepError(f"--source-dir {d}: no {dataset.local_stem}.jsonl/.json/.parquet or save_to_disk folder for "
+                        f"{set_name}")
 
 
-def _source_dir(d: str | Path) -> None:
+def _source_dir(d: str | Path) -> Path:
     if not Path(d).is_dir():
         raise DataPrepError(f"--source-dir {d}: {'not a folder' if Path(d).exists() else 'no such folder'}")
+    return Path(d)
 
 
 def prepare_eval_set(set_name: str, out_dir: str | Path, source: str, hub_split: str | None = None, prompt: str = "paper",
@@ -84,17 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     if run(output_dir, args.out, "--out") or (args.source_dir is not None and run(_source_dir, args.source_dir)):
         return 1
 
-    failed = []
-    for name in args.sets:
+    def one(name: str) -> None:
+        src, split, hint = resolve_source(name, args.source_dir, overrides)
+        path = prepare_eval_set(name, args.out, src, split, prompt=args.prompt, skip_invalid=args.skip_invalid,
+                                duplicates=args.duplicates, hint=hint)
+        print(f"{name}: {path}")
 
-        def one(name: str = name) -> None:
-            src, split, hint = resolve_source(name, args.source_dir, overrides)
-            path = prepare_eval_set(name, args.out, src, split, prompt=args.prompt, skip_invalid=args.skip_invalid,
-                                    duplicates=args.duplicates, hint=hint)
-            print(f"{name}: {path}")
-
-        if run(one):
-            failed.append(name)
+    failed = [name for name in args.sets if run(one, name)]
     if failed:
         print(f"error: {len(failed)} set(s) not written: {','.join(failed)}", file=sys.stderr)
         return 1

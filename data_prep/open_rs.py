@@ -1,10 +1,5 @@
 """Build the verl training parquet from Open-RS (knoveleng/open-rs, 7000 rows).
 
-    python -m data_prep.open_rs --out DIR [--source HUB_ID_OR_LOCAL_PATH] [--no-system-prompt] [--skip-invalid]
-                                [--duplicates keep|drop|error]
-                                [--decontaminate-against PARQUET_OR_DIR ... [--drop-contaminated]
-                                 [--decontam-n 13] [--decontam-threshold 0.5]]
-
 Writes ``DIR/open_rs.parquet``: the paper's system prompt (``--no-system-prompt``: none), then the problem as the
 user message; ``reward_model.ground_truth`` is the ``solution`` text (the authors' accuracy reward parses it with
 math-verify, first match) and ``extra_info.answer`` its last ``\\boxed{}`` (else the ``answer`` column).  Repeated
@@ -28,7 +23,7 @@ from cwgrpo_verl import argtypes, data_sets
 from data_prep.common import run, setup_logging, train_messages
 from data_prep.convert import DUPLICATE_POLICIES, convert
 from data_prep.decontaminate import DEFAULT_N, DEFAULT_THRESHOLD, EvalIndex, Screen, load_eval_texts
-from data_prep.output import REPORT_SUFFIX, output_dir
+from data_prep.output import CONTAMINATED_SUFFIX, REPORT_SUFFIX, output_dir
 
 logger = logging.getLogger("data_prep.open_rs")
 
@@ -52,7 +47,7 @@ def prepare_open_rs(out_dir: str | Path, source: str | None = None, system_promp
         logger.info("decontamination: %s", screen.summary())
         if screen.flagged and drop_contaminated:
             logger.warning("%s: dropped %d contaminated row(s) (score >= %.2f); listed in %s",
-                           NAME, screen.dropped, threshold, screen.dropped_path)
+                           NAME, screen.dropped, threshold, out / f"{NAME}{CONTAMINATED_SUFFIX}")
         elif screen.flagged:
             logger.warning("%s: %d row(s) overlap evaluation problems (score >= %.2f); kept (use --drop-contaminated); see %s",
                            NAME, screen.flagged, threshold, out / f"{NAME}{REPORT_SUFFIX}")
@@ -76,14 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     if args.drop_contaminated and not args.decontaminate_against:
         ap.error("--drop-contaminated needs --decontaminate-against")
-
-    def go() -> None:
-        path = prepare_open_rs(args.out, args.source, not args.no_system_prompt, args.skip_invalid,
-                               args.decontaminate_against, args.drop_contaminated, args.decontam_n,
-                               args.decontam_threshold, args.duplicates)
-        print(f"{NAME}: {path}")
-
-    return run(go)
+    return run(lambda: print(f"{NAME}:", prepare_open_rs(
+        args.out, args.source, not args.no_system_prompt, args.skip_invalid, args.decontaminate_against,
+        args.drop_contaminated, args.decontam_n, args.decontam_threshold, args.duplicates)))
 
 
 if __name__ == "__main__":

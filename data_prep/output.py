@@ -8,7 +8,9 @@ removes its targets' stale ones, whose process is gone from this host or which a
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import glob
 import io
 import json
 import logging
@@ -76,40 +78,28 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def _remove_stale_temporaries(target: Path) -> None:
-    prefix = f".{target.name}."
-    try:
-        entries = list(target.parent.iterdir())
-    except OSError:
-        return
-    for p in entries:
-        if not (p.name.startswith(prefix) and p.name.endswith(".tmp")):
-            continue
+    for p in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        m = _TMP_MIDDLE.fullmatch(p.name[len(target.name) + 2 : -len(".tmp")])
         try:
-            if not p.is_file() or p.is_symlink():
-                continue
-            age = time.time() - p.stat().st_mtime
-        except OSError:
-            continue
-        m = _TMP_MIDDLE.fullmatch(p.name[len(prefix) : -len(".tmp")])
-        if (m is not None and m["host"] == _HOST and not alive(int(m["pid"]))) or age > STALE_AFTER_S:
-            try:
+            dead = m is not None and m["host"] == _HOST and not alive(int(m["pid"]))
+            if p.is_file() and not p.is_symlink() and (dead or time.time() - p.stat().st_mtime > STALE_AFTER_S):
                 p.unlink()
-            except FileNotFoundError:
-                continue
-            logger.info("removed stale temporary file %s (from an interrupted run)", p)
+                logger.info("removed stale temporary file %s (from an interrupted run)", p)
+        except OSError:  # gone meanwhile, or not ours to remove
+            continue
 
 
 class _Target:
     """One file of a run, in a temporary file: jsonl records, csv rows or parquet tables (the first sets the schema)."""
 
     def __init__(self, path: Path, flag: str, optional: bool):
-        self.path, self.flag, self.optional, self.records = path, flag, optional, 0
+        self.path, self.flag, self.optional, self.records, self.writer = path, flag, optional, 0, None
         _remove_stale_temporaries(path)
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}-", suffix=".tmp", dir=path.parent)
         except OSError as e:
             raise _error(f"{flag} {path.parent}: cannot write in this folder", e) from None
-        self.tmp, self.file, self.writer = Path(tmp), os.fdopen(fd, "wb"), None
+        self.tmp, self.file = Path(tmp), os.fdopen(fd, "wb")
 
     def _write(self, write: Any, data: Any) -> None:
         try:
@@ -132,25 +122,19 @@ class _Target:
     def write_csv(self, row: Iterable[Any]) -> None:
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow(row)
-        self._write(self.file.write, buf.getvalue().encode("utf-8", "backslashreplace"))
-
-    def write_rows(self, rows: list[dict[str, Any]]) -> None:
-        """One parquet row group."""
-        if rows:
-            self.write_table(pa.Table.from_pylist(rows, schema=self.writer.schema))
+        self.write_raw(buf.getvalue().encode("utf-8", "backslashreplace"))
 
     def write_table(self, table: pa.Table) -> None:
+        """One parquet row group (none for an empty table)."""
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.file, table.schema, **PARQUET_OPTIONS)
         if table.num_rows:
             self._write(self.writer.write_table, table)
 
     def discard(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the file is being thrown away; its footer does not matter
             if self.writer is not None:
                 self.writer.close()
-        except Exception:  # the file is being thrown away; its footer does not matter
-            pass
         self.file.close()
         self.tmp.unlink(missing_ok=True)
 
@@ -158,12 +142,11 @@ class _Target:
 class Outputs:
     """The files of one run, reading ``inputs`` (``(flag, path)``); leaving the ``with`` block without :meth:`commit`
     discards them all.  An ``optional`` target that received no records is not written and an old file at its path is
-    removed (an earlier run's list must not outlive the data it described), as is a path given to :meth:`remove`."""
+    removed: an earlier run's list must not outlive the data it described."""
 
     def __init__(self, inputs: Iterable[tuple[str, str | os.PathLike | None]] = ()) -> None:
         self._inputs = [(flag, Path(p)) for flag, p in inputs if p is not None]
         self._targets: list[_Target] = []
-        self._removals: list[tuple[Path, str]] = []
 
     def open(self, path: str | os.PathLike, flag: str, *, optional: bool = False, schema: pa.Schema | None = None,
              header: list[str] | None = None) -> _Target:
@@ -185,11 +168,6 @@ class Outputs:
             t.write_csv(header)
         return t
 
-    def remove(self, path: str | os.PathLike, flag: str) -> None:
-        """Remove the file at ``path`` on :meth:`commit`; never one of the run's inputs."""
-        if not any(same_file(path, other) for _, other in self._inputs):
-            self._removals.append((Path(path), flag))
-
     def commit(self) -> None:
         """Finish every file, then move each into place (each move is atomic)."""
         mask = os.umask(0o022)
@@ -206,19 +184,13 @@ class Outputs:
                     t.discard()
                     if t.path.is_file():
                         t.path.unlink()
+                        logger.info("removed %s (from an earlier run; this run does not write it)", t.path)
                 else:
                     os.chmod(t.tmp, 0o666 & ~mask)
                     os.replace(t.tmp, t.path)
         except OSError as e:
             raise _error(f"{t.flag} {t.path}: cannot write", e) from None
         self._targets.clear()
-        for path, flag in self._removals:
-            try:
-                if path.is_file():
-                    path.unlink()
-                    logger.info("removed %s (from an earlier run; this run does not write it)", path)
-            except OSError as e:
-                raise _error(f"{flag} {path}: cannot remove the earlier run's file", e) from None
 
     def __enter__(self) -> Outputs:
         return self

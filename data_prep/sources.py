@@ -32,60 +32,54 @@ _JSON_WS = re.compile(r"[ \t\n\r]*")
 
 @dataclass
 class SourceRow:
-    """One source row, or the reason it could not be read.
-
-    ``rownum`` (1-based, shown in messages) is the line of a jsonl file, else the row; ``position`` (0-based, blank
-    lines aside) becomes ``extra_info.index``; ``raw`` is the jsonl line as read, or the JSON text of an array element
-    that is not an object."""
+    """One source row on its way through a run: ``data`` as read, else the ``error`` that stopped it; ``rownum``
+    (1-based, in messages) is a jsonl file's line, ``position`` (0-based, blank lines aside) ``extra_info.index``;
+    ``raw`` the jsonl line, or the JSON text of an array element that is not an object.  :func:`check_rows
+    <data_prep.convert.check_rows>` adds the verl ``row`` and ``first``, an earlier row with the same problem."""
 
     rownum: int
     position: int
     data: dict[str, Any] | None
     error: RowError | None = None
     raw: bytes | None = None
+    row: dict[str, Any] | None = None
+    first: tuple[int, str] | None = None
 
 
-def _parse_line(line: bytes) -> tuple[dict[str, Any] | None, RowError | None]:
-    line = line.rstrip(b"\r\n")
+def _source_row(rownum: int, position: int, obj: Any, raw: bytes | None = None) -> SourceRow:
+    if isinstance(obj, RowError):
+        return SourceRow(rownum, position, None, obj, raw)
+    if isinstance(obj, Mapping):
+        return SourceRow(rownum, position, dict(obj), raw=raw)
+    raw = raw or json.dumps(obj, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    return SourceRow(rownum, position, None, RowError("*", f"row is not an object (got {type(obj).__name__})"), raw)
+
+
+def _jsonl_row(rownum: int, position: int, line: bytes) -> SourceRow:
+    text = (line.removeprefix(_BOM) if rownum == 1 else line).rstrip(b"\r\n")
     try:
-        text = line.decode("utf-8")
+        obj = json.loads(text.decode("utf-8"))
     except UnicodeDecodeError as e:
-        return None, RowError("*", f"invalid UTF-8 (byte 0x{line[e.start]:02x} at byte {e.start + 1} of the line)")
-    try:
-        obj = json.loads(text)
+        obj = RowError("*", f"invalid UTF-8 (byte 0x{text[e.start]:02x} at byte {e.start + 1} of the line)")
     except json.JSONDecodeError as e:
-        return None, RowError("*", f"invalid JSON ({e.msg} at column {e.colno})")
+        obj = RowError("*", f"invalid JSON ({e.msg} at column {e.colno})")
     except RecursionError:
-        return None, RowError("*", "invalid JSON (nested too deeply to parse)")
+        obj = RowError("*", "invalid JSON (nested too deeply to parse)")
     except ValueError as e:  # e.g. an integer longer than Python converts (sys.get_int_max_str_digits)
-        return None, RowError("*", f"invalid JSON ({str(e).splitlines()[0]})")
-    if not isinstance(obj, dict):
-        return None, RowError("*", f"row is not an object (got {type(obj).__name__})")
-    return obj, None
+        obj = RowError("*", f"invalid JSON ({str(e).splitlines()[0]})")
+    return _source_row(rownum, position, obj, line)
 
 
 def _iter_jsonl(path: Path) -> Iterator[SourceRow]:
-    position = 0
     with path.open("rb") as f:
-        for rownum, line in enumerate(f, 1):
-            if line.strip():
-                data, error = _parse_line(line.removeprefix(_BOM) if rownum == 1 else line)
-                yield SourceRow(rownum, position, data, error, raw=line)
-                position += 1
-
-
-def _looks_like_jsonl(path: Path) -> bool:
-    with path.open("rb") as f:
-        return f.read(4096).lstrip(_BOM).lstrip()[:1] == b"{"
+        lines = ((rownum, line) for rownum, line in enumerate(f, 1) if line.strip())
+        for position, (rownum, line) in enumerate(lines):
+            yield _jsonl_row(rownum, position, line)
 
 
 def _numbered(rows: Iterable[Any]) -> Iterator[SourceRow]:
     for i, r in enumerate(rows):
-        if isinstance(r, Mapping):
-            yield SourceRow(i + 1, i, dict(r))
-        else:
-            raw = json.dumps(r, ensure_ascii=False).encode("utf-8", "backslashreplace")
-            yield SourceRow(i + 1, i, None, RowError("*", f"row is not an object (got {type(r).__name__})"), raw=raw)
+        yield _source_row(i + 1, i, r)
 
 
 def _json_error(path: Path, text: str, pos: int, what: str) -> DataPrepError:
@@ -104,10 +98,8 @@ def _json_array(path: Path) -> Iterator[Any]:
         raise DataPrepError(f"{path}: expected a JSON list of objects or JSON lines")
     decoder = json.JSONDecoder()
     pos = _JSON_WS.match(text, pos + 1).end()
-    closed = text.startswith("]", pos)
-    if closed:
-        pos += 1
-    while not closed:
+    sep = "]" if text.startswith("]", pos) else ","
+    while sep == ",":
         try:
             element, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:
@@ -117,12 +109,13 @@ def _json_array(path: Path) -> Iterator[Any]:
             raise _json_error(path, text, pos, f"cannot decode this element ({reason})") from None
         yield element
         pos = _JSON_WS.match(text, pos).end()
-        if text[pos:pos + 1] not in (",", "]"):
+        sep = text[pos:pos + 1]
+        if sep not in (",", "]"):
             raise _json_error(path, text, pos, "expected ',' or ']' after an element")
-        closed = text[pos] == "]"
-        pos = pos + 1 if closed else _JSON_WS.match(text, pos + 1).end()
-    if _JSON_WS.match(text, pos).end() != len(text):
-        raise _json_error(path, text, pos, "extra data after the list")
+        if sep == ",":
+            pos = _JSON_WS.match(text, pos + 1).end()
+    if _JSON_WS.match(text, pos + 1).end() != len(text):  # pos: the closing "]"
+        raise _json_error(path, text, pos + 1, "extra data after the list")
 
 
 def parquet_file(path: Path, flag: str = "") -> pq.ParquetFile:
@@ -131,11 +124,6 @@ def parquet_file(path: Path, flag: str = "") -> pq.ParquetFile:
     except (pa.ArrowException, OSError) as e:
         where = f"{flag} {path}" if flag else str(path)
         raise DataPrepError(f"{where}: not a readable parquet file ({str(e).splitlines()[0]})") from None
-
-
-def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
-    for batch in parquet_file(path).iter_batches(batch_size=256):
-        yield from batch.to_pylist()
 
 
 def _saved_rows(path: Path, split: str | None, hint: str) -> Any:
@@ -147,11 +135,9 @@ def _saved_rows(path: Path, split: str | None, hint: str) -> Any:
         raise DataPrepError(f"{hint} {path}: not a jsonl/json/parquet file or save_to_disk folder ({e})") from None
     if not isinstance(ds, datasets.DatasetDict):
         return ds
-    if split in ds:
-        return ds[split]
-    if len(ds) == 1:
-        return next(iter(ds.values()))
-    raise DataPrepError(f"{hint} {path}: splits {list(ds)}; expected {split!r} or a single split")
+    if split not in ds and len(ds) != 1:
+        raise DataPrepError(f"{hint} {path}: splits {list(ds)}; expected {split!r} or a single split")
+    return ds[split] if split in ds else next(iter(ds.values()))
 
 
 def _unreachable(url: str, timeout: float) -> str | None:
@@ -161,17 +147,14 @@ def _unreachable(url: str, timeout: float) -> str | None:
         urllib.request.urlopen(request, timeout=timeout).close()
     except urllib.error.HTTPError:
         return None
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, ssl.SSLError):  # the network is there: datasets reports certificates better
-            return None
-        if not isinstance(e.reason, TimeoutError):
-            return str(getattr(e.reason, "strerror", None) or e.reason)
     except OSError as e:
-        if not isinstance(e, TimeoutError):
-            return e.strerror or type(e).__name__
-    else:
-        return None
-    return f"no answer within {timeout:g} s"
+        reason = e.reason if isinstance(e, urllib.error.URLError) else e
+        if isinstance(reason, ssl.SSLError):  # the network is there: datasets reports certificates better
+            return None
+        if isinstance(reason, TimeoutError):
+            return f"no answer within {timeout:g} s"
+        return getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+    return None
 
 
 def _hub_rows(repo_id: str, split: str, hint: str) -> Any:
@@ -195,32 +178,38 @@ def _hub_rows(repo_id: str, split: str, hint: str) -> Any:
         return datasets.load_dataset(repo_id, split=split)
     except Exception as e:  # network, auth, missing split, cache miss: all end here as one line
         first = (str(e).strip().splitlines() or [""])[0]
-        raise DataPrepError(f"{repo_id}: cannot load split {split!r} from {where} ({type(e).__name__}: {first}); {advice}") from None
+        raise DataPrepError(f"{repo_id}: cannot load split {split!r} from {where} ({type(e).__name__}: {first}); "
+                            f"{advice}") from None
 
 
 def iter_source_rows(source: str | os.PathLike, split: str | None = None, hint: str = "--source") -> Iterator[SourceRow]:
     """Rows of ``source`` in order.  ``split`` picks a hub/DatasetDict split; ``hint`` is the flag that named
     the source (messages tell the user which flag to change)."""
-    p = Path(source)
+    p, s = Path(source), str(source)
+    if not (p.is_file() or p.is_dir()):
+        if s.startswith((".", "/", "~")) or s.endswith((".jsonl", ".json", ".parquet")) or s.count("/") > 1 \
+                or not s.strip():
+            raise DataPrepError(f"{hint} {s}: no such file or folder (and not a hub dataset id such as owner/name)")
+        yield from _numbered(_hub_rows(s, split or "train", hint))
+        return
+    suffix = p.suffix.lower()
     try:
-        if p.is_file():
-            suffix = p.suffix.lower()
-            if suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _looks_like_jsonl(p)):
-                yield from _iter_jsonl(p)
-            elif suffix == ".json":
-                yield from _numbered(_json_array(p))
-            elif suffix == ".parquet":
-                yield from _numbered(_parquet_rows(p))
-            else:
-                raise DataPrepError(f"{hint} {p}: unsupported file type {suffix!r} (use .jsonl, .json, .parquet or a save_to_disk folder)")
-            return
         if p.is_dir():
             yield from _numbered(_saved_rows(p, split, hint))
-            return
+        elif suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _looks_like_jsonl(p)):
+            yield from _iter_jsonl(p)
+        elif suffix == ".json":
+            yield from _numbered(_json_array(p))
+        elif suffix == ".parquet":
+            yield from _numbered(r for b in parquet_file(p).iter_batches(batch_size=256) for r in b.to_pylist())
+        else:
+            raise DataPrepError(f"{hint} {p}: unsupported file type {suffix!r} (use .jsonl, .json, .parquet or a "
+                                "save_to_disk folder)")
     except OSError as e:  # pyarrow reports a corrupt file as an OSError without strerror
         reason = e.strerror or (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise DataPrepError(f"{hint} {p}: cannot read ({reason})") from None
-    s = str(source)
-    if s.startswith((".", "/", "~")) or s.endswith((".jsonl", ".json", ".parquet")) or s.count("/") > 1 or not s.strip():
-        raise DataPrepError(f"{hint} {s}: no such file or folder (and not a hub dataset id such as owner/name)")
-    yield from _numbered(_hub_rows(s, split or "train", hint))
+
+
+def _looks_like_jsonl(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(4096).lstrip(_BOM).lstrip()[:1] == b"{"

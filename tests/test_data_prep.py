@@ -64,7 +64,7 @@ def _checked(set_name: str, src: Path, messages_fn=common.eval_messages, split: 
         if c.error is None:
             rows.append(c.row)
         else:
-            errors.append(row_message(str(src), c.source.rownum, c.error))
+            errors.append(row_message(str(src), c.rownum, c.error))
     return rows, errors
 
 
