@@ -3,15 +3,8 @@
     python -m cwgrpo_verl.evaluate --model MODEL --data data/ --out evals/step_100.t0.6-p0.95-n1-len32768.jsonl \
         --step 100 [--max-new-tokens 32768] [--temperature 0.6] [--top-p 0.95] [--samples 1] [--seed 2025]
 
-The paper's protocol (lighteval as Open-RS ran it): the chat template with no system prompt, ``--samples``
-responses per problem at temperature 0.6 and top-p 0.95, up to 32768 new tokens (4096 for the 7B), each scored by
-``cwgrpo_verl.reward`` in evaluation mode, on the parquet files ``examples/prepare_data.sh`` writes.
-
-The log is one verl file-logger record, ``{"step", "data": {"val-core/<data_source>/acc/mean@N": ...},
-"evaluation": {settings}}``, so the report reads it as it reads training logs and refuses to compare unlike
-settings; every response, with its score, goes to ``<log>.generations.jsonl``. Both appear only when complete
-(written beside, then renamed), so an existing log means "done". Backends: ``vllm`` (GPUs) and ``hf``
-(transformers' ``generate``, the CPU stand-in the tests run); same sampling contract, different random streams.
+Protocol, log format (one verl file-logger record with the settings under ``"evaluation"``, the responses in
+``<log>.generations.jsonl``, both renamed into place when complete) and backends: docs/report.md, "Evaluations".
 """
 
 from __future__ import annotations
@@ -39,14 +32,14 @@ def load_problems(data_dir: Path, sets) -> list[dict]:
         path = Path(data_dir) / f"{name}.parquet"
         if not path.is_file():
             raise SystemExit(f"error: --data {data_dir}: no {path.name} (write it with examples/prepare_data.sh)")
-        for row in pd.read_parquet(path).to_dict("records"):
-            rows.append({"set": name, "data_source": row["data_source"], "prompt": list(row["prompt"]),
-                         "ground_truth": row["reward_model"]["ground_truth"]})
+        rows += [{"set": name, "data_source": row["data_source"], "prompt": list(row["prompt"]),
+                  "ground_truth": row["reward_model"]["ground_truth"]}
+                 for row in pd.read_parquet(path).to_dict("records")]
     return rows
 
 
 def _generate_hf(args, prompts: list[list[int]], eos: list[int]) -> list[list[list[int]]]:
-    """transformers' sampling on a CPU, one prompt at a time (the tests' stand-in for vLLM)."""
+    """transformers' sampling, one prompt at a time (the CPU stand-in for vLLM: same contract, other streams)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -126,8 +119,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, required=True, help="the folder examples/prepare_data.sh wrote")
     p.add_argument("--out", type=Path, required=True, help="the log to write (its generations go beside it)")
     p.add_argument("--step", type=int, default=0, help="the training step of the model (0: the base model)")
-    p.add_argument("--sets", type=argtypes.names(data_sets.evaluation_keys()), default=list(data_sets.evaluation_keys()),
-                   help="comma-separated (default: all)")
+    sets = data_sets.evaluation_keys()
+    p.add_argument("--sets", type=argtypes.names(sets), default=list(sets), help="comma-separated (default: all)")
     p.add_argument("--max-new-tokens", type=argtypes.integer(), default=32768,
                    help="the paper: 32768 (1.5B), 4096 (7B)")
     p.add_argument("--temperature", type=argtypes.real(), default=0.6)

@@ -1,5 +1,3 @@
-import sys
-
 from cwgrpo_verl.report.cli import main
 
-sys.exit(main())
+raise SystemExit(main())

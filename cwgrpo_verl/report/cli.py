@@ -18,24 +18,10 @@ from cwgrpo_verl import argtypes
 from cwgrpo_verl.evaluate import COMPARED
 from cwgrpo_verl.report import tokens
 from cwgrpo_verl.report.logs import LogError, load_evaluations, load_run, split_selector, warn
-from cwgrpo_verl.report.tables import (
-    VAL_PATTERN,
-    reads,
-    settings_differences,
-    table1,
-    table2,
-    table3,
-    validation_steps,
-)
-from cwgrpo_verl.report.write import (
-    OUTPUT_NAMES,
-    VALIDATED,
-    OutputSet,
-    plot_entropy,
-    write_table1,
-    write_table2,
-    write_table3,
-)
+from cwgrpo_verl.report.tables import (VAL_PATTERN, reads, settings_differences, table1, table2, table3,
+                                       validation_scores)
+from cwgrpo_verl.report.write import (OUTPUT_NAMES, VALIDATED, OutputSet, plot_entropy, write_table1, write_table2,
+                                      write_table3)
 
 
 def _named(spec: str) -> tuple[str, str]:
@@ -83,7 +69,8 @@ def parser() -> argparse.ArgumentParser:
     add("--out", required=True, type=Path, help="output directory")
     add("--tail-steps", type=argtypes.integer(), help="Table 1 over steps 1..K (paper: 50; default: every step)")
     add("--step", default="last", help="Table 2 at this step, or 'last' (each run's last validation)")
-    add("--checkpoints", type=lambda text: sorted(argtypes.integers(low=1)(text)), help="Table 3 at these steps (default: every step with validation)")
+    add("--checkpoints", type=lambda text: sorted(argtypes.integers(low=1)(text)),
+        help="Table 3 at these steps (default: every step with validation)")
     add("--metric", default="acc", help="validation variable (falls back to 'reward')")
     add("--val-key-pattern", default=VAL_PATTERN, help="regex with named groups ds [, var, n]")
     add("--datasets", help="comma-separated data sources: the benchmark columns and their order")
@@ -92,6 +79,11 @@ def parser() -> argparse.ArgumentParser:
              "each --run log (<experiment>.tokens.jsonl, written by the recipe every cwgrpo.token_log_every steps)")
     add("--skip-bad-lines", action="store_true", help="warn about unreadable lines and values instead of failing")
     return p
+
+
+def _error(message: str, status: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status
 
 
 def main(argv=None) -> int:
@@ -113,85 +105,69 @@ def main(argv=None) -> int:
         output = _is_output(split_selector(text)[0], args.out)
         if output is not None:
             p.error(f"{name}={text}: is {output}, an output of this report (--out): give another --out")
-    strict = not args.skip_bad_lines
     if args.tokens and not args.run:
         p.error("--tokens reads the token logs beside the --run logs: give at least one --run")
+    strict, pattern, metric = not args.skip_bad_lines, args.val_key_pattern, args.metric
     token_logs = {name: tokens.token_log_for(text) for name, text in args.run} if args.tokens else {}
     if token_logs and not any(path.is_file() for path in token_logs.values()):
-        print("error: --tokens: no token log found (" + ", ".join(str(p) for p in token_logs.values()) + "); the "
-              "recipe writes one beside its metrics log when cwgrpo.token_log_every > 0", file=sys.stderr)
-        return 1
+        return _error("--tokens: no token log found (" + ", ".join(map(str, token_logs.values())) + "); the recipe "
+                      "writes one beside its metrics log when cwgrpo.token_log_every > 0", 1)
     try:
         token_records = {name: tokens.load_tokens(path, strict) for name, path in token_logs.items() if path.is_file()}
         runs = {name: load_run(text, strict, used, name=name) for name, text in args.run}
-        evaluations, settings = {}, {}
-        for name, text in evals:
-            evaluations[name], settings[name] = load_evaluations(text, strict, used, name=name)
+        loaded = {name: load_evaluations(text, strict, used, name=name) for name, text in evals}
     except LogError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return _error(str(error), 2)
+    evaluations = {name: steps for name, (steps, _) in loaded.items()}
+    settings = {name: recorded for name, (_, recorded) in loaded.items()}
     if not any(used(k) for run in [*runs.values(), *evaluations.values()] for row in run.values() for k in row):
-        print("error: no input holds a metric the report reads (val-core/<data_source>/acc/mean@N, cov/*, "
-              f"actor/entropy): nothing to report ({', '.join(t for _, t in args.run + evals)})", file=sys.stderr)
-        return 1
+        return _error("no input holds a metric the report reads (val-core/<data_source>/acc/mean@N, cov/*, "
+                      f"actor/entropy): nothing to report ({', '.join(t for _, t in args.run + evals)})", 1)
     base = args.base[0] if args.base else None
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
-    tables = {}
+    texts, notes = [], []
     if evaluations:
-        tables["table2"] = table2(evaluations, base, args.val_key_pattern, args.metric, args.step, datasets)
-        tables["table3"] = table3(evaluations, base, args.val_key_pattern, args.metric, args.checkpoints, datasets)
-        rows = [r for stem in tables for r in tables[stem][0] if r["step"] is not None]
+        table_2 = table2(evaluations, base, pattern, metric, args.step, datasets)
+        table_3 = table3(evaluations, base, pattern, metric, args.checkpoints, datasets)
+        rows = [r for table in (table_2, table_3) for r in table[0] if r["step"] is not None]
         differ = settings_differences(rows, settings)
         if differ and not args.mixed_settings:
-            print("error: the evaluations in Tables 2 and 3 were made with different settings (evaluate them alike, "
-                  "or pass --mixed-settings to compare them anyway):\n  " + "\n  ".join(differ), file=sys.stderr)
-            return 2
+            return _error("the evaluations in Tables 2 and 3 were made with different settings (evaluate them alike, "
+                          "or pass --mixed-settings to compare them anyway):\n  " + "\n  ".join(differ), 2)
         settings_text = "; ".join(differ) if differ else _common_settings(rows, settings)
+        notes += table_2[2] + table_3[2]
+    else:
+        notes.append("no --eval or --base: Tables 2 and 3 (accuracy of evaluations) not written; evaluate "
+                     "checkpoints with examples/evaluate_checkpoints.sh")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        print(f"error: --out {args.out}: cannot create it ({error.strerror or error})", file=sys.stderr)
-        return 2
-    written, texts, notes = [], [], []
+        return _error(f"--out {args.out}: cannot create it ({error.strerror or error})", 2)
     try:
         with OutputSet(args.out) as output:
             if evaluations:
-                rows, order, more = tables["table2"]
-                texts.append(write_table2(rows, order, base, output.dir, settings_text))
-                rows, order, more3 = tables["table3"]
-                texts.append(write_table3(rows, order, output.dir, settings_text))
-                written += ["table2.md", "table2.csv", "table3.md", "table3.csv"]
-                notes += more + more3
-            else:
-                notes.append("no --eval or --base: Tables 2 and 3 (accuracy of evaluations) not written; evaluate "
-                             "checkpoints with examples/evaluate_checkpoints.sh")
-            if any(validation_steps(run, args.val_key_pattern, args.metric) for run in runs.values()):
-                rows, order, more = table3(runs, None, args.val_key_pattern, args.metric, args.checkpoints, datasets)
+                texts.append(write_table2(*table_2[:2], base, output.dir, settings_text))
+                texts.append(write_table3(*table_3[:2], output.dir, settings_text))
+            if any(validation_scores(run, pattern, metric) for run in runs.values()):
+                rows, order, more = table3(runs, None, pattern, metric, args.checkpoints, datasets)
                 texts.append(write_table3(rows, order, output.dir, stem="validation", caption=VALIDATED))
-                written += ["validation.md", "validation.csv"]
                 notes += more
             columns, more = table1(runs, None, args.tail_steps)
             notes += more
             if columns:
                 texts.append(write_table1(columns, args.tail_steps, None, output.dir))
-                written += ["table1.md", "table1.csv"]
             else:
                 notes.append("no training run (--run): table1 not written")
             if token_records:
                 (output.dir / "tokens.html").write_text(tokens.render_html(token_records), encoding="utf-8")
                 (output.dir / "tokens.md").write_text(tokens.render_markdown(token_records), encoding="utf-8")
-                written += ["tokens.html", "tokens.md"]
                 notes += [f"--tokens: {name} has no token log ({path})" for name, path in token_logs.items()
                           if name not in token_records]
-            png = plot_entropy(runs, args.val_key_pattern, args.metric, output.dir)
-            if png is None:
+            if plot_entropy(runs, pattern, metric, output.dir) is None:
                 notes.append("no run logs actor/entropy: entropy.png not written")
-            else:
-                written.append(png.name)
-            removed = output.commit()
+            written, removed = output.commit()
     except OSError as error:
-        print(f"error: --out {args.out}: cannot write ({error.strerror or error}: {error.filename})", file=sys.stderr)
-        return 2
+        return _error(f"--out {args.out}: cannot write ({error.strerror or error}: {error.filename})", 2)
     for text in texts:
         print(text)
     if removed:

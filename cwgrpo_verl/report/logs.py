@@ -1,8 +1,5 @@
-"""Read verl's logged metrics into ``{step: {metric: value}}``, refusing what cannot be read rather than guessing.
-
-Formats, runs in one file (``PATH#K``, ``PATH#resume``) and errors (a :class:`LogError` naming the file and line):
-docs/report.md, "Getting the logs", "Two runs in one file" and "When the input is wrong".
-"""
+"""Read verl's logged metrics into ``{step: {metric: value}}``, refusing what cannot be read rather than guessing
+(formats, ``PATH#K`` / ``PATH#resume`` and errors: docs/report.md)."""
 
 from __future__ import annotations
 
@@ -135,8 +132,7 @@ def _read_jsonl(path: Path, build: _Builder) -> None:
 
 
 def _console_value(text: str) -> float | str:
-    match = _NP_SCALAR.match(text.strip())
-    text = match.group(1) if match else text.strip()
+    text = _NP_SCALAR.sub(r"\1", text.strip())
     try:
         return float(text)
     except ValueError:
@@ -174,29 +170,25 @@ def _read_tensorboard(path: Path, build: _Builder) -> None:
     for directory in dirs:
         acc = ea.EventAccumulator(str(directory), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
         acc.Reload()
-        for tag in acc.Tags().get("scalars", []):
-            for event in acc.Scalars(tag):
-                points.setdefault(int(event.step), {})[tag] = event.value
+        events = [(tag, e, e.value) for tag in acc.Tags().get("scalars", []) for e in acc.Scalars(tag)]
         for tag in acc.Tags().get("tensors", []):
-            for event in acc.Tensors(tag):
-                array = tensor_util.make_ndarray(event.tensor_proto)
-                if array.size == 1 and array.dtype.kind in "fiub":
-                    points.setdefault(int(event.step), {})[tag] = array.reshape(()).item()
+            arrays = [(e, tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+            events += [(tag, e, a.reshape(()).item()) for e, a in arrays if a.size == 1 and a.dtype.kind in "fiub"]
+        for tag, event, value in events:
+            points.setdefault(int(event.step), {})[tag] = value
     for step in sorted(points):
         build.add(0, step, {k: build.value(f"step {step}", k, v, True) for k, v in points[step].items()})
 
 
 def _first_record(path: Path) -> dict | None:
-    """The first non-blank line as a JSON object, or None (not JSON: a console log may start with verl's pprint of
-    the config, which also begins with "{")."""
-    for _, text, _ in _lines(path):
-        if text.strip():
-            try:
-                record = json.loads(text)
-            except (ValueError, RecursionError):
-                return None
-            return record if isinstance(record, dict) else None
-    return None
+    """The first non-blank line as a JSON object, or None (a console log may start with verl's pprint of the
+    config, which also begins with "{")."""
+    text = next((text for _, text, _ in _lines(path) if text.strip()), "")
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def read_segments(path: str | Path, strict: bool = True, used: Used | None = None) -> list[Segment]:
@@ -255,8 +247,8 @@ def select(segments: list[Segment], selector: str | None, path: Path) -> tuple[S
 
 
 def load_run(spec: str | Path, strict: bool = True, used: Used | None = None, name: str | None = None) -> Steps:
-    """``{step: {metric: value}}`` of ``PATH``, ``PATH#K`` or ``PATH#resume`` (see the module docstring); a note
-    (which run of several was read) goes to stderr, headed by the run's ``name``."""
+    """``{step: {metric: value}}`` of ``PATH``, ``PATH#K`` or ``PATH#resume``; a note (which run of several was
+    read) goes to stderr, headed by the run's ``name``."""
     path, selector = split_selector(str(spec))
     steps, note = select(read_segments(path, strict, used), selector, path)
     if note:
@@ -267,16 +259,16 @@ def load_run(spec: str | Path, strict: bool = True, used: Used | None = None, na
 def _evaluation_files(spec: str) -> list[Path]:
     path = Path(spec)
     if glob.has_magic(spec):
-        files, none = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file()), f"{spec}: no file matches"
+        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+        if not files:
+            raise LogError(f"{spec}: no file matches")
     elif path.is_dir():
-        files = sorted(p for p in path.glob("*.jsonl") if not p.name.startswith(".")
-                       and not p.name.endswith(".generations.jsonl"))
-        none = (f"{path}: no evaluation log (*.jsonl) in this folder: write them with "
-                "examples/evaluate_checkpoints.sh or examples/evaluate.sh")
+        files = sorted(p for p in path.glob("[!.]*.jsonl") if not p.name.endswith(".generations.jsonl"))
+        if not files:
+            raise LogError(f"{path}: no evaluation log (*.jsonl) in this folder: write them with "
+                           "examples/evaluate_checkpoints.sh or examples/evaluate.sh")
     else:
-        return [path]
-    if not files:
-        raise LogError(none)
+        files = [path]
     return files
 
 
@@ -288,8 +280,7 @@ def load_evaluations(spec: str, strict: bool = True, used: Used | None = None,
     settings: dict[int, dict | None] = {}
     origin: dict[int, Path] = {}
     for path in _evaluation_files(spec):
-        # the record key under which ``cwgrpo_verl.evaluate`` writes an evaluation's settings
-        recorded = (_first_record(path) or {}).get("evaluation") if path.is_file() else None
+        recorded = (_first_record(path) or {}).get("evaluation") if path.is_file() else None  # cwgrpo's evaluate
         recorded = recorded if isinstance(recorded, dict) else None  # None: a log without them (verl's own)
         for step, row in load_run(path, strict, used, name).items():
             if step in origin:

@@ -1,7 +1,5 @@
-"""The paper's tables from ``{run name: {step: {metric: value}}}``, as plain rows (writing is ``write.py``'s job):
-Table 1, the covariance tail (top / bottom q-fraction means) and entropy over each run's first N steps; Table 2,
-accuracy per benchmark at one step, average and delta against the base; Table 3, accuracy at several checkpoints.
-"""
+"""The paper's tables from ``{run name: {step: {metric: value}}}`` as plain rows (``write.py`` renders them): Table 1,
+the covariance tail and entropy; Table 2, accuracy at one step with Δ against the base; Table 3, at checkpoints."""
 
 from __future__ import annotations
 
@@ -15,7 +13,7 @@ from cwgrpo_verl.metrics import TAIL_FRACTIONS
 
 
 def benchmarks() -> dict[str, str]:
-    """The benchmark columns in the paper's order: ``{data_source: title}`` (:mod:`cwgrpo_verl.data_sets`)."""
+    """The benchmark columns in the paper's order: ``{data_source: title}``."""
     return {d.data_source: d.title for d in data_sets.EVALUATION}
 
 
@@ -70,21 +68,10 @@ def scores_at(row: dict[str, float], regex: re.Pattern, metric: str) -> dict[str
     return {ds: (v, k, rank) for ds, (rank, _, v, k) in found.items()}
 
 
-def validation_steps(run: dict, pattern: str = VAL_PATTERN, metric: str = "acc") -> list[int]:
-    """The steps where this run logged validation scores."""
+def validation_scores(run: dict, pattern: str = VAL_PATTERN, metric: str = "acc") -> dict[int, dict]:
+    """``{step: scores}`` at each step where this run logged validation scores, in order."""
     regex = re.compile(pattern)
-    return [s for s in sorted(run) if scores_at(run[s], regex, metric)]
-
-
-def val_scores(run: dict, pattern: str, metric: str, step: str | int):
-    """``(step, scores)`` at ``step`` ("last": the last step that has any); ``(None, {})`` if there are none."""
-    regex = re.compile(pattern)
-    candidates = sorted(run) if step == "last" else [int(step)] if int(step) in run else []
-    for s in reversed(candidates):
-        scores = scores_at(run[s], regex, metric)
-        if scores:
-            return s, scores
-    return None, {}
+    return {s: scores for s in sorted(run) if (scores := scores_at(run[s], regex, metric))}
 
 
 def column_order(seen: set[str], datasets=None) -> list[str]:
@@ -112,9 +99,7 @@ def _outside(value: float) -> bool:
 
 
 def _accuracy_row(name: str, step, scores: dict, order: list[str]) -> dict:
-    row = {"run": name, "step": step}
-    for ds in order:
-        row[ds] = 100.0 * scores[ds][0] if ds in scores else None
+    row = {"run": name, "step": step, **{ds: 100.0 * scores[ds][0] if ds in scores else None for ds in order}}
     values = [row[ds] for ds in order]
     row["Avg"] = sum(values) / len(values) if values and all(v is not None for v in values) else None
     row["out_of_range"] = [ds for ds in order if ds in scores and _outside(scores[ds][0])]
@@ -134,7 +119,9 @@ def table2(runs: dict, base: str | None, pattern=VAL_PATTERN, metric="acc", step
     picked, notes = [], []
     for name, run in runs.items():
         at = "last" if name == base else step
-        s, scores = val_scores(run, pattern, metric, at)
+        scored = validation_scores(run, pattern, metric)
+        s = max(scored, default=None) if at == "last" else int(at) if int(at) in scored else None
+        scores = scored.get(s, {})
         if s is None:
             notes.append(f"run {name!r} has no validation metrics matching {pattern!r} at step {at}: its row shows —")
         notes += _score_notes(name, s, scores, metric)
@@ -151,16 +138,16 @@ def table2(runs: dict, base: str | None, pattern=VAL_PATTERN, metric="acc", step
 def table3(runs: dict, base: str | None, pattern=VAL_PATTERN, metric="acc", checkpoints=None, datasets=None):
     """(rows, benchmark order, warnings): accuracy (%) at each validated step of each run, or at ``checkpoints`` (one
     without validation: a row of dashes and a warning, never a missing row); the base run: its last validation."""
-    regex = re.compile(pattern)
     picked, notes = [], []
     for name, run in runs.items():
-        have = validation_steps(run, pattern, metric)
+        scored = validation_scores(run, pattern, metric)
+        have = list(scored)
         steps = have[-1:] if name == base else list(checkpoints) if checkpoints else have
         if not have:
             notes.append(f"run {name!r} has no validation metrics matching {pattern!r}: its Table 3 row shows —")
             steps = steps or [None]
         for s in steps:
-            scores = scores_at(run[s], regex, metric) if s in have else {}
+            scores = scored.get(s, {})
             if s is not None and have and s not in have:
                 shown = ", ".join(map(str, have[:8])) + (", ..." if len(have) > 8 else "")
                 notes.append(f"run {name!r} did not validate at step {s} (it did at {shown}): its row shows —")

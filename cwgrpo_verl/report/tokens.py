@@ -1,8 +1,5 @@
-"""The extreme-token page: which tokens carried the largest |covariance| in each logged step of each run, in context.
-
-Reads the token logs the recipe writes (:mod:`cwgrpo_verl.tokens`) into ``tokens.html`` and ``tokens.md``
-(docs/report.md, "The extreme tokens"). The text is model output: it is escaped, never interpreted.
-"""
+"""``tokens.html`` and ``tokens.md`` from the recipe's token logs (:mod:`cwgrpo_verl.tokens`; docs/report.md, "The
+extreme tokens"): the largest-|covariance| tokens of each logged step, in context, escaped (it is model output)."""
 
 from __future__ import annotations
 
@@ -27,19 +24,18 @@ def load_tokens(path: Path, strict: bool = True) -> list[dict]:
     """The records of a token log, in file order; a line that is not a record is an error (or skipped)."""
     records = []
     try:
-        lines = open(path, encoding="utf-8", errors="replace")
+        with open(path, encoding="utf-8", errors="replace") as lines:
+            for number, line in enumerate(lines, 1):
+                try:
+                    record = json.loads(line)
+                    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                        raise ValueError("not a token record")
+                    records.append(record)
+                except ValueError as error:
+                    if strict:
+                        raise LogError(f"{path}:{number}: {error}") from None
     except OSError as error:
         raise LogError(f"{path}: cannot read ({error.strerror or error})") from None
-    with lines:
-        for number, line in enumerate(lines, 1):
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-                    raise ValueError("not a token record")
-                records.append(record)
-            except ValueError as error:
-                if strict:
-                    raise LogError(f"{path}:{number}: {error}") from None
     return records
 
 
@@ -104,32 +100,29 @@ td.s { font-family: ui-monospace, monospace; white-space: pre; }
 
 
 def render_html(runs: dict[str, list[dict]]) -> str:
-    names = list(runs)
-    grid = f'style="grid-template-columns: repeat({len(names)}, minmax(0, 1fr))"'
+    grid = f'<div class="runs" style="grid-template-columns: repeat({len(runs)}, minmax(0, 1fr))">'
+
+    def side_by_side(inner: dict[str, str], head: str = "") -> list[str]:
+        runs_html = (f'<div class="run"><h3>{html.escape(name)}</h3>{body}</div>' for name, body in inner.items())
+        return [head + grid, *runs_html, "</div>"]
+
     by_run = {name: steps(records) for name, records in runs.items()}
     parts = ["<!doctype html>", '<html><head><meta charset="utf-8"><title>Extreme tokens</title>',
              f"<style>{_STYLE}</style></head><body>", "<h1>Extreme tokens</h1>",
              "<p>Per logged step, the tokens with the largest |covariance| between their centred log-probability and "
              "their centred advantage (red: positive, blue: negative), in their response's text; for CW-GRPO also the "
              "tokens it down-weighted most. <i>w</i> is the token's CW weight.</p>",
-             "<h2>Most frequent extreme token strings</h2>", f'<div class="runs" {grid}>']
-    for name in names:
-        rows = "".join(f'<tr><td class="s">{_visible(s)}</td><td>{n}</td></tr>'
-                       for s, n in frequencies(runs[name]))
-        parts.append(f'<div class="run"><h3>{html.escape(name)}</h3><table><tr><th>token</th><th>times</th></tr>'
-                     f"{rows}</table></div>")
-    parts.append("</div>")
+             "<h2>Most frequent extreme token strings</h2>"]
+    parts += side_by_side({name: "<table><tr><th>token</th><th>times</th></tr>" + "".join(
+        f'<tr><td class="s">{_visible(s)}</td><td>{n}</td></tr>' for s, n in frequencies(records)) + "</table>"
+        for name, records in runs.items()})
     for step in sorted({s for by in by_run.values() for s in by}):
         parts.append(f"<h2>Step {step}</h2>")
         for selection, title in _SELECTION_TITLES.items():
-            if not any(by_run[n].get(step, {}).get(selection) for n in names):
-                continue
-            parts.append(f"<h3>{title}</h3>" + f'<div class="runs" {grid}>')
-            for name in names:
-                picks = by_run[name].get(step, {}).get(selection, [])
-                items = "".join(_token_html(r) for r in picks) or "<li>not logged</li>"
-                parts.append(f'<div class="run"><h3>{html.escape(name)}</h3><ol>{items}</ol></div>')
-            parts.append("</div>")
+            picks = {name: by.get(step, {}).get(selection, []) for name, by in by_run.items()}
+            if any(picks.values()):
+                parts += side_by_side({name: "<ol>" + ("".join(map(_token_html, p)) or "<li>not logged</li>") + "</ol>"
+                                       for name, p in picks.items()}, head=f"<h3>{title}</h3>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

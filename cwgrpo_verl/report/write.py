@@ -8,14 +8,8 @@ import tempfile
 from pathlib import Path
 
 from cwgrpo_verl.processes import alive
-from cwgrpo_verl.report.tables import (
-    ENTROPY_KEY,
-    TAIL_LABELS,
-    TailColumn,
-    benchmarks,
-    val_scores,
-    validation_steps,
-)
+from cwgrpo_verl.report.tables import ENTROPY_KEY, TAIL_LABELS, TailColumn, benchmarks, validation_scores
+
 
 DASH = "—"
 #: marks an accuracy cell whose logged value is outside [0, 1] (see :mod:`.tables`)
@@ -38,36 +32,31 @@ class OutputSet:
         self.out = out
 
     def __enter__(self) -> OutputSet:
-        _remove_leftovers(self.out)
+        for p in self.out.glob(f"{_TEMP_PREFIX}*"):  # a killed run's
+            pid = p.name[len(_TEMP_PREFIX):].split("-", 1)[0]
+            if p.is_dir() and pid.isdigit() and not alive(int(pid)):
+                shutil.rmtree(p, ignore_errors=True)
         self.dir = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-", dir=self.out))
         return self
 
-    def commit(self) -> list[str]:
-        """Move this run's files into ``out``; returns the names of the earlier run's files it removed."""
-        removed = []
+    def commit(self) -> tuple[list[str], list[str]]:
+        """Move this run's files into ``out``; returns their names and those of the earlier run's files it removed."""
+        written, removed = [], []
         for name in OUTPUT_NAMES:
             if (self.dir / name).exists():
                 os.replace(self.dir / name, self.out / name)
+                written.append(name)
             elif (self.out / name).is_file():
                 (self.out / name).unlink()
                 removed.append(name)
-        return removed
+        return written, removed
 
     def __exit__(self, *exc) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _remove_leftovers(out: Path) -> None:
-    for p in out.glob(f"{_TEMP_PREFIX}*"):
-        pid = p.name[len(_TEMP_PREFIX):].split("-", 1)[0]
-        if p.is_dir() and pid.isdigit() and not alive(int(pid)):
-            shutil.rmtree(p, ignore_errors=True)
-
-
 def fmt(value, spec=".1f", signed=False) -> str:
-    if value is None:
-        return DASH
-    return format(value, ("+" if signed else "") + spec)
+    return DASH if value is None else format(value, ("+" if signed else "") + spec)
 
 
 def cell(text) -> str:
@@ -81,14 +70,15 @@ def markdown(header, rows) -> str:
 
 
 def _names(order):
-    titles = benchmarks()
-    return [titles.get(ds, ds) for ds in order]
+    return [benchmarks().get(ds, ds) for ds in order]
 
 
-def _save(text: str, rows, order, out: Path, stem: str) -> str:
-    """``<stem>.md`` (``text``) and ``<stem>.csv`` (the rows, benchmarks by title) of an accuracy table."""
+def _save(header, body, caption: str, settings: str, rows, order, out: Path, stem: str) -> str:
+    """``<stem>.md`` (the table, its caption and notes) and ``<stem>.csv`` (the rows, benchmarks by title)."""
     import pandas as pd
 
+    text = markdown(header, body) + f"\n{caption}.\n" + (f"Settings: {settings}.\n" if settings else "")
+    text += _range_note(rows)
     (out / f"{stem}.md").write_text(text, encoding="utf-8")
     frame = pd.DataFrame(rows).rename(columns=dict(zip(order, _names(order))))
     frame = frame.rename(columns={f"Δ {ds}": f"Δ {n}" for ds, n in zip(order, _names(order))})
@@ -104,10 +94,8 @@ def _accuracy(row, column, signed=False) -> str:
 
 
 def _range_note(rows) -> str:
-    if not any(r["out_of_range"] for r in rows):
-        return ""
     return (f"{OUT_OF_RANGE} logged outside [0, 1], where verl logs accuracy as a fraction: shown as logged x 100, "
-            "not rescaled.\n")
+            "not rescaled.\n") if any(r["out_of_range"] for r in rows) else ""
 
 
 EVALUATED = "pass@1 accuracy (%) of the evaluations (python -m cwgrpo_verl.evaluate)"
@@ -115,25 +103,18 @@ VALIDATED = ("Training-time validation: accuracy (%) from verl's validation duri
              "lengths and sampling, not the paper's protocol (Tables 2 and 3 come from evaluations)")
 
 
-def _settings_note(settings: str) -> str:
-    return f"Settings: {settings}.\n" if settings else ""
-
-
 def write_table2(rows, order, base, out: Path, settings: str = "") -> str:
     delta = f"Δ vs {base}" if base else "Δ"
     body = [[r["run"], *(_accuracy(r, c) for c in [*order, "Avg"]), _accuracy(r, "Δ Avg", signed=True)] for r in rows]
-    text = markdown(["Method", *_names(order), "Avg", delta], body)
     steps = ", ".join(f"{r['run']} @ step {r['step'] if r['step'] is not None else DASH}" for r in rows)
-    text += f"\n{EVALUATED}; {steps}.\n" + _settings_note(settings) + _range_note(rows)
-    return _save(text, rows, order, out, "table2")
+    return _save(["Method", *_names(order), "Avg", delta], body, f"{EVALUATED}; {steps}", settings, rows, order, out,
+                 "table2")
 
 
 def write_table3(rows, order, out: Path, settings: str = "", stem: str = "table3", caption: str = EVALUATED) -> str:
     body = [[r["run"], fmt(r["step"], "d"), *(_accuracy(r, c) for c in [*order, "Avg"])] for r in rows]
-    text = markdown(["Method", "Step", *_names(order), "Avg"], body)
-    text += f"\n{caption}, at each checkpoint (step) of each run.\n" + _settings_note(settings)
-    text += _range_note(rows)
-    return _save(text, rows, order, out, stem)
+    return _save(["Method", "Step", *_names(order), "Avg"], body, f"{caption}, at each checkpoint (step) of each run",
+                 settings, rows, order, out, stem)
 
 
 def _steps(steps: list[int]) -> str:
@@ -182,14 +163,9 @@ def plot_entropy(runs: dict, pattern: str, metric: str, out: Path) -> Path | Non
     curves = {name: points for name, points in curves.items() if points}
     if not curves:
         return None
-    accuracy = {}
-    for name, run in runs.items():
-        points = []
-        for s in validation_steps(run, pattern, metric):
-            _, scores = val_scores(run, pattern, metric, s)
-            points.append((s, 100.0 * sum(v[0] for v in scores.values()) / len(scores)))
-        if points:
-            accuracy[name] = points
+    accuracy = {name: [(s, 100.0 * sum(v[0] for v in scores.values()) / len(scores)) for s, scores in
+                       validation_scores(run, pattern, metric).items()] for name, run in runs.items()}
+    accuracy = {name: points for name, points in accuracy.items() if points}
     fig, axes = plt.subplots(1, 2 if accuracy else 1, figsize=(11 if accuracy else 6, 4), squeeze=False)
     colors = {name: f"C{i % 10}" for i, name in enumerate(runs)}  # one colour per run in both panels
     for name, points in curves.items():
