@@ -6,8 +6,7 @@ pinned to each alive node, and a fresh interpreter for the driver, import ``verl
     python -m tools.check --address HEAD:6379           # Ray's GCS address, or `auto`, or RAY_ADDRESS
     python -m tools.check --address http://HEAD:8265    # the job server: submits itself as submit_ray_job.sh would
 
-``--timeout`` counts from the start of the process (imports included); a call that hangs is cut at the limit.
-Exit status: 0 registered everywhere, 1 missing in some process or a node did not answer, 2 the check could not run.
+A call that hangs is cut at ``--timeout``; the exit status is in ``--help``.
 """
 
 from __future__ import annotations
@@ -89,7 +88,7 @@ def summary(reports: dict[str, dict | None]) -> tuple[str, bool]:
 
 
 def first_line(error: BaseException) -> str:
-    return next(iter(str(error).strip().splitlines()), "")
+    return (str(error).strip().splitlines() or [""])[0]
 
 
 def classify(address: str | None) -> tuple[str, str | None]:
@@ -141,13 +140,12 @@ class Watchdog:
 
     def __init__(self, seconds: float, spent: float = 0.0):
         self.seconds, self.spent, self.stage = seconds, spent, "starting"
-        self.end = time.monotonic() + seconds - spent
-        self.reserve = min(1.0, 0.2 * seconds)
+        self.end = time.monotonic() + seconds - spent - min(1.0, 0.2 * seconds)
         self._timer = threading.Timer(max(0.0, seconds - spent), self._expire)
         self._timer.daemon = True
 
     def left(self) -> float:
-        return max(0.0, self.end - self.reserve - time.monotonic())
+        return max(0.0, self.end - time.monotonic())
 
     def __enter__(self):
         self._timer.start()
@@ -224,22 +222,20 @@ def driver_report(process: subprocess.Popen, timeout_s: float) -> dict | None:
     return json.loads(lines[-1])
 
 
-def job_runtime_env(runtime_env_file: Path | None, working_dir: Path | None) -> dict:
-    """What ``examples/submit_ray_job.sh`` ships: its runtime_env.yaml and the checkout as working_dir (if any)."""
-    env = load_runtime_env(runtime_env_file) if runtime_env_file else {}
-    return {**env, "working_dir": str(working_dir)} if working_dir is not None else env
-
-
-def load_runtime_env(path: Path) -> dict:
+def job_runtime_env(path: Path | None, working_dir: Path | None) -> dict:
+    """The runtime env read from ``path`` (``--runtime-env``), with ``working_dir`` (if any), as
+    ``examples/submit_ray_job.sh`` ships them."""
     import yaml
 
-    try:
-        env = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise CheckError(f"--runtime-env {path}: cannot read it ({type(error).__name__}: {error})".splitlines()[0])
-    if not isinstance(env, dict):
-        raise CheckError(f"--runtime-env {path}: expected a YAML mapping (as `ray job submit --runtime-env`)")
-    return env
+    env = {}
+    if path:
+        try:
+            env = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise CheckError(f"--runtime-env {path}: cannot read it ({type(error).__name__}: {error})".splitlines()[0])
+        if not isinstance(env, dict):
+            raise CheckError(f"--runtime-env {path}: expected a YAML mapping (as `ray job submit --runtime-env`)")
+    return {**env, "working_dir": str(working_dir)} if working_dir is not None else env
 
 
 def check_as_job(url: str, runtime_env: dict, dog: Watchdog) -> int:
@@ -267,7 +263,8 @@ def check_as_job(url: str, runtime_env: dict, dog: Watchdog) -> int:
     return 0 if status == JobStatus.SUCCEEDED else 1
 
 
-def parser() -> argparse.ArgumentParser:
+def main(argv=None, spent: float = 0.0) -> int:
+    """The command line; ``spent``: seconds of ``--timeout`` already used (by ``python -m``, the imports)."""
     p = argparse.ArgumentParser(prog="python -m tools.check", description=__doc__.split("\n\n")[0],
                                 epilog="Exit status: 0 registered everywhere, 1 missing somewhere or a node did not "
                                        "answer, 2 the check could not run.")
@@ -280,12 +277,6 @@ def parser() -> argparse.ArgumentParser:
                    "for an http address: examples/runtime_env.yaml of this checkout")
     p.add_argument("--working-dir", type=Path, metavar="DIR",
                    help="http address only: the job's working_dir; default this checkout")
-    return p
-
-
-def main(argv=None, spent: float = 0.0) -> int:
-    """The command line; ``spent``: seconds of ``--timeout`` already used (by ``python -m``, the imports)."""
-    p = parser()
     args = p.parse_args(argv)
     try:
         kind, address = classify(args.address)
@@ -297,12 +288,10 @@ def main(argv=None, spent: float = 0.0) -> int:
         if path is not None and not path.exists():
             p.error(f"{flag} {path}: no such file or directory")
     try:
-        if kind == "job":
-            checkout = CHECKOUT_RUNTIME_ENV.is_file()  # run from a checkout: ship it as submit_ray_job.sh does
-            runtime_env = job_runtime_env(args.runtime_env or (CHECKOUT_RUNTIME_ENV if checkout else None),
-                                          args.working_dir or (CHECKOUT if checkout else None))
+        if kind == "job" and CHECKOUT_RUNTIME_ENV.is_file():  # run from a checkout: ship it as submit_ray_job.sh does
+            runtime_env = job_runtime_env(args.runtime_env or CHECKOUT_RUNTIME_ENV, args.working_dir or CHECKOUT)
         else:
-            runtime_env = load_runtime_env(args.runtime_env) if args.runtime_env else None
+            runtime_env = job_runtime_env(args.runtime_env, args.working_dir) or None
     except CheckError as error:
         p.error(str(error))
     with Watchdog(args.timeout, spent) as dog:
@@ -318,10 +307,8 @@ def main(argv=None, spent: float = 0.0) -> int:
         except Exception as error:  # noqa: BLE001 (Ray's connection, auth and job-server errors: one line each)
             print(f"error: {dog.stage}: {type(error).__name__}: {first_line(error)}", file=sys.stderr)
             return 2
-    for where, report in reports.items():
-        print(line(where, report))
     text, ok = summary(reports)
-    print(text)
+    print(*(line(where, report) for where, report in reports.items()), text, sep="\n")
     return 0 if ok else 1
 
 

@@ -1,10 +1,7 @@
-"""``python -m tools.smoke``: the paper run's own script, for a few steps of verl's real trainer on a CPU.
-
-It runs ``examples/train.sh`` (the script behind every paper row) with a method and preset, through the same Hydra
-composition, and overrides only the platform (``tools.cpu``), the model (a tiny Qwen2, or ``--model``), the
-data (a few addition problems, and one problem per evaluation set so validation scores with the project's reward)
-and the sizes, then prints the verdicts of ``checks`` (listed in the README). It starts its own Ray on 127.0.0.1 in
-its own temporary directory and leaves nothing running.
+"""``python -m tools.smoke``: ``examples/train.sh`` (the script behind every paper row) for a few steps of verl's real
+trainer on a CPU, overriding only the platform (``tools.cpu``), the model (a tiny Qwen2, or ``--model``), the data
+(addition problems, and one problem per evaluation set) and the sizes; then the verdicts of ``checks``. It starts its
+own Ray on 127.0.0.1 in its own temporary directory and leaves nothing running.
 
     python -m tools.smoke                                   # CW-GRPO, 1.5B preset, 2 steps
     python -m tools.smoke --method grpo,cwgrpo --steps 4    # step times side by side
@@ -14,6 +11,8 @@ its own temporary directory and leaves nothing running.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import math
 import os
@@ -47,63 +46,43 @@ RECIPE = "recipe.cwgrpo.main_cwgrpo"
 
 def cpu_overrides(work: Path, model: Path, ray_dir: Path, steps: int, ranks: int = 1, prompts: int = PROMPTS,
                   fail_session: Optional[tuple[int, int]] = None) -> list[str]:
-    """The Hydra overrides that move a run onto the CPU backend at smoke-test sizes (nothing about the method).
-    ``ranks`` data-parallel training processes (FSDP2 over gloo), each with its own rollout server;
-    ``fail_session=(step, k)``: the k-th training request of that step fails (the "hf" rollout's fault injection)."""
+    """The Hydra overrides that move a run onto the CPU backend at smoke-test sizes (nothing about the method):
+    ``ranks`` FSDP2 processes over gloo, each with its own rollout server; ``fail_session``: see ``--fail-session``."""
+    actor, ref, rollout = "actor_rollout_ref.actor", "actor_rollout_ref.ref", "actor_rollout_ref.rollout"
     return [
         # sizes
-        f"data.train_batch_size={prompts}",
-        f"data.max_prompt_length={PROMPT_LENGTH}",
-        f"data.max_response_length={RESPONSE_LENGTH}",
-        "data.dataloader_num_workers=0",
-        f"actor_rollout_ref.rollout.n={GROUP_SIZE}",
-        f"actor_rollout_ref.actor.ppo_mini_batch_size={prompts}",
-        f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={MICRO_BATCH}",
-        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={LOG_PROB_MICRO_BATCH}",
-        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={LOG_PROB_MICRO_BATCH}",
-        f"actor_rollout_ref.rollout.max_model_len={PROMPT_LENGTH + RESPONSE_LENGTH}",
-        f"trainer.total_training_steps={steps}",
+        f"data.train_batch_size={prompts}", f"data.max_prompt_length={PROMPT_LENGTH}",
+        f"data.max_response_length={RESPONSE_LENGTH}", "data.dataloader_num_workers=0", f"{rollout}.n={GROUP_SIZE}",
+        f"{actor}.ppo_mini_batch_size={prompts}", f"{actor}.ppo_micro_batch_size_per_gpu={MICRO_BATCH}",
+        f"{rollout}.log_prob_micro_batch_size_per_gpu={LOG_PROB_MICRO_BATCH}",
+        f"{ref}.log_prob_micro_batch_size_per_gpu={LOG_PROB_MICRO_BATCH}",
+        f"{rollout}.max_model_len={PROMPT_LENGTH + RESPONSE_LENGTH}", f"trainer.total_training_steps={steps}",
         # model
-        f"actor_rollout_ref.model.path={model}",
-        "actor_rollout_ref.model.use_remove_padding=false",
+        f"actor_rollout_ref.model.path={model}", "actor_rollout_ref.model.use_remove_padding=false",
         "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
         "actor_rollout_ref.model.enable_gradient_checkpointing=false",
-        # platform: verl's FSDP2 engine on gloo, the "hf" rollout, the fake "GPU" resource Ray schedules by
-        "actor_rollout_ref.actor.strategy=fsdp2",
-        "actor_rollout_ref.actor.fsdp_config.strategy=fsdp2",
-        "actor_rollout_ref.actor.fsdp_config.dtype=float32",
-        "+actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=fp32",  # a CPU computes in float32
-        "+actor_rollout_ref.ref.fsdp_config.mixed_precision.param_dtype=fp32",
-        "actor_rollout_ref.actor.use_torch_compile=false",
-        "actor_rollout_ref.ref.strategy=fsdp2",
-        "actor_rollout_ref.ref.fsdp_config.strategy=fsdp2",
-        "actor_rollout_ref.rollout.name=hf",
-        "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
-        "actor_rollout_ref.rollout.agent.num_workers=1",
-        "reward.num_workers=1",
-        "reward.custom_reward_function.path=pkg://tools.cpu.smoke_reward",
+        # platform: verl's FSDP2 engine on gloo in float32, the "hf" rollout, the fake "GPU" resource Ray schedules by
+        f"{actor}.strategy=fsdp2", f"{actor}.fsdp_config.strategy=fsdp2", f"{actor}.fsdp_config.dtype=float32",
+        f"+{actor}.fsdp_config.mixed_precision.param_dtype=fp32", f"{actor}.use_torch_compile=false",
+        f"+{ref}.fsdp_config.mixed_precision.param_dtype=fp32", f"{ref}.strategy=fsdp2",
+        f"{ref}.fsdp_config.strategy=fsdp2",
+        f"{rollout}.name=hf", f"{rollout}.tensor_model_parallel_size=1", f"{rollout}.agent.num_workers=1",
+        "reward.num_workers=1", "reward.custom_reward_function.path=pkg://tools.cpu.smoke_reward",
         "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
-        "trainer.device=cpu",
-        "trainer.nnodes=1",
-        f"trainer.n_gpus_per_node={ranks}",
-        "trainer.logger=[console,file]",
+        "trainer.device=cpu", "trainer.nnodes=1", f"trainer.n_gpus_per_node={ranks}", "trainer.logger=[console,file]",
         f"trainer.default_local_dir={work / 'checkpoints'}",
-        # a Ray of our own: a new local instance (never an existing cluster), on loopback, in our directory
-        "+ray_kwargs.ray_init.address=local",
-        f"ray_kwargs.ray_init.num_cpus={8 * ranks}",  # Ray's bookkeeping units, not cores: verl reserves several per rank
-        f"+ray_kwargs.ray_init.num_gpus={ranks}",
-        "+ray_kwargs.ray_init.include_dashboard=false",
-        f"+ray_kwargs.ray_init._temp_dir={ray_dir}",
-        "+ray_kwargs.ray_init._node_ip_address=127.0.0.1",
-        *([f"+actor_rollout_ref.rollout.engine_kwargs.hf.fail_session=[{fail_session[0]},{fail_session[1]}]"]
-          if fail_session else []),
+        # a Ray of our own: a new local instance (never an existing cluster), on loopback, in our directory;
+        # num_cpus are Ray's bookkeeping units, not cores: verl reserves several per rank
+        "+ray_kwargs.ray_init.address=local", f"ray_kwargs.ray_init.num_cpus={8 * ranks}",
+        f"+ray_kwargs.ray_init.num_gpus={ranks}", "+ray_kwargs.ray_init.include_dashboard=false",
+        f"+ray_kwargs.ray_init._temp_dir={ray_dir}", "+ray_kwargs.ray_init._node_ip_address=127.0.0.1",
+        *([f"+{rollout}.engine_kwargs.hf.fail_session=[{fail_session[0]},{fail_session[1]}]"] if fail_session else []),
     ]
 
 
 @dataclass
 class Run:
     """What one smoke run did: its exit code, per-step metrics (verl's file logger) and rollout events."""
-
     method: str
     scope: str
     module: str  # the entry point the script runs (the recipe, or verl.trainer.main_ppo)
@@ -131,45 +110,28 @@ class Run:
         return sum(values) / len(values) if values else math.nan
 
 
-def run(
-    method: str = "cwgrpo",
-    *,
-    preset: str = "r1_distill_1.5b",
-    scope: str = "group",
-    steps: int = 2,
-    model: Optional[Path] = None,
-    overrides: tuple[str, ...] = (),
-    script: str = "train.sh",
-    work: Optional[Path] = None,
-    timeout_s: float = 600.0,
-    echo: bool = False,
-    extra_env: Optional[dict[str, str]] = None,
-    ranks: int = 1,
-    prompts: int = PROMPTS,
-    fail_session: Optional[tuple[int, int]] = None,
-    token_log_every: Optional[int] = None,
-    environ: Optional[dict[str, str]] = None,
-) -> Run:
-    """Run ``examples/<script>`` on the CPU backend and collect what it logged. Keeps ``work`` (a new temporary
-    directory when None) so a second run with the same ``work`` resumes from its checkpoints. ``extra_env`` is
-    added to the run's environment (``VERL_USE_EXTERNAL_MODULES`` and ``PYTHONPATH`` are extended, not replaced).
-    ``token_log_every`` sets ``cwgrpo.token_log_every`` (0: no token log). ``environ`` replaces ``os.environ`` as
-    the environment the run starts from (a run started from a thread while other code changes ``os.environ``)."""
+def run(method: str = "cwgrpo", *, preset: str = "r1_distill_1.5b", scope: str = "group", steps: int = 2,
+        model: Optional[Path] = None, overrides: tuple[str, ...] = (), script: str = "train.sh",
+        work: Optional[Path] = None, timeout_s: float = 600.0, echo: bool = False,
+        extra_env: Optional[dict[str, str]] = None, ranks: int = 1, prompts: int = PROMPTS,
+        fail_session: Optional[tuple[int, int]] = None, token_log_every: Optional[int] = None,
+        environ: Optional[dict[str, str]] = None) -> Run:
+    """Run ``examples/<script>`` on the CPU backend and collect what it logged. A second run with the same ``work``
+    (default: a new temporary directory) resumes from its checkpoints. ``extra_env`` is added to the environment
+    (``VERL_USE_EXTERNAL_MODULES`` and ``PYTHONPATH`` are extended, not replaced); ``environ`` replaces
+    ``os.environ`` as the environment to start from (for a run started from a thread while others change it)."""
     from tools.cpu import tiny
 
     work = Path(work or tempfile.mkdtemp(prefix="cwgrpo-smoke-"))
     work.mkdir(parents=True, exist_ok=True)
-    if model is None:
-        model = work / "model"
-        if not (model / "config.json").exists():
-            tiny.build_model(model)
+    if model is None and not ((model := work / "model") / "config.json").exists():
+        tiny.build_model(model)
     data = work / "data"
     if not (data / "open_rs.parquet").exists():
         tiny.write_data(data)
     # Ray's unix sockets live in its temp dir: keep the path short
     ray_dir = Path(tempfile.mkdtemp(prefix="cwr", dir="/tmp"))
-    metrics_file = work / "metrics.jsonl"
-    events_file = work / "rollout_events.jsonl"
+    metrics_file, events_file = work / "metrics.jsonl", work / "rollout_events.jsonl"
     tokens_file = token_log_path(metrics_file)
     for stale in (metrics_file, events_file, tokens_file):
         stale.unlink(missing_ok=True)
@@ -185,9 +147,9 @@ def run(
         RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", RAY_DEDUP_LOGS="0", PYTHONUNBUFFERED="1",
         TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1", HYDRA_FULL_ERROR="1",
     )
-    joined = {"VERL_USE_EXTERNAL_MODULES": ",", "PYTHONPATH": os.pathsep}
     for key, value in (extra_env or {}).items():
-        env[key] = f"{env[key]}{joined[key]}{value}" if key in joined else value
+        joined = {"VERL_USE_EXTERNAL_MODULES": ",", "PYTHONPATH": os.pathsep}.get(key)
+        env[key] = f"{env[key]}{joined}{value}" if joined else value
     command = ["bash", str(EXAMPLES / script),
                *cpu_overrides(work, model, ray_dir, steps, ranks, prompts, fail_session),
                *([f"cwgrpo.token_log_every={token_log_every}"] if token_log_every is not None else []), *overrides]
@@ -224,9 +186,8 @@ def _copy_output(proc: subprocess.Popen, log, echo: bool) -> None:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def _read_metrics(path: Path) -> dict[int, dict]:
@@ -237,9 +198,8 @@ def _read_metrics(path: Path) -> dict[int, dict]:
 
 
 def our_processes(session: Optional[int] = None, marker: Optional[str] = None) -> list[int]:
-    """Live processes of the session ``session`` (a run's driver is started in a new session, which the Ray it
-    starts inherits) or whose command line names ``marker`` (its Ray temp dir, also in Ray's workers' arguments).
-    Either way exactly what the run started: nobody else's process matches. Linux, as verl."""
+    """Live processes of the run's own session (its Ray inherits it) or whose command line names ``marker`` (its Ray
+    temp dir, in every Ray worker's arguments): exactly what the run started. Linux, as verl."""
     from cwgrpo_verl.processes import stat
 
     found = []
@@ -261,10 +221,8 @@ def stop_leftovers(session: int, marker: str, grace_s: float = 15.0) -> list[int
     while (alive := our_processes(session, marker)) and time.monotonic() < deadline:
         time.sleep(0.5)
     for pid in alive:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     return alive
 
 
@@ -421,7 +379,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     runs, failed = [], 0
-    for method, every in [(m, e) for m in args.method for e in args.token_log_every]:
+    for method, every in itertools.product(args.method, args.token_log_every):
         label = method if every is None else f"{method}, token_log_every={every}"
         work = args.work / label.replace(", ", "-") if args.work else None
         print(f"smoke: examples/train.sh METHOD={method} PRESET={args.preset} CW_SCOPE={args.scope}"

@@ -15,12 +15,12 @@ from verl.plugin.platform import PlatformBase, PlatformRegistry
 NAME = "cpu"
 
 
-def _none(*_args, **_kwargs):
-    return None
+def _returns(value):
+    """A method (or function) that takes anything and returns ``value``."""
+    return lambda *_args, **_kwargs: value
 
 
-def _zero(*_args, **_kwargs):
-    return 0
+_none, _zero = _returns(None), _returns(0)
 
 
 class _DeviceModule:
@@ -31,6 +31,8 @@ class _DeviceModule:
 
     empty_cache = ipc_collect = reset_peak_memory_stats = set_per_process_memory_fraction = _none
     memory_allocated = memory_reserved = max_memory_allocated = max_memory_reserved = _zero
+    get_device_name, device_count, is_available = _returns(NAME), _returns(1), _returns(True)
+    manual_seed = manual_seed_all = staticmethod(torch.manual_seed)
 
     @staticmethod
     def mem_get_info(*_args, **_kwargs):
@@ -47,86 +49,35 @@ class _DeviceModule:
     def set_rng_state(state, *_args, **_kwargs):
         torch.set_rng_state(state)
 
-    @staticmethod
-    def manual_seed(seed):
-        torch.manual_seed(seed)
-
-    manual_seed_all = manual_seed
-
-    @staticmethod
-    def get_device_name(*_args, **_kwargs):
-        return NAME
-
-    @staticmethod
-    def device_count():
-        return 1
-
-    @staticmethod
-    def is_available():
-        return True
-
 
 DEVICE_MODULE = _DeviceModule()
 
 
 @PlatformRegistry.register(platform=NAME)
 class PlatformCPU(PlatformBase):
-    """Selected by ``VERL_PLATFORM=cpu`` only (never auto-detected)."""
+    """Selected by ``VERL_PLATFORM=cpu`` only (never auto-detected: ``is_platform_available`` is False)."""
 
     device_name = vendor_name = NAME
-
-    @property
-    def device_module(self):
-        return DEVICE_MODULE
-
-    def is_available(self) -> bool:
-        return True
-
-    def is_platform_available(self, use_smi_check=False) -> bool:
-        return False  # auto-detection must never pick the CPU for a GPU machine
-
-    def current_device(self):
-        # verl hands get_device_id() to .to()/device=; an int would mean an accelerator index
-        return torch.device(NAME)
-
-    def device_count(self) -> int:
-        return 1
-
+    device_module = property(_returns(DEVICE_MODULE))
     set_device = synchronize = set_allocator_settings = empty_cache = profiler_start = profiler_stop = cudart = _none
-
-    def manual_seed(self, seed: int) -> None:
-        torch.manual_seed(seed)
-
-    manual_seed_all = manual_seed
-
-    def get_device_capability(self, device_index: int = 0):
-        return None, None
-
-    def communication_backend_name(self) -> str:
-        return "gloo"
-
-    def visible_devices_envvar(self) -> str:
-        return "CUDA_VISIBLE_DEVICES"
+    manual_seed = manual_seed_all = staticmethod(torch.manual_seed)
+    is_available, is_platform_available, device_count = _returns(True), _returns(False), _returns(1)
+    # verl hands get_device_id() to .to()/device=; an int would mean an accelerator index
+    current_device = _returns(torch.device(NAME))
+    get_device_capability = _returns((None, None))
+    communication_backend_name, ray_resource_name = _returns("gloo"), _returns("GPU")
+    visible_devices_envvar = _returns("CUDA_VISIBLE_DEVICES")
+    ray_noset_envvars = _returns(["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"])
+    is_ipc_supported = _returns(False)
 
     @contextlib.contextmanager
     def nvtx_range(self, msg: str):
         yield
 
-    def ray_resource_name(self) -> str:
-        return "GPU"
-
-    def ray_noset_envvars(self) -> list[str]:
-        return ["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"]
-
-    def is_ipc_supported(self) -> bool:
-        return False
-
 
 def dedupe_backend(backend):
-    """``"cpu:gloo,cpu:gloo"`` -> ``"cpu:gloo"``: one backend per device, as torch requires.
-
-    verl builds ``f"cpu:gloo,{device}:{backend}"`` for its process groups, which repeats "cpu" here.
-    """
+    """``"cpu:gloo,cpu:gloo"`` -> ``"cpu:gloo"``: verl builds ``f"cpu:gloo,{device}:{backend}"`` for its process
+    groups, which repeats "cpu" here, and torch allows one backend per device."""
     if not isinstance(backend, str) or "," not in backend:
         return backend
     kept: dict[str, str] = {}
@@ -135,13 +86,11 @@ def dedupe_backend(backend):
     return ",".join(kept.values())
 
 
-def _install_backend_dedupe() -> None:
-    original = dist.init_process_group
-
-    def init_process_group(backend=None, *args, **kwargs):
-        return original(dedupe_backend(backend), *args, **kwargs)
-
-    dist.init_process_group = init_process_group
+_init_process_group = dist.init_process_group
 
 
-_install_backend_dedupe()
+def _init_deduped(backend=None, *args, **kwargs):
+    return _init_process_group(dedupe_backend(backend), *args, **kwargs)
+
+
+dist.init_process_group = _init_deduped

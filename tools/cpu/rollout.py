@@ -1,11 +1,9 @@
-"""The "hf" rollout: a Ray actor that samples with Hugging Face transformers on a CPU, and the adapter in the
-trainer worker that pushes the trained weights to it after every step (verl's ``naive`` weight sync).
+"""The "hf" rollout: a Ray actor that samples with transformers on a CPU, serving verl's agent loop as a vLLM server
+would (the contracts: docs/cpu_backend.md), and the trainer worker's adapter that pushes it the trained weights.
 
-It serves verl's agent loop as a vLLM server would (``generate``; the replica's and checkpoint manager's control
-calls do nothing here), keeping the contracts listed in docs/cpu_backend.md. Each request samples from its own generator,
-seeded by the rollout seed, the replica, the step, the prompt and how often the replica has seen that prompt in the
-step: a run resumed from a checkpoint samples what the uninterrupted run sampled (vLLM gives no such guarantee; the
-tests need it).
+Each request samples from its own generator, seeded by the rollout seed, the replica, the step, the prompt and how
+often the replica has seen that prompt in the step: a resumed run samples what the uninterrupted run sampled (vLLM
+gives no such guarantee; the tests need it).
 
 For tests: ``CWGRPO_CPU_EVENTS=<file>`` appends every weight load to it as a JSON line;
 ``CWGRPO_CPU_ANSWERS=<file>`` (JSON ``{text: response}``) makes a validation request whose prompt contains ``text``
@@ -32,15 +30,15 @@ EVENTS_ENV = "CWGRPO_CPU_EVENTS"
 ANSWERS_ENV = "CWGRPO_CPU_ANSWERS"
 
 
-def server_name(replica_rank: int) -> str:
-    return f"cwgrpo_hf_cpu_server_{replica_rank}"
-
-
 LOGPROBS_MODES = ("raw_logprobs", "processed_logprobs", "raw_logits", "processed_logits")
 
 
 async def _nothing(self, *_args, **_kwargs):  # a no-op actor method (Ray reads the signature without ``self``)
     return None
+
+
+def server_name(replica_rank: int) -> str:
+    return f"cwgrpo_hf_cpu_server_{replica_rank}"
 
 
 class InjectedRolloutFailure(RuntimeError):
@@ -61,19 +59,15 @@ class HFServer:
         self.name = server_name(replica_rank)
         self.model = AutoModelForCausalLM.from_pretrained(self.model_config.local_path, dtype=torch.float32).eval()
         eos = self.model.generation_config.eos_token_id
-        eos = [eos] if isinstance(eos, int) else list(eos or [])
-        if self.model_config.tokenizer is not None and self.model_config.tokenizer.eos_token_id is not None:
-            eos.append(self.model_config.tokenizer.eos_token_id)
-        self.eos_ids = set(eos)
+        self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+        self.eos_ids.add(getattr(self.model_config.tokenizer, "eos_token_id", None))
         positions = getattr(self.model.config, "max_position_embeddings", None)
         self.max_model_len = self.config.max_model_len or positions or self.config.prompt_length + self.config.response_length
         self.seed = (int(self.config.seed or 0), replica_rank)
         self.seen: dict[tuple, int] = {}  # (step, prompt) -> requests so far this step
         answers = os.environ.get(ANSWERS_ENV)
         self.answers = json.loads(open(answers, encoding="utf-8").read()) if answers else {}
-        self.lock = asyncio.Lock()
-        self.weight_version = 0
-        self.global_steps = None
+        self.lock, self.weight_version, self.global_steps = asyncio.Lock(), 0, None
         self.logprobs_mode = self.config.logprobs_mode or "raw_logprobs"
         if self.logprobs_mode not in LOGPROBS_MODES:
             raise ValueError(f"rollout.logprobs_mode={self.logprobs_mode!r}: vLLM's modes are {list(LOGPROBS_MODES)}")
@@ -87,8 +81,7 @@ class HFServer:
 
     def load_weights(self, state_dict: dict[str, torch.Tensor], global_steps=None) -> dict[str, Any]:
         own = self.model.state_dict()
-        unexpected = sorted(set(state_dict) - set(own))
-        if unexpected:
+        if unexpected := sorted(set(state_dict) - set(own)):
             raise KeyError(f"{self.name}: weights for unknown parameters {unexpected[:5]}")
         change = 0.0  # from the weights the server held: > 0 shows that the trained weights arrived
         with torch.no_grad():
@@ -102,8 +95,7 @@ class HFServer:
         self.seen.clear()  # counts are per step
         event = {"event": "weights", "server": self.name, "version": self.weight_version, "tensors": len(state_dict),
                  "global_steps": global_steps, "max_abs_change": change}
-        path = os.environ.get(EVENTS_ENV)
-        if path:
+        if path := os.environ.get(EVENTS_ENV):
             with open(path, "a", encoding="utf-8") as events:
                 events.write(json.dumps(event) + "\n")
         print(f"[cwgrpo-cpu] {json.dumps(event)}", flush=True)
@@ -180,12 +172,8 @@ class HFServer:
             if token in self.eos_ids:
                 break
             out = self.model(input_ids=torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
-        return TokenOutput(
-            token_ids=tokens,
-            log_probs=log_probs if params.get("logprobs") else None,
-            stop_reason="completed",
-            extra_fields={"global_steps": self.global_steps},
-        )
+        return TokenOutput(token_ids=tokens, log_probs=log_probs if params.get("logprobs") else None,
+                           stop_reason="completed", extra_fields={"global_steps": self.global_steps})
 
     @staticmethod
     def _process(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -226,15 +214,11 @@ class HFReplica(RolloutReplica):
     async def launch_servers(self):
         import ray
 
-        server = (
-            ray.remote(HFServer)
-            .options(name=server_name(self.replica_rank), num_cpus=0,  # the name the adapter looks up
-                     max_concurrency=self.max_concurrency)
-            .remote(self.config, self.model_config, self.replica_rank)
-        )
+        server = ray.remote(HFServer).options(  # by the name the adapter looks up
+            name=server_name(self.replica_rank), num_cpus=0, max_concurrency=self.max_concurrency,
+        ).remote(self.config, self.model_config, self.replica_rank)
         await server.ready.remote()
-        self.servers = [server]
-        self._server_handle = server
+        self.servers, self._server_handle = [server], server
         self._server_address = f"hf-cpu-{self.replica_rank}"
 
 

@@ -1,10 +1,6 @@
-"""The smoke run's reward: the project's reward, plus a reward with spread on training rows.
-
-An untrained tiny model never answers correctly, so the project's reward alone would give every response of a
-group the same score, every advantage 0, and a smoke run that tests nothing. On training rows
-(``cwgrpo/smoke``) the fraction of digit characters in the response is added to the score; evaluation rows are
-scored by ``cwgrpo_verl.reward.compute_score`` unchanged.
-"""
+"""The smoke run's reward: the project's, plus the fraction of digits in the response on training rows
+(``cwgrpo/smoke``). An untrained tiny model never answers right, so the project's reward alone would give every
+response the same score, every advantage 0, and a smoke run that tests nothing; evaluation rows score unchanged."""
 
 from __future__ import annotations
 
