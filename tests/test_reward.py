@@ -18,7 +18,7 @@ from helpers import SHARED_DATA
 from cwgrpo_verl import data_sets
 from cwgrpo_verl import reward as R
 from cwgrpo_verl.processes import alive as process_alive
-from cwgrpo_verl.reward import compute_score, options
+from cwgrpo_verl.reward import compute_score
 
 TOWER = "The answer is $\\boxed{10^{10^{10^{10}}}}$"
 KEYS_TYPES = {"score": float, "acc": float, "format": float, "pred": str, "reason": str, "timed_out": float}
@@ -427,7 +427,7 @@ def test_what_verl_passes_is_accepted_by_name():
     res = compute_score(data_source=OPEN_RS, solution_str=_resp("5"), ground_truth="$5$", extra_info={"index": 0},
                         reward_router_address="127.0.0.1:8000", reward_model_tokenizer=None)
     assert res["score"] == 2.0
-    assert options.VERL_EXTRA_KWARGS == ("reward_router_address", "reward_model_tokenizer")
+    assert R.VERL_EXTRA_KWARGS == ("reward_router_address", "reward_model_tokenizer")
 
 
 def test_a_typo_reaches_the_caller_through_verls_loader_and_the_smoke_wrapper():
@@ -470,10 +470,10 @@ def test_an_unknown_data_source_is_warned_about_once(caplog):
     assert all(r["score"] == 2.0 for r in results)  # still the documented fallback: the training reward
 
 
-@pytest.mark.parametrize("workers", [10**6, options.MAX_WORKERS + 1])
+@pytest.mark.parametrize("workers", [10**6, R.MAX_WORKERS + 1])
 def test_a_pool_larger_than_the_cap_is_refused(workers, monkeypatch):
     """`workers=10**6` was accepted (and would fork until the machine ran out)."""
-    with pytest.raises(ValueError, match=f"workers must be an integer from 1 to {options.MAX_WORKERS}, got {workers}"):
+    with pytest.raises(ValueError, match=f"workers must be an integer from 1 to {R.MAX_WORKERS}, got {workers}"):
         compute_score(MATH, _resp("3"), "$3$", workers=workers)
     monkeypatch.setenv("CWGRPO_REWARD_WORKERS", str(workers))
     with pytest.raises(ValueError, match="CWGRPO_REWARD_WORKERS must be an integer from 1"):

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from cwgrpo_verl.reward import format_reward
-from cwgrpo_verl.reward.scoring import check_answer, train
+from cwgrpo_verl.reward.scoring import check_answer, train_gold, train_prediction
 
 FIXTURE = Path(__file__).parent / "fixtures" / "authors_reward"
 
@@ -52,8 +52,8 @@ def test_training_mode_gives_the_authors_verdict_on_every_case():
         got = check_answer("train", "latex", gold, text) if gold else {"acc": False, "reason": "no_gold"}
         want = case["acc"] or 0.0  # None (gold not parsed): acc 0 and reason no_gold here
         if float(got["acc"]) != want or (case["acc"] is None) != (got["reason"] == "no_gold"):
-            ours = {"pred": [str(x) for x in train.extract_prediction(text)],
-                    "gold": [str(x) for x in train.extract_gold(gold)] if gold else []}
+            ours = {"pred": [str(x) for x in train_prediction(text)],
+                    "gold": [str(x) for x in train_gold(gold)] if gold else []}
             wrong.append((case["id"], case["kind"], case["acc"], case["extracted"], ours))
     assert not wrong, f"{len(wrong)}/{len(CASES)} verdicts differ from the authors': {wrong[:5]}"
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cwgrpo_verl.reward.scoring import candidates as C
-from cwgrpo_verl.reward.scoring import lighteval
+from cwgrpo_verl.reward.scoring import eval_prediction
 
 TOKENS = ["$", "$$", "\\[", "\\]", "\\(", "\\)", " [", "] ", "\\boxed{", "{", "}", "\\frac{1}{2}", "%", "\\%", "\n",
           " and ", " or ", ", ", "final answer is ", "The final answer is: ", " I hope", "answer: ", "answer ",
@@ -91,6 +91,6 @@ def test_long_response_with_an_early_box_is_found_without_reading_to_the_end():
     text = "<think>\nso it is $\\boxed{42}$.\n" + filler
     assert len(text) > 200_000
     t0 = time.perf_counter()
-    preds = lighteval.extract_prediction(text)
+    preds = eval_prediction(text)
     assert time.perf_counter() - t0 < 3.0
     assert str(preds[0]) == "42"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cwgrpo_verl.reward.scoring import check_answer, lighteval
+from cwgrpo_verl.reward.scoring import check_answer, eval_gold, eval_prediction
 
 FIXTURE = Path(__file__).parent / "fixtures" / "reward_parity"
 
@@ -69,8 +69,8 @@ def test_evaluation_mode_gives_lighteval_verdicts():
         gold, text = GOLDS[case["gold"]], GEN.join(case["parts"])
         got = check_answer("eval", case["gold_kind"], gold, text)
         if float(got["acc"]) != case["lighteval"]:
-            ours = {"pred": [str(x) for x in lighteval.extract_prediction(text)],
-                    "gold": [str(x) for x in lighteval.extract_gold(gold, case["gold_kind"])]}
+            ours = {"pred": [str(x) for x in eval_prediction(text)],
+                    "gold": [str(x) for x in eval_gold(gold, case["gold_kind"])]}
             wrong.append((case["id"], case["set"], case["kind"], case["lighteval"], case["extracted"], ours))
     assert len(CASES) == 1662
     assert not wrong, f"{len(wrong)}/{len(CASES)} verdicts differ from lighteval's: {wrong[:5]}"

@@ -21,7 +21,7 @@ import pytest
 from cwgrpo_verl import data_sets
 from cwgrpo_verl import reward as R
 from cwgrpo_verl.processes import alive as process_alive
-from cwgrpo_verl.reward import compute_score, options
+from cwgrpo_verl.reward import compute_score
 
 MATH = data_sets.get("math500").data_source
 SLOW = "The final answer is $\\boxed{9^{9^{9}}}$"
@@ -126,7 +126,7 @@ def test_pool_size_from_the_environment(monkeypatch):
     with pytest.raises(ValueError, match="CWGRPO_REWARD_WORKERS"):
         R.default_workers()
     monkeypatch.delenv("CWGRPO_REWARD_WORKERS")
-    assert 1 <= R.default_workers() <= min(options.DEFAULT_MAX_WORKERS, len(os.sched_getaffinity(0)))
+    assert 1 <= R.default_workers() <= min(R.DEFAULT_MAX_WORKERS, len(os.sched_getaffinity(0)))
 
 
 # ---------------------------------------------------------------------------------------------- faults

@@ -1,5 +1,5 @@
-"""``python -m cwgrpo_verl.reward --self-check DATA_DIR``: see :mod:`cwgrpo_verl.reward.self_check`."""
+"""``python -m cwgrpo_verl.reward --self-check DATA_DIR``: see :func:`cwgrpo_verl.reward.self_check`."""
 
-from .self_check import main
+from . import main
 
 raise SystemExit(main())

@@ -27,11 +27,6 @@ _BOOTSTRAP = (
 )
 
 
-def startup_timeout_s() -> float:
-    """How long a zygote may take to import and warm up: ``$CWGRPO_REWARD_STARTUP_S`` (default 120 s)."""
-    return float(os.environ.get("CWGRPO_REWARD_STARTUP_S", "120"))
-
-
 def _failed(reason: str) -> dict:
     return {"acc": False, "pred": "", "reason": reason}
 
@@ -81,28 +76,27 @@ class Zygote:
             self.sock.close()
             raise RuntimeError(f"cannot start the reward's scoring process: {proc!r}")
         self.proc = proc
-        self.sock.settimeout(startup_timeout_s())
+        startup_s = float(os.environ.get("CWGRPO_REWARD_STARTUP_S", "120"))  # for its import and warm-up, and a fork
+        self.sock.settimeout(startup_s)
         try:
             raw = self.sock.recv(65536)
             msg = json.loads(raw) if raw else {"error": f"it exited with code {self.proc.poll()}"}
             error = None if msg.get("ready") else f"failed to start: {msg.get('error')}"
         except OSError as exc:
-            error = f"did not start within {startup_timeout_s():.0f} s: {exc!r}"
+            error = f"did not start within {startup_s:.0f} s: {exc!r}"
         if error:
             self.kill()
             raise RuntimeError(f"the reward's scoring process {error}")
 
     def fork_worker(self) -> Worker:
-        self.sock.settimeout(startup_timeout_s())
         self.sock.sendall(b"F")
-        msg, fds, _, _ = socket.recv_fds(self.sock, 8, 2)
-        if len(msg) != 8 or len(fds) != 2:
+        msg, fds, _, _ = socket.recv_fds(self.sock, 8, 1)
+        if len(msg) != 8 or len(fds) != 1:
             for fd in fds:
                 os.close(fd)
             raise OSError("the reward's scoring process sent no worker")
-        for fd in fds:  # received descriptors are inheritable: keep them out of programs this process runs
-            os.set_inheritable(fd, False)
-        return Worker(int.from_bytes(msg, "little"), fds[0], fds[1])
+        os.set_inheritable(fds[0], False)  # received descriptors are inheritable: keep them out of programs we run
+        return Worker(int.from_bytes(msg, "little"), fds[0])
 
     def kill(self) -> None:
         """Close our socket (the zygote exits on EOF) and SIGKILL it; its workers follow (PDEATHSIG)."""
@@ -114,41 +108,38 @@ class Zygote:
 
 
 class Worker:
-    """One scoring process (a child of the zygote) and our ends of its two pipes."""
+    """One scoring process (a child of the zygote) and our end of its socket."""
 
-    def __init__(self, pid: int, write_fd: int, read_fd: int) -> None:
-        self.pid, self.owner_pid = pid, os.getpid()
-        self.tx = Connection(write_fd, readable=False)
-        self.rx = Connection(read_fd, writable=False)
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid, self.owner_pid, self.conn = pid, os.getpid(), Connection(fd)
 
     def call(self, payload: bytes, timeout: float) -> dict | None:
-        """The worker's answer, or None past ``timeout``; :class:`Lost` if it died or its pipes broke."""
-        if self.rx.poll(0):  # readable while idle: EOF (it died waiting for work) or stray data
+        """The worker's answer, or None past ``timeout``; :class:`Lost` if it died or its socket broke."""
+        if self.conn.poll(0):  # readable while idle: EOF (it died waiting for work) or stray data
             try:
-                self.rx.recv_bytes()
+                self.conn.recv_bytes()
             except (EOFError, OSError) as exc:
                 raise Lost(started=False, dead=True) from exc
             raise Lost(started=False, dead=False)
         try:
-            self.tx.send_bytes(payload)
-        except OSError as exc:  # EPIPE: nobody reads the request pipe any more
+            self.conn.send_bytes(payload)
+        except OSError as exc:  # EPIPE: nobody reads the socket any more
             raise Lost(started=False, dead=True) from exc
         try:
-            return json.loads(self.rx.recv_bytes()) if self.rx.poll(timeout) else None
-        except EOFError as exc:
+            return json.loads(self.conn.recv_bytes()) if self.conn.poll(timeout) else None
+        except (EOFError, ConnectionResetError) as exc:  # a socket closed with unread data gives ECONNRESET
             raise Lost(started=True, dead=True) from exc
         except (OSError, ValueError) as exc:
             raise Lost(started=True, dead=False) from exc
 
-    def close_pipes(self) -> None:
-        for conn in (self.tx, self.rx):
-            with contextlib.suppress(OSError):
-                conn.close()
+    def close_socket(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.close()
 
     def kill(self, dead: bool = False) -> None:
         """SIGKILL the worker and wait (2 s at most) until it is gone; only the process that forked it may,
         and only while it is known to live (a dead worker's pid may already be someone else's)."""
-        self.close_pipes()
+        self.close_socket()
         if dead or self.owner_pid != os.getpid():
             return
         try:
@@ -276,9 +267,9 @@ class Pool:
             self._drop_zygote()
 
     def forget(self) -> None:
-        """In a forked child: drop the inherited pipes and socket without locking or killing anything."""
+        """In a forked child: drop the inherited sockets without locking or killing anything."""
         for worker in list(self._workers.values()):
-            worker.close_pipes()
+            worker.close_socket()
         if self._zygote is not None:
             with contextlib.suppress(OSError):
                 self._zygote.sock.close()

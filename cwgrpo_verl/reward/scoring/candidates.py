@@ -1,12 +1,9 @@
 """Where the answer may be: lighteval's candidate matches, in the order it tries them, over the whole text.
 
-The patterns describe the language of lighteval's ``extractive_match`` at commit ed084813 (written from that
-commit's documented behaviour, checked against its verdicts by ``tests/test_reward_parity.py``); every scan is
-linear in the text (the helpers below say how; ``\\boxed{.+}`` is not tried past the last ``}``). Priority groups
-and linearity: docs/reward.md, "Two modes" and "Where it departs from lighteval, and why".
-
-Follows ``src/lighteval/metrics/utils/extractive_match_utils.py`` (``lazy_expr_regex``, ``lazy_latex_regex``,
-``get_extraction_regexes``, ``extract_target_from_pred``) at lighteval ed084813: https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/utils/extractive_match_utils.py
+Written from lighteval's documented behaviour and checked against its verdicts (``tests/test_reward_parity.py``);
+every scan is linear in the text (docs/reward.md, "Where it departs from lighteval, and why"). Follows
+``lazy_expr_regex``, ``lazy_latex_regex``, ``get_extraction_regexes`` and ``extract_target_from_pred`` of
+``src/lighteval/metrics/utils/extractive_match_utils.py`` at lighteval ed084813: https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/utils/extractive_match_utils.py
 """
 
 from __future__ import annotations

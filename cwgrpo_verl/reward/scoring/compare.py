@@ -1,7 +1,5 @@
-"""When a prediction equals the gold: lighteval's comparison (commit ed084813), precision 5, strict.
-
-The paper's verdicts come from this comparison, not from math-verify's later ``verify``, which is more lenient
-(it accepts a solved equation, among others): docs/reward.md, "What the paper's scorer really was".
+"""When a prediction equals the gold: lighteval's comparison (commit ed084813), precision 5, strict (math-verify's
+later ``verify`` is more lenient: docs/reward.md, "What the paper's scorer really was").
 
 Follows ``src/lighteval/metrics/utils/math_comparison.py`` (``compare_gold_target`` and the ``sympy_*``
 comparisons) at lighteval ed084813: https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/utils/math_comparison.py
@@ -13,31 +11,11 @@ from itertools import product
 
 from latex2sympy2_extended.latex2sympy2 import is_expr_of_only_symbols
 from latex2sympy2_extended.sets import FiniteSet as L2SFiniteSet
-from sympy import (
-    And,
-    Basic,
-    E,
-    Eq,
-    FiniteSet,
-    Float,
-    GreaterThan,
-    Interval,
-    LessThan,
-    MatrixBase,
-    MatrixExpr,
-    Mul,
-    Number,
-    Rational,
-    Set,
-    StrictGreaterThan,
-    StrictLessThan,
-    Symbol,
-    Tuple,
-    default_sort_key,
-    ordered,
-    simplify,
-)
-from sympy.core.function import UndefinedFunction
+from math_verify.grader import safe_sympy_doit as _doit  # math-verify 0.9 kept these three as lighteval wrote them
+from math_verify.grader import sympy_symbolic_eq as _symbolic_equal
+from math_verify.grader import unwrap_fcs as _unwrap_functions
+from sympy import (And, Basic, E, Eq, FiniteSet, Float, GreaterThan, Interval, LessThan, MatrixBase, MatrixExpr, Mul,
+                   Number, Rational, Set, StrictGreaterThan, StrictLessThan, Symbol, Tuple, default_sort_key, ordered)
 from sympy.core.relational import Relational
 
 _FLIPPED = ((GreaterThan, LessThan), (LessThan, GreaterThan), (StrictGreaterThan, StrictLessThan),
@@ -59,13 +37,6 @@ def _pair_equal(gold, pred, precision: int) -> bool:
         return False
     except Exception:  # noqa: BLE001 - lighteval scores an erroring comparison as unequal
         return False
-
-
-def _doit(x):
-    try:
-        return x.doit()
-    except Exception:  # noqa: BLE001
-        return x
 
 
 def _is_number_or_percent(x, cls) -> bool:
@@ -95,14 +66,6 @@ def _numeric_equal(a, b, precision: int) -> bool:
     return False
 
 
-def _symbolic_equal(a, b) -> bool:
-    try:
-        diff = simplify(a - b)
-        return bool(isinstance(diff, MatrixBase) and diff.is_zero_matrix or isinstance(diff, Basic) and diff.is_zero)
-    except Exception:  # noqa: BLE001
-        return False
-
-
 def _is_relation(x) -> bool:
     return isinstance(x, Relational) or (isinstance(x, And) and all(isinstance(a, Relational) for a in x.args))
 
@@ -118,21 +81,6 @@ def _is_assignment(x) -> bool:
 
 def _last_relation(x):
     return _last_relation(x.args[-1]) if isinstance(x, And) else x
-
-
-def _unwrap_functions(x):
-    """``f(x)`` (an undefined function) becomes the symbol ``f_x``, so that relations turn into sets."""
-    if not isinstance(x, Basic):
-        return x
-    if hasattr(x, "func") and isinstance(x.func, UndefinedFunction):
-        return Symbol(f"{x.func.__name__}_{'_'.join(str(_unwrap_functions(a)) for a in x.args)}")
-    try:
-        args = [_unwrap_functions(a) for a in x.args]
-        if args:
-            return x.func(*args)
-    except Exception:  # noqa: BLE001
-        pass
-    return x
 
 
 def _str_equal(a, b) -> bool:

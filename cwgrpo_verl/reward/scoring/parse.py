@@ -1,8 +1,7 @@
 """From a candidate match to a value: lighteval's extraction step (commit ed084813) on today's parser.
 
-The parser is latex2sympy2_extended 1.11 (what math-verify 0.9 pins), not the 1.0.6 of the paper; :func:`normalize`
-and :func:`parse_latex` redo the steps whose behaviour changed since (docs/reward.md, "What the paper's scorer
-really was").
+The parser is latex2sympy2_extended 1.11 (math-verify 0.9's pin), not the paper's 1.0.6; :func:`normalize` and
+:func:`parse_latex` redo the steps whose behaviour changed since (docs/reward.md).
 
 Follows ``extract_expr``, ``extract_latex`` and ``convert_to_pct`` of ``src/lighteval/metrics/utils/
 extractive_match_utils.py`` at lighteval ed084813 (https://github.com/huggingface/lighteval/blob/ed084813e0bd12d82a06d9f913291fdbee774905/src/lighteval/metrics/utils/extractive_match_utils.py), with
@@ -19,6 +18,7 @@ from latex2sympy2_extended import math_normalization as l2s_norm
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig, NormalizationConfig, latex2sympy, normalize_latex
 from latex2sympy2_extended.sets import FiniteSet as L2SFiniteSet
 from math_verify.grader import should_treat_as_complex
+from sympy.parsing import parse_expr
 
 from cwgrpo_verl.boxed import boxed_contents
 
@@ -53,9 +53,7 @@ def normalize(latex: str, boxed_last: bool, fixes: bool = True) -> str:
         parts = l2s_norm.equation_split_regex.split(text)
         if len(parts) > 2:
             text = parts[-1]
-    stripped = l2s_norm.unit_superscript_regex.sub("", text).strip()  # a trailing \text{unit}, maybe squared
-    if stripped and stripped != text:
-        text = stripped
+    text = l2s_norm.unit_superscript_regex.sub("", text).strip() or text  # a trailing \text{unit}, maybe squared
     text = _EMPTY_TEXT.sub(" ", text)
     return normalize_latex(text, _FIXES) if fixes else text
 
@@ -87,17 +85,13 @@ def parse_latex(latex: str):
 def _latex_value(text: str, match: re.Match, fixes: bool = True):
     """lighteval's ``extract_latex``: every environment of the match, joined into a set when all parse."""
     groups = match.re.groupindex
-    found = []
-    for prefix in ("first", "next1", "next2", "next3", "next4", "next5"):
-        for name in groups:
-            if name.startswith(prefix + "_latex"):
-                content = group_text(text, match, name)
-                if content:
-                    found.append((prefix, name.split("_", 1)[1], content))
-                    break
     values, strings = [], []
-    for prefix, kind, content in found:
-        normalized = normalize(content, boxed_last=kind == "latexBoxed", fixes=fixes)
+    for prefix in ("first", "next1", "next2", "next3", "next4", "next5"):
+        found = ((name, group_text(text, match, name)) for name in groups if name.startswith(prefix + "_latex"))
+        name, content = next(((name, content) for name, content in found if content), ("", ""))
+        if not content:
+            continue
+        normalized = normalize(content, boxed_last=name.endswith("_latexBoxed"), fixes=fixes)
         strings.append(normalized)
         try:
             value = parse_latex(normalized)
@@ -109,17 +103,13 @@ def _latex_value(text: str, match: re.Match, fixes: bool = True):
     if not values:
         return None, ""
     if len(values) > 1 and all(v is not None for v in values):
-        items = []
-        for v in values:
-            items.extend(v.args if isinstance(v, sympy.FiniteSet) else [v])
+        items = [x for v in values for x in (v.args if isinstance(v, sympy.FiniteSet) else [v])]
         return L2SFiniteSet(*items), " and ".join(strings)
     return values[0], strings[0]
 
 
 @lru_cache(maxsize=256)
 def _parse_expr(expr: str):
-    from sympy.parsing import parse_expr
-
     return parse_expr(expr, evaluate=False)
 
 

@@ -1,18 +1,21 @@
 """The processes that score: a zygote that imports and warms the scoring once, and the workers it forks.
 
 The pool starts ``python -c <bootstrap> <socket fd> <caller pid>``; the zygote forks a worker per byte received and
-hands back its pid and two pipe ends (SCM_RIGHTS). Workers speak JSON over ``multiprocessing.connection`` framing:
-``{"mode", "gold_kind", "gold", "text"}`` in, ``{"acc", "pred", "reason"}`` out. Why: docs/reward.md, "The worker pool".
+hands back its pid and one end of a socket pair (SCM_RIGHTS). Workers speak JSON in ``multiprocessing.connection``
+frames: ``{"mode", "gold_kind", "gold", "text"}`` in, ``{"acc", "pred", "reason"}`` out. Why: docs/reward.md.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
+from multiprocessing.connection import Connection
 
 _PR_SET_PDEATHSIG = 1
 _WARM_ANSWERS = (
@@ -24,8 +27,6 @@ _WARM_ANSWERS = (
 def die_with_parent(parent_pid: int) -> None:
     """Ask the kernel to SIGKILL this process when its parent exits; exit now if the parent is already gone."""
     if sys.platform.startswith("linux"):
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
@@ -37,20 +38,15 @@ def _limit_memory() -> None:
     """Address-space limit of the scoring processes (``CWGRPO_REWARD_MEM_MB``, default 4096; 0 = none)."""
     mb = int(os.environ.get("CWGRPO_REWARD_MEM_MB", "4096") or 0)
     if mb > 0:
-        import resource
-
         resource.setrlimit(resource.RLIMIT_AS, (mb << 20, mb << 20))
 
 
-def _serve(check_answer, read_fd: int, write_fd: int) -> None:
-    """Worker loop: one request in, one answer out, until the caller closes the request pipe."""
-    from multiprocessing.connection import Connection
-
-    inbox = Connection(read_fd, writable=False)
-    outbox = Connection(write_fd, readable=False)
+def _serve(check_answer, fd: int) -> None:
+    """Worker loop: one request in, one answer out, until the caller closes its end."""
+    conn = Connection(fd)
     while True:
         try:
-            req = json.loads(inbox.recv_bytes())
+            req = json.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
         try:
@@ -59,7 +55,7 @@ def _serve(check_answer, read_fd: int, write_fd: int) -> None:
             res = {"acc": False, "pred": "", "reason": "memory"}
         except Exception:  # noqa: BLE001 - model text must never end the loop (RecursionError included)
             res = {"acc": False, "pred": "", "reason": "error"}
-        outbox.send_bytes(json.dumps({"acc": bool(res["acc"]), "pred": res["pred"], "reason": res["reason"]}).encode())
+        conn.send_bytes(json.dumps({"acc": bool(res["acc"]), "pred": res["pred"], "reason": res["reason"]}).encode())
 
 
 def _warm_up(check_answer) -> None:
@@ -94,21 +90,17 @@ def zygote(sock_fd: int, parent_pid: int, check_answer) -> None:
             cmd = b""
         if not cmd:
             os._exit(0)
-        c_read, p_write = os.pipe()
-        p_read, c_write = os.pipe()
+        ours, theirs = socket.socketpair()
         pid = os.fork()
         if pid == 0:
             try:  # its exit status is never read (SIGCHLD is ignored): end silently, whatever happened
                 sock.close()
-                for fd in (p_write, p_read):
-                    os.close(fd)
+                ours.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 die_with_parent(zygote_pid)
-                _serve(check_answer, c_read, c_write)
+                _serve(check_answer, theirs.detach())
             finally:
                 os._exit(0)
-        for fd in (c_read, c_write):
-            os.close(fd)
-        socket.send_fds(sock, [pid.to_bytes(8, "little")], [p_write, p_read])
-        for fd in (p_write, p_read):
-            os.close(fd)
+        theirs.close()
+        socket.send_fds(sock, [pid.to_bytes(8, "little")], [ours.fileno()])
+        ours.close()
