@@ -2,10 +2,8 @@
 
     python benchmarks/bench_loss.py [--batch 48 --length 4096 --iters 50 --device cuda]
 
-Needs only torch (the math lives in ``cwgrpo_verl.core``), so it also runs on a GPU machine without verl.
-"vanilla" is the same PPO-clip code with the weighting off; where verl is installed, verl's own ``vanilla``
-loss is timed too. On CUDA the CW path runs under ``torch.cuda.set_sync_debug_mode("error")`` up to the one
-metrics transfer, which proves it has no other host-device synchronisation.
+Needs only torch; where verl is installed, verl's own ``vanilla`` loss is timed too. On CUDA the CW path runs
+under ``torch.cuda.set_sync_debug_mode("error")`` up to its one metrics transfer: no other host-device sync.
 """
 
 from __future__ import annotations
@@ -14,11 +12,13 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cwgrpo_verl import argtypes  # noqa: E402
 from cwgrpo_verl.core import cw_weights, ppo_clip_token_losses  # noqa: E402
 from cwgrpo_verl.metrics import to_host, weight_stats  # noqa: E402
 
@@ -36,21 +36,11 @@ def make_batch(batch, length, device, seed=0):
     return old, log_prob, adv, mask
 
 
-def token_mean(loss_mat, mask):
-    return (loss_mat * mask).sum() / mask.sum()
-
-
-def vanilla_step(old, lp, adv, mask):
-    loss_mat, stats = ppo_clip_token_losses(old, lp, adv, mask, 0.2, 0.28, 3.0)
-    loss = token_mean(loss_mat, mask)
-    loss.backward()
-    return to_host(stats)
-
-
-def cw_step(old, lp, adv, mask, detach, sync_check=False, metrics=True, group_size=None, cov_tails=True):
-    """``group_size``: statistics per prompt group of that many consecutive rows (``cwgrpo.scope=group``), with the
-    group count passed as a host int, as the recipe's loss does. ``cov_tails=False``: the weight metrics without
-    Table 1's covariance tails, as in the recipe, whose trainer logs them once per step."""
+def step(old, lp, adv, mask, cw=True, detach=False, metrics=True, group_size=None, cov_tails=True, sync_check=False):
+    """One forward+backward; ``cw=False``: the same PPO-clip code without weights. ``group_size``: statistics per
+    prompt group of that many consecutive rows (``cwgrpo.scope=group``), with the group count passed as a host int,
+    as the recipe's loss does. ``cov_tails=False``: the weight metrics without Table 1's covariance tails, as in the
+    recipe, whose trainer logs them once per step."""
     segments = {}
     if group_size:
         segments = dict(segment_ids=torch.arange(lp.shape[0], device=lp.device) // group_size,
@@ -58,12 +48,11 @@ def cw_step(old, lp, adv, mask, detach, sync_check=False, metrics=True, group_si
     if sync_check:
         torch.cuda.set_sync_debug_mode("error")
     try:
-        cw = cw_weights(lp, adv, mask, detach=detach, **segments)
-        loss_mat, stats = ppo_clip_token_losses(old, lp, cw.weights * adv, mask, 0.2, 0.28, 3.0)
-        if metrics:
-            stats.update(weight_stats(cw.weights, cw.cov, mask, cov_tails=cov_tails))
-        loss = token_mean(loss_mat, mask)
-        loss.backward()
+        weights = cw_weights(lp, adv, mask, detach=detach, **segments) if cw else None
+        loss_mat, stats = ppo_clip_token_losses(old, lp, weights.weights * adv if cw else adv, mask, 0.2, 0.28, 3.0)
+        if cw and metrics:
+            stats.update(weight_stats(weights.weights, weights.cov, mask, cov_tails=cov_tails))
+        ((loss_mat * mask).sum() / mask.sum()).backward()  # token-mean
     finally:
         if sync_check:
             torch.cuda.set_sync_debug_mode("default")
@@ -80,13 +69,13 @@ def verl_vanilla_step():
                       policy_loss=PolicyLossConfig(loss_mode="vanilla"))
     fn = get_policy_loss_fn("vanilla")
 
-    def step(old, lp, adv, mask):
+    def verl_step(old, lp, adv, mask):
         loss, metrics = fn(old_log_prob=old, log_prob=lp, advantages=adv, response_mask=mask,
                            loss_agg_mode="token-mean", config=cfg)
         loss.backward()
         return metrics
 
-    return step
+    return verl_step
 
 
 def measure(steps, inputs, iters, device):
@@ -114,9 +103,9 @@ def measure(steps, inputs, iters, device):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=48)
-    parser.add_argument("--length", type=int, default=4096)
-    parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--batch", type=argtypes.integer(), default=48)
+    parser.add_argument("--length", type=argtypes.integer(), default=4096)
+    parser.add_argument("--iters", type=argtypes.integer(), default=50)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     if args.batch % GROUP_SIZE:
@@ -125,22 +114,20 @@ def main(argv=None):
     inputs = make_batch(args.batch, args.length, device)
 
     if device.type == "cuda":  # raises if anything inside the loss synchronises with the host
+        old, lp, adv, mask = inputs
         for group_size in (None, GROUP_SIZE):
-            cw_step(*[t.clone().requires_grad_(i == 1) if i == 1 else t for i, t in enumerate(inputs)], detach=False,
-                    sync_check=True, group_size=group_size)
+            step(old, lp.clone().requires_grad_(True), adv, mask, sync_check=True, group_size=group_size)
         print("sync check: cw_grpo loss (micro-batch and group statistics) ran under set_sync_debug_mode('error') "
               "with no synchronisation")
 
-    rows = [("vanilla (same PPO code, no weights)", lambda *x: vanilla_step(*x))]
-    verl_step = verl_vanilla_step()
-    if verl_step is not None:
+    rows = [("vanilla (same PPO code, no weights)", partial(step, cw=False))]
+    if (verl_step := verl_vanilla_step()) is not None:
         rows.append(("verl vanilla (registry)", verl_step))
     rows += [
-        ("main_ppo: cw_grpo, micro-batch, detached", lambda *x: cw_step(*x, detach=True)),
-        ("main_ppo: cw_grpo, micro-batch", lambda *x: cw_step(*x, detach=False)),
-        ("  same, without any metrics", lambda *x: cw_step(*x, detach=False, metrics=False)),
-        (f"recipe: per group of {GROUP_SIZE}, no tails", lambda *x: cw_step(*x, detach=False, group_size=GROUP_SIZE,
-                                                                      cov_tails=False)),
+        ("main_ppo: cw_grpo, micro-batch, detached", partial(step, detach=True)),
+        ("main_ppo: cw_grpo, micro-batch", step),
+        ("  same, without any metrics", partial(step, metrics=False)),
+        (f"recipe: per group of {GROUP_SIZE}, no tails", partial(step, group_size=GROUP_SIZE, cov_tails=False)),
     ]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; torch {torch.__version__}; {args.batch} x {args.length} tokens; median of {args.iters}")

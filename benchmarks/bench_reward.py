@@ -1,10 +1,8 @@
 """Throughput of ``cwgrpo_verl.reward.compute_score`` beside verl's built-in math-verify scorer, in one run.
 
-The same responses (MATH-500 golds, half right) go to verl's ``math_verify.compute_score`` one at a time, to ours
-with one worker one at a time, and to ours with two workers from two threads (as verl's reward manager calls it), in
-rounds whose order rotates so that load drifting on a shared machine hits all three alike. Then the two-worker run is
-repeated beside a thread feeding adversarial inputs on a third worker: no normal sample may wait for a stuck one.
-Targets on 2 cores: ours/verl >= 1.0 with one worker and >= 1.6 with two, with the same verdicts.
+The same responses go to verl's scorer and to ours (one worker; two workers from two threads), in rounds of rotating
+order, then again beside adversarial inputs on a third worker (docs/reward.md, "Throughput"). Targets on 2 cores:
+ours/verl >= 1.0 with one worker and >= 1.6 with two, the same verdicts, no normal sample waiting for a stuck one.
 
     python benchmarks/bench_reward.py [--quick] [-n 300] [--data ../shared/data/math500.jsonl] [--timeout 2]
     python benchmarks/bench_reward.py --pool-libraries   # the pebble / loky measurements of docs/reward.md
@@ -88,9 +86,8 @@ def score(resp: str, gold: str, workers: int, **options) -> dict:
 def throughput(mix, verl_fn, timeout_s: float, rounds: int = 10) -> dict:
     """Rounds of verl (sequential), ours x1 (sequential) and ours x2 (two threads) on the same chunk, in an order
     that rotates (a worker's parse caches then favour no one)."""
-    secs = {"verl": 0.0, "ours1": 0.0, "ours2": 0.0}
-    acc: dict[str, list] = {name: [] for name in secs}
-    step = max(1, len(mix) // rounds)
+    names, step = ("verl", "ours1", "ours2"), max(1, len(mix) // rounds)
+    secs, acc = dict.fromkeys(names, 0.0), {name: [] for name in names}
     with ThreadPoolExecutor(max_workers=2) as two:
         ours = lambda workers: lambda item: score(item[0], item[1], workers, timeout_s=timeout_s)["acc"]  # noqa: E731
         scorers = {
@@ -98,24 +95,25 @@ def throughput(mix, verl_fn, timeout_s: float, rounds: int = 10) -> dict:
             "ours1": lambda chunk: list(map(ours(1), chunk)),
             "ours2": lambda chunk: list(two.map(ours(2), chunk)),
         }
-        names = list(scorers)
         for r, k in enumerate(range(0, len(mix), step)):
             for name in names[r % 3 :] + names[: r % 3]:
                 t0 = time.perf_counter()
                 acc[name] += scorers[name](mix[k : k + step])
                 secs[name] += time.perf_counter() - t0
-    expected = [right for *_, right in mix]
-    return {
-        "rps": {k: len(mix) / v for k, v in secs.items()},
-        "as_built": {k: sum((a == 1.0) == e for a, e in zip(v, expected)) for k, v in acc.items()},
-        "agree": sum((a == 1.0) == (b == 1.0) == (c == 1.0) for a, b, c in zip(*acc.values())),
-    }
+    return {"rps": {k: len(mix) / v for k, v in secs.items()},
+            "as_built": {k: as_built(v, mix) for k, v in acc.items()},
+            "agree": sum((a == 1.0) == (b == 1.0) == (c == 1.0) for a, b, c in zip(*acc.values()))}
+
+
+def as_built(accs, mix) -> int:
+    """How many verdicts match how ``mix`` was built (right or wrong)."""
+    return sum((a == 1.0) == right for a, (*_, right) in zip(accs, mix))
 
 
 def mixed_with_adversarial(mix, timeout_s: float) -> dict:
     """Two threads score the normal mix on 3 workers while a third thread feeds adversarial inputs."""
     latencies: list[float] = []
-    adversarial: list[tuple[str, float, str]] = []
+    adversarial: list[tuple[str, float, str]] = []  # (kind, seconds, reason)
     stop = threading.Event()
 
     def feed():  # whole passes until the normal mix is done: every input is scored at least once
@@ -141,13 +139,8 @@ def mixed_with_adversarial(mix, timeout_s: float) -> dict:
     elapsed = time.perf_counter() - t0
     stop.set()
     feeder.join()
-    return {
-        "rps": len(mix) / elapsed,
-        "p50": statistics.median(latencies),
-        "max": max(latencies),
-        "as_built": sum((a == 1.0) == right for a, (*_, right) in zip(accs, mix)),
-        "adversarial": adversarial,
-    }
+    return {"rps": len(mix) / elapsed, "p50": statistics.median(latencies), "max": max(latencies),
+            "as_built": as_built(accs, mix), "adversarial": adversarial}
 
 
 def pool_libraries() -> int:
@@ -201,7 +194,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="60 responses, 1 s limit (smoke test)")
     ap.add_argument("-n", type=argtypes.integer(), help="responses (default 300; quick 60)")
-    ap.add_argument("--data", default=os.environ.get("CWGRPO_SHARED_DATA", str(REPO.parent / "shared" / "data")))
+    ap.add_argument("--data", type=Path, default=os.environ.get("CWGRPO_SHARED_DATA", REPO.parent / "shared" / "data"))
     ap.add_argument("--timeout", type=argtypes.real(), help="limit per sample (default 2 s; quick 1 s)")
     ap.add_argument("--pool-libraries", action="store_true", help="only measure pebble and loky (if installed)")
     args = ap.parse_args(argv)
@@ -209,8 +202,7 @@ def main(argv=None) -> int:
         return pool_libraries()
     n = args.n or (60 if args.quick else 300)
     timeout_s = args.timeout or (1.0 if args.quick else 2.0)
-    data = Path(args.data)
-    data = data / "math500.jsonl" if data.is_dir() else data
+    data = args.data / "math500.jsonl" if args.data.is_dir() else args.data
     rows = [json.loads(x) for x in data.read_text().splitlines() if x.strip()] if data.exists() else FALLBACK_ROWS
     from verl.utils.reward_score.math_verify import compute_score as verl_fn
 

@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -25,24 +26,17 @@ RESULTS = REPO / "docs" / "results"
 PAGE = REPO / "docs" / "results.md"  # quotes every record between its markers
 PY = sys.executable
 
-MEASUREMENTS = {
-    "loss_cpu": (
-        [PY, "benchmarks/bench_loss.py", "--device", "cpu"],
-        ["benchmarks/bench_loss.py", "cwgrpo_verl/core.py", "cwgrpo_verl/metrics.py"],
-    ),
-    "reward_cpu": (
-        [PY, "benchmarks/bench_reward.py"],
-        ["benchmarks/bench_reward.py", "cwgrpo_verl/reward"],
-    ),
-    "smoke_step_time": (
-        [PY, "-m", "tools.smoke", "--method", "grpo,cwgrpo", "--steps", "6"],
-        ["cwgrpo_verl/core.py", "cwgrpo_verl/metrics.py", "cwgrpo_verl/groups.py", "cwgrpo_verl/loss.py",
-         "cwgrpo_verl/scope.py", "recipe/cwgrpo/trainer.py", "tools/smoke.py", "tools/cpu"],
-    ),
-    "token_log_step_time": (
-        [PY, "-m", "tools.smoke", "--method", "cwgrpo", "--token-log-every", "0,1", "--steps", "6"],
-        ["cwgrpo_verl/tokens.py", "cwgrpo_verl/scope.py", "recipe/cwgrpo/trainer.py", "tools/smoke.py"],
-    ),
+MEASUREMENTS = {  # name: (command, the sources it measures: files, or folders of .py files)
+    name: ([PY, *command.split()], sources.split()) for name, (command, sources) in {
+        "loss_cpu": ("benchmarks/bench_loss.py --device cpu",
+                     "benchmarks/bench_loss.py cwgrpo_verl/core.py cwgrpo_verl/metrics.py"),
+        "reward_cpu": ("benchmarks/bench_reward.py", "benchmarks/bench_reward.py cwgrpo_verl/reward"),
+        "smoke_step_time": ("-m tools.smoke --method grpo,cwgrpo --steps 6",
+                            "cwgrpo_verl/core.py cwgrpo_verl/metrics.py cwgrpo_verl/groups.py cwgrpo_verl/loss.py "
+                            "cwgrpo_verl/scope.py recipe/cwgrpo/trainer.py tools/smoke.py tools/cpu"),
+        "token_log_step_time": ("-m tools.smoke --method cwgrpo --token-log-every 0,1 --steps 6",
+                                "cwgrpo_verl/tokens.py cwgrpo_verl/scope.py recipe/cwgrpo/trainer.py tools/smoke.py"),
+    }.items()
 }
 
 
@@ -57,25 +51,20 @@ def digest(sources: list[str]) -> str:
 
 def record(name: str) -> Path:
     command, sources = MEASUREMENTS[name]
-    shown = " ".join(["python", *command[1:]])
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     load = os.getloadavg()[0]  # before the measurement: how busy the machine was
     start = time.monotonic()
-    out = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    out = subprocess.run(command, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"{' '.join(command)} failed ({out.returncode}):\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load {load:.1f} before"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     body = "\n".join(line for line in out.stdout.strip().splitlines() if not line.startswith("Writing model"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.md"
-    path.write_text(f"<!-- measured by `python benchmarks/record.py {name}`: {shown} -->\n"
+    path.write_text(f"<!-- measured by `python benchmarks/record.py {name}`: python {' '.join(command[1:])} -->\n"
                     f"<!-- sources {digest(sources)}: {', '.join(sources)} -->\n"
-                    f"```\n# {machine}; {time.monotonic() - start:.0f} s\n{body}\n```\n")
-    begin, end = f"<!-- result:{name} -->\n", f"<!-- /result:{name} -->"
-    text = PAGE.read_text()
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        PAGE.write_text(head + begin + path.read_text() + end + rest.split(end, 1)[1])
+                    f"```\n# {machine}, load {load:.1f} before; {time.monotonic() - start:.0f} s\n{body}\n```\n")
+    block = re.compile(rf"(<!-- result:{name} -->\n).*?(<!-- /result:{name} -->)", re.S)  # the page's copy
+    PAGE.write_text(block.sub(lambda m: m[1] + path.read_text() + m[2], PAGE.read_text(), count=1))
     return path
 
 

@@ -6,8 +6,6 @@
 #
 #   MODEL_PATH=deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B EVAL_DIR=evals/base examples/evaluate.sh
 #   PRESET=qwen_math_7b MODEL_PATH=Qwen/Qwen2.5-Math-7B-Instruct EVAL_DIR=evals/base-7b examples/evaluate.sh
-set -euo pipefail
-[[ "${DRY_RUN:-0}" == "1" ]] || set -x
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/_lib.sh"
 

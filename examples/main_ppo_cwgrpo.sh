@@ -5,9 +5,8 @@
 # Not a paper run: where the recipe pins the authors' settings this keeps verl's defaults (a constant learning rate,
 # greedy validation, no seed, log-probs at the sampling temperature, row-level batching); use the per-run scripts
 # (r1_distill_1.5b_*.sh, qwen_math_7b_*.sh) to reproduce the paper.
-# The environment sets paths and cluster; arguments are Hydra overrides.
-set -euo pipefail
-[[ "${DRY_RUN:-0}" == "1" ]] || set -x
+# The environment sets paths and cluster (MODEL_PATH, DATA_DIR, EXPERIMENT_NAME, CHECKPOINT_DIR, NNODES,
+# N_GPUS_PER_NODE); arguments are Hydra overrides.
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/_lib.sh"
 
@@ -26,16 +25,11 @@ case "$METHOD" in
     *) echo "unknown METHOD=$METHOD (cwgrpo, grpo)" >&2; exit 2 ;;
 esac
 
-# Paths
 MODEL_PATH=${MODEL_PATH:-deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B}
 DATA_DIR=${DATA_DIR:-$PWD/data}
 EXPERIMENT_NAME=${EXPERIMENT_NAME:-main_ppo-${METHOD}-$(basename "$MODEL_PATH")}
-CHECKPOINT_DIR=${CHECKPOINT_DIR:-$PWD/checkpoints/cwgrpo/$EXPERIMENT_NAME}
-# Cluster
-NNODES=${NNODES:-1}
-N_GPUS_PER_NODE=${N_GPUS_PER_NODE:-4}
 
-val_files=$("${PYTHON:-python3}" -m cwgrpo_verl.data_sets val-files "$DATA_DIR") ||  # the sets of cwgrpo_verl/data_sets.py
+val_files=$("${PYTHON:-python3}" -m cwgrpo_verl.data_sets val-files "$DATA_DIR") ||  # data_sets.py's sets
     { echo "main_ppo_cwgrpo.sh: PYTHON=${PYTHON:-python3} cannot run cwgrpo_verl (pip install -e . there)" >&2; exit 2; }
 
 run_entry verl.trainer.main_ppo \
@@ -67,10 +61,10 @@ run_entry verl.trainer.main_ppo \
     reward.custom_reward_function.name=compute_score \
     trainer.project_name=cwgrpo \
     trainer.experiment_name="$EXPERIMENT_NAME" \
-    trainer.default_local_dir="$CHECKPOINT_DIR" \
+    trainer.default_local_dir="${CHECKPOINT_DIR:-$PWD/checkpoints/cwgrpo/$EXPERIMENT_NAME}" \
     trainer.logger="[console,file]" \
-    trainer.nnodes="$NNODES" \
-    trainer.n_gpus_per_node="$N_GPUS_PER_NODE" \
+    trainer.nnodes="${NNODES:-1}" \
+    trainer.n_gpus_per_node="${N_GPUS_PER_NODE:-4}" \
     trainer.total_training_steps=300 \
     trainer.test_freq=50 \
     trainer.save_freq=50 \

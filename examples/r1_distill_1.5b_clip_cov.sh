@@ -1,3 +1,2 @@
 #!/usr/bin/env bash
-# Baseline Clip-Cov at Cui et al. (2025)'s settings (not the CW-GRPO paper's; see train.sh), DeepSeek-R1-Distill-Qwen-1.5B on Open-RS. Settings: recipe/cwgrpo/config (preset/r1_distill_1.5b.yaml, method/clip_cov.yaml); examples/train.sh sets paths and cluster from the environment; arguments are Hydra overrides.
 PRESET=r1_distill_1.5b METHOD=clip_cov exec bash "$(dirname "${BASH_SOURCE[0]}")/train.sh" "$@"

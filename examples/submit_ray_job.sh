@@ -7,13 +7,11 @@
 #       examples/submit_ray_job.sh [r1_distill_1.5b_cwgrpo.sh] [hydra overrides...]
 #   RAY_ADDRESS=http://HEAD:8265 examples/submit_ray_job.sh -- python -m tools.check   # any other command
 #
-# Only the training scripts of examples/ are submitted: those that source _lib.sh and call run_entry with the recipe
-# or verl's main_ppo, and those that exec train.sh. Anything else, or a name that is neither a script nor a Hydra
-# override (KEY=VALUE, ~KEY), is refused before anything runs; use `-- COMMAND` for anything else.
-# Overrides are parsed by Hydra's own parser in $PYTHON (default: this checkout's .venv, made by `make setup`, else
-# python3); an override with a line break, or a sweep (a,b), is refused.
-# Paths must be absolute and on storage every node sees; the recipe checks them on every node at start-up. A model
-# path is a hub name only when it reads OWNER/NAME and names nothing here.
+# Only the training scripts of examples/ (those that run the recipe or verl's main_ppo) are submitted; anything else,
+# or a name that is neither a script nor a Hydra override (KEY=VALUE, ~KEY), is refused before anything runs.
+# Overrides are parsed by Hydra's parser in $PYTHON (default: this checkout's .venv, else python3); one with a line
+# break, or a sweep (a,b), is refused. Paths must be absolute, on storage every node sees (the recipe checks them on
+# every node at start-up); a model path is a hub name only when it reads OWNER/NAME and names nothing here.
 # DRY_RUN=1 prints the `ray job submit` command, one argument per line, and submits nothing.
 # PRINT_CONFIG=1 makes the job print the composed config and exit (nothing is trained).
 # FORWARD_ENV lists the environment variables the job gets from this shell (the secrets and caches it needs).
@@ -27,8 +25,7 @@ export RAY_ADDRESS=${RAY_ADDRESS:-http://127.0.0.1:8265}
 FORWARD_ENV=${FORWARD_ENV:-"WANDB_API_KEY WANDB_PROJECT WANDB_ENTITY HF_TOKEN HF_HOME HF_ENDPOINT"}
 die() { echo "submit_ray_job.sh: $*" >&2; exit 2; }
 
-overrides=()  # what $PYTHON checks: the resolved Hydra overrides
-script=
+overrides=() script=  # overrides: what $PYTHON checks, the resolved Hydra overrides
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
     sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p;}' "${BASH_SOURCE[0]}"
     exit 0
@@ -128,10 +125,8 @@ env["working_dir"] = sys.argv[2]
 env_vars = env.setdefault("env_vars", {})
 env_vars.update({name: os.environ[name] for name in sys.argv[3].split() if name in os.environ})
 # verl's file logger writes under the job's working directory, Ray's temporary copy of the repo: resolve it here
-if os.environ.get("VERL_FILE_LOGGER_PATH"):
-    env_vars["VERL_FILE_LOGGER_PATH"] = os.path.abspath(os.path.expanduser(os.environ["VERL_FILE_LOGGER_PATH"]))
-else:
-    env_vars["VERL_FILE_LOGGER_ROOT"] = os.path.abspath(os.path.expanduser(os.environ.get("VERL_FILE_LOGGER_ROOT", ".")))
+log = "VERL_FILE_LOGGER_PATH" if os.environ.get("VERL_FILE_LOGGER_PATH") else "VERL_FILE_LOGGER_ROOT"
+env_vars[log] = os.path.abspath(os.path.expanduser(os.environ.get(log, ".")))
 print(json.dumps(env))
 EOF
 ) || status=$?
