@@ -11,8 +11,8 @@ from cwgrpo_verl.groups import groups_per_rank
 
 
 def sequence_parallel_size(config: DictConfig, role: str = "actor") -> int:
-    """The Ulysses size verl's FSDP engine uses for ``role`` (actor or ref): ``fsdp_config``'s key, which the
-    deprecated ``<role>.ulysses_sequence_parallel_size`` replaces when it is > 1 (verl's ``FSDPActorConfig``)."""
+    """The Ulysses size of ``role`` (actor or ref): ``fsdp_config``'s, or the deprecated ``<role>.`` key's when > 1
+    (as verl's ``FSDPActorConfig``)."""
     node = config.actor_rollout_ref[role]
     legacy = node.get("ulysses_sequence_parallel_size", 1) or 1
     if legacy > 1:
@@ -26,9 +26,8 @@ def data_parallel_size(config: DictConfig) -> int:
 
 
 def rank_rows_multiple(config: DictConfig, use_reference: bool = True) -> int:
-    """What each rank's rows of a mini-batch must be a multiple of: the fixed micro-batch sizes of the update and of
-    the forward-only passes (verl asserts that they divide it; none with dynamic batch sizes), and the
-    sequence-parallel size (verl's ``validate_config`` asks the step's rows to divide over every GPU)."""
+    """What each rank's rows of a mini-batch must be a multiple of: the fixed micro-batch sizes (verl asserts that
+    they divide it), and the sequence-parallel size (``validate_config``: the step's rows divide over every GPU)."""
     ref = config.actor_rollout_ref
     sizes = [sequence_parallel_size(config)]
     if not ref.actor.use_dynamic_bsz:

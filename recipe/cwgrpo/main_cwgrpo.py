@@ -1,11 +1,6 @@
-"""Entry point of the CW-GRPO recipe: ``python -m recipe.cwgrpo.main_cwgrpo [hydra overrides]``.
-
-Does what ``verl.trainer.main_ppo`` does, after checks that must fail before any GPU work: in the driver, the
-plugin is registered, the loss and estimator names exist, and the CW options, batch sizes and trainer mode can
-work together (a configuration that cannot keep prompt groups whole is refused, naming the key); in the task runner,
-the plugin is registered there too and every node sees the run's paths. It then runs verl's TaskRunner with the
-``cwgrpo`` trainer (recipe/cwgrpo/trainer.py).
-"""
+"""Entry point of the CW-GRPO recipe: ``python -m recipe.cwgrpo.main_cwgrpo [hydra overrides]``. Does what
+``verl.trainer.main_ppo`` does, after checks that must fail before any GPU work (in the driver: checks.py, then
+verl's own checks; in the task runner: preflight.py), with the ``cwgrpo`` trainer (trainer.py)."""
 
 from __future__ import annotations
 
@@ -22,8 +17,9 @@ from verl.utils.config import omega_conf_to_dataclass, validate_config
 from verl.utils.device import auto_set_device
 
 from cwgrpo_verl.plugin import check_registered
-from recipe.cwgrpo.batching import dispatched_prompts, sequence_parallel_size
-from recipe.cwgrpo.checks import check_recipe_config, dispatch_summary
+from recipe.cwgrpo.batching import dispatched_prompts, rank_rows_multiple
+from recipe.cwgrpo.checks import check_recipe_config
+from recipe.cwgrpo.memory import log_update_floor
 
 logger = logging.getLogger(__name__)
 
@@ -33,42 +29,19 @@ def prepare(config: DictConfig) -> DictConfig:
     check_registered()
     auto_set_device(config)
     use_reference = need_reference_policy(config)
-    check_recipe_config(config, use_reference)
-    # verl's check that the step's rows divide over the GPUs, on the batch the trainer dispatches (padding included)
-    dispatched = copy.deepcopy(config)
-    dispatched.data.train_batch_size = dispatched_prompts(config, use_reference)
-    logger.info("[cwgrpo] %s", dispatch_summary(config, use_reference))
-    validate_config(config=dispatched, use_reference_policy=use_reference, use_critic=need_critic(config))
+    check_recipe_config(config)
+    prompts, dispatched = config.data.train_batch_size, dispatched_prompts(config, use_reference)
+    logger.info("[cwgrpo] %s prompt groups per step over %s GPU(s)%s (rank rows a multiple of %s)", prompts,
+                config.trainer.nnodes * config.trainer.n_gpus_per_node,
+                f": {dispatched - prompts} padding group(s) per step give every rank whole groups"
+                if dispatched > prompts else "", rank_rows_multiple(config, use_reference))
+    # verl's checks (the step's rows divide over the GPUs, ...) on the batch the trainer dispatches, padding included
+    checked = copy.deepcopy(config)
+    checked.data.train_batch_size = dispatched
+    validate_config(config=checked, use_reference_policy=use_reference, use_critic=need_critic(config))
     omega_conf_to_dataclass(config.algorithm)  # CWAlgoConfig checks its keys (verl keeps algorithm a dict)
-    log_memory_floor(config)
+    log_update_floor(config)
     return config
-
-
-def log_memory_floor(config: DictConfig) -> None:
-    """The estimated per-GPU memory of the actor update (recipe/cwgrpo/memory.py), where the model's config.json
-    can be read; the levers below it are sequence parallelism, FSDP2's offload_policy and more GPUs."""
-    from transformers import AutoConfig
-
-    from recipe.cwgrpo.memory import PRESET_MODELS, ModelShape, describe, update_floor
-
-    actor, data, path = config.actor_rollout_ref.actor, config.data, str(config.actor_rollout_ref.model.path)
-    shape = PRESET_MODELS.get(os.path.basename(path.rstrip("/")))
-    try:  # a local model, or one in the Hugging Face cache: never a download from the driver
-        shape = shape or ModelShape.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
-    except Exception as error:  # noqa: BLE001 - an estimate for the log: never a reason to stop
-        logger.info("[cwgrpo] no memory estimate (cannot read the model's config.json: %s)", error)
-        return
-    responses = (actor.ppo_max_token_len_per_gpu // (data.max_prompt_length + data.max_response_length)
-                 if actor.use_dynamic_bsz else actor.ppo_micro_batch_size_per_gpu)
-    terms = update_floor(shape, gpus=config.trainer.nnodes * config.trainer.n_gpus_per_node,
-                         micro_batch_responses=max(1, responses),
-                         sequence_length=data.max_prompt_length + data.max_response_length,
-                         sequence_parallel=sequence_parallel_size(config),
-                         offload_policy=bool((actor.get("fsdp_config") or {}).get("offload_policy", False)))
-    logger.info("[cwgrpo] estimated actor-update memory per GPU: %s. Levers: "
-                "actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size (divides activations and logits), "
-                "fsdp_config.offload_policy=true (model states on the CPU), more GPUs (shards the model states); "
-                "docs/memory.md", describe(terms))
 
 
 class _CWGRPOTaskRunner(TaskRunnerV1.__ray_actor_class__):
@@ -84,13 +57,12 @@ class _CWGRPOTaskRunner(TaskRunnerV1.__ray_actor_class__):
         check_registered()
         check_paths_on_every_node(config, accelerator=get_platform().ray_resource_name())
         if (log := keep_earlier_file_log(config)) is not None:
-            print(f"[cwgrpo] {log.name.rsplit('.', 2)[0]}.jsonl holds an earlier attempt: this one logs to {log}", flush=True)
-        trainer_cls = get_trainer_cls(config.trainer.v1.trainer_mode)
-        print(
-            f"[cwgrpo] task runner pid {os.getpid()}: cw_grpo registered, trainer {trainer_cls.__name__}, "
-            f"loss_mode={config.actor_rollout_ref.actor.policy_loss.loss_mode}, cwgrpo.scope={config.cwgrpo.scope}",
-            flush=True,
-        )
+            print(f"[cwgrpo] {log.name.rsplit('.', 2)[0]}.jsonl holds an earlier attempt: this one logs to {log}",
+                  flush=True)
+        print(f"[cwgrpo] task runner pid {os.getpid()}: cw_grpo registered, trainer "
+              f"{get_trainer_cls(config.trainer.v1.trainer_mode).__name__}, "
+              f"loss_mode={config.actor_rollout_ref.actor.policy_loss.loss_mode}, cwgrpo.scope={config.cwgrpo.scope}",
+              flush=True)
         return super().run(config)
 
 

@@ -7,9 +7,12 @@ are in docs/memory.md (an estimate from shapes, not a measurement); it also leav
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 from dataclasses import dataclass
 
 GIB = 1024**3
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -22,15 +25,15 @@ class ModelShape:
     vocab: int
     heads: int
     kv_heads: int
-    tied_embeddings: bool
+    tied_embeddings: bool = False
 
     @classmethod
     def from_config(cls, config) -> "ModelShape":
-        get = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
-        heads = get("num_attention_heads")
-        return cls(layers=get("num_hidden_layers"), hidden=get("hidden_size"), intermediate=get("intermediate_size"),
-                   vocab=get("vocab_size"), heads=heads, kv_heads=get("num_key_value_heads") or heads,
-                   tied_embeddings=bool(get("tie_word_embeddings", False)))
+        """From a transformers ``PretrainedConfig``."""
+        heads = config.num_attention_heads
+        return cls(layers=config.num_hidden_layers, hidden=config.hidden_size, intermediate=config.intermediate_size,
+                   vocab=config.vocab_size, heads=heads, kv_heads=getattr(config, "num_key_value_heads", None) or heads,
+                   tied_embeddings=bool(getattr(config, "tie_word_embeddings", False)))
 
     @property
     def layer_params(self) -> int:
@@ -47,12 +50,9 @@ class ModelShape:
         return self.layers * self.layer_params + self.embedding_params
 
 
-# config.json of the two paper models (hidden_size, num_hidden_layers, intermediate_size, vocab_size, heads)
-PRESET_MODELS = {
-    "DeepSeek-R1-Distill-Qwen-1.5B": ModelShape(layers=28, hidden=1536, intermediate=8960, vocab=151936, heads=12,
-                                                kv_heads=2, tied_embeddings=False),
-    "Qwen2.5-Math-7B-Instruct": ModelShape(layers=28, hidden=3584, intermediate=18944, vocab=152064, heads=28,
-                                           kv_heads=4, tied_embeddings=False),
+PRESET_MODELS = {  # their config.json: layers, hidden, intermediate, vocabulary, attention and key-value heads
+    "DeepSeek-R1-Distill-Qwen-1.5B": ModelShape(28, 1536, 8960, 151936, heads=12, kv_heads=2),
+    "Qwen2.5-Math-7B-Instruct": ModelShape(28, 3584, 18944, 152064, heads=28, kv_heads=4),
 }
 
 
@@ -71,8 +71,30 @@ def update_floor(model: ModelShape, *, gpus: int, micro_batch_responses: int, se
     return terms
 
 
-def describe(terms: dict[str, float]) -> str:
-    return ", ".join(f"{name} {value / GIB:.1f} GiB" for name, value in terms.items())
+def log_update_floor(config) -> None:
+    """Log the estimate for a run's config, where the model's config.json can be read (never a download)."""
+    from transformers import AutoConfig
+
+    from recipe.cwgrpo.batching import sequence_parallel_size
+
+    actor, data, path = config.actor_rollout_ref.actor, config.data, str(config.actor_rollout_ref.model.path)
+    try:  # a preset, a local model or one in the Hugging Face cache
+        shape = PRESET_MODELS.get(os.path.basename(path.rstrip("/"))) or ModelShape.from_config(
+            AutoConfig.from_pretrained(path, local_files_only=True))
+    except Exception as error:  # noqa: BLE001 - an estimate for the log: never a reason to stop
+        logger.info("[cwgrpo] no memory estimate (cannot read the model's config.json: %s)", error)
+        return
+    length = data.max_prompt_length + data.max_response_length
+    responses = (actor.ppo_max_token_len_per_gpu // length if actor.use_dynamic_bsz
+                 else actor.ppo_micro_batch_size_per_gpu)
+    terms = update_floor(shape, gpus=config.trainer.nnodes * config.trainer.n_gpus_per_node,
+                         micro_batch_responses=max(1, responses), sequence_length=length,
+                         sequence_parallel=sequence_parallel_size(config),
+                         offload_policy=bool((actor.get("fsdp_config") or {}).get("offload_policy", False)))
+    logger.info("[cwgrpo] estimated actor-update memory per GPU: %s. Levers: "
+                "actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size (divides activations and logits), "
+                "fsdp_config.offload_policy=true (model states on the CPU), more GPUs (shards the model states); "
+                "docs/memory.md", ", ".join(f"{name} {value / GIB:.1f} GiB" for name, value in terms.items()))
 
 
 def table(cards=(40, 80, 141), gpus: int = 4, group: int = 12, sequence_length: int = 4096) -> str:
@@ -90,16 +112,10 @@ def table(cards=(40, 80, 141), gpus: int = 4, group: int = 12, sequence_length: 
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m recipe.cwgrpo.memory",
-                                     description="The recipe's per-GPU memory floor for the paper models (an estimate).")
+                                     description="The recipe's per-GPU memory floor of the paper models (an estimate)")
     parser.add_argument("--gpus", type=int, default=4, help="GPUs the model states are sharded over (default: 4)")
     parser.add_argument("--group", type=int, default=12, help="responses per micro-batch (default: one group of 12)")
     parser.add_argument("--sequence-length", type=int, default=4096, help="prompt + response tokens (default: 4096)")
-    args = parser.parse_args(argv)
-    print(table(gpus=args.gpus, group=args.group, sequence_length=args.sequence_length))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    print(table(**vars(parser.parse_args())))

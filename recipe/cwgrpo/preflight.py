@@ -1,23 +1,23 @@
-"""Start-up work of the recipe's task runner, before any model is loaded.
-
-- :func:`check_paths_on_every_node`: every node that takes part sees the run's data, model, checkpoint folder and
-  metrics log. On a cluster the paths are resolved on the submitting machine (examples/submit_ray_job.sh) and must
-  be on storage every node mounts; a node that cannot see them would otherwise fail minutes later with a bare
-  FileNotFoundError, or write checkpoints to its own disk (a file written into each output folder from this node
-  must be visible from every other node).
-- :func:`keep_earlier_file_log`: a resumed run logs to a new file instead of truncating the earlier one.
-"""
+"""Start-up work of the recipe's task runner, before any model is loaded: every node sees the run's paths
+(:func:`check_paths_on_every_node`), and a resumed run logs to a new file instead of truncating the earlier one
+(:func:`keep_earlier_file_log`)."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 import uuid
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 from omegaconf import DictConfig, ListConfig
+
+
+def _logs_to_file(config: DictConfig) -> bool:
+    loggers = config.trainer.get("logger") or []
+    return "file" in ([loggers] if isinstance(loggers, str) else list(loggers))
 
 
 def run_paths(config: DictConfig) -> dict[str, tuple[str, str]]:
@@ -30,8 +30,7 @@ def run_paths(config: DictConfig) -> dict[str, tuple[str, str]]:
             paths[f"data.{key}" + (f"[{i}]" if len(files) > 1 else "")] = (str(path), "file")
     paths["actor_rollout_ref.model.path"] = (str(config.actor_rollout_ref.model.path), "dir")
     paths["trainer.default_local_dir"] = (str(config.trainer.default_local_dir), "writable")
-    loggers = config.trainer.get("logger") or []
-    if "file" in ([loggers] if isinstance(loggers, str) else list(loggers)):
+    if _logs_to_file(config):
         if os.environ.get("VERL_FILE_LOGGER_PATH"):
             paths["VERL_FILE_LOGGER_PATH"] = (os.path.dirname(os.environ["VERL_FILE_LOGGER_PATH"]), "writable")
         elif os.environ.get("VERL_FILE_LOGGER_ROOT"):
@@ -39,16 +38,14 @@ def run_paths(config: DictConfig) -> dict[str, tuple[str, str]]:
     return {key: value for key, value in paths.items() if os.path.isabs(value[0])}  # hub names, hdfs:// skipped
 
 
-#: How long another node may take to see the task runner's marker file: NFS clients cache a directory's attributes
-#: and lookups for up to 60 s (``acdirmax``), so a new file can stay invisible that long.
+#: How long another node may take to see the task runner's marker file: NFS clients cache lookups up to 60 s (acdirmax)
 SHARED_STORAGE_WAIT_S = 65.0
 
 
 def path_problems(paths: dict[str, tuple[str, str]], marker: Optional[str] = None,
                   wait_s: float = SHARED_STORAGE_WAIT_S) -> list[str]:
     """What this machine cannot see (runs on each node). ``marker``: the name of a file the task runner wrote into
-    every writable folder; a folder where it does not appear within ``wait_s`` is another disk than the task
-    runner's (a network file system may show a new file on other machines only after its cache expires)."""
+    every writable folder; a folder where it does not appear within ``wait_s`` is not the task runner's disk."""
     problems = []
     for key, (path, kind) in paths.items():
         if kind == "file" and not os.path.isfile(path):
@@ -85,15 +82,9 @@ def _appears(folder: str, name: str, wait_s: float) -> bool:
         time.sleep(1.0)
 
 
-def _nodes_that_take_part(accelerator: str) -> Iterable[dict]:
-    import ray
-
-    here = ray.get_runtime_context().get_node_id()
-    return [n for n in ray.nodes() if n["Alive"] and (n["Resources"].get(accelerator, 0) > 0 or n["NodeID"] == here)]
-
-
 def check_paths_on_every_node(config: DictConfig, accelerator: str = "GPU", timeout_s: float = 120.0) -> None:
-    """Raise a ValueError naming each node and path it cannot see; nodes with an accelerator and this one count."""
+    """Raise a ValueError naming each node (with an accelerator, or this one) and path it cannot see: a node would
+    otherwise fail minutes later with a bare FileNotFoundError, or write checkpoints to its own disk."""
     import ray
     from ray.exceptions import GetTimeoutError
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -102,13 +93,12 @@ def check_paths_on_every_node(config: DictConfig, accelerator: str = "GPU", time
     if not paths:
         return
     marker = f".cwgrpo-shared-{uuid.uuid4().hex}"
-    written = []
-    for path, kind in paths.values():
-        if kind == "writable" and not path_problems({"": (path, kind)}):
-            Path(path, marker).touch()
-            written.append(Path(path, marker))
-    probe = ray.remote(num_cpus=0)(path_problems)
-    nodes = list(_nodes_that_take_part(accelerator))
+    written = [Path(path, marker) for path, kind in paths.values()
+               if kind == "writable" and not path_problems({"": (path, kind)})]
+    for file in written:
+        file.touch()
+    probe, here = ray.remote(num_cpus=0)(path_problems), ray.get_runtime_context().get_node_id()
+    nodes = [n for n in ray.nodes() if n["Alive"] and (n["Resources"].get(accelerator, 0) > 0 or n["NodeID"] == here)]
     refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
             .remote(paths, marker) for n in nodes]
     try:
@@ -121,9 +111,8 @@ def check_paths_on_every_node(config: DictConfig, accelerator: str = "GPU", time
     finally:
         for file in written:
             file.unlink(missing_ok=True)
-    found = []
-    for node, problems in zip(nodes, answers):
-        found += [f"node {node['NodeManagerAddress']}: {problem}" for problem in problems]
+    found = [f"node {node['NodeManagerAddress']}: {problem}" for node, problems in zip(nodes, answers)
+             for problem in problems]
     if found:
         raise ValueError(
             "the run's paths must be visible on every node (absolute paths on shared storage):\n  " + "\n  ".join(found)
@@ -151,22 +140,14 @@ def token_log_path(config: DictConfig) -> Path:
 
 
 def keep_earlier_file_log(config: DictConfig) -> Optional[Path]:
-    """verl's file logger truncates ``<VERL_FILE_LOGGER_ROOT>/<project>/<experiment>.jsonl`` when a run starts,
-    so resuming an experiment would erase the metrics of its earlier steps. When that default file already exists,
-    point the logger at ``<experiment>.2.jsonl`` (``.3``, ...) instead; an explicit VERL_FILE_LOGGER_PATH is
-    left alone. Returns the new path, if any (``python -m cwgrpo_verl.report`` joins the files: docs/report.md)."""
-    loggers = config.trainer.get("logger") or []
-    loggers = [loggers] if isinstance(loggers, str) else list(loggers)
-    if "file" not in loggers or os.environ.get("VERL_FILE_LOGGER_PATH"):
-        return None
+    """verl's file logger truncates its default ``<experiment>.jsonl`` when a run starts, which would erase a resumed
+    experiment's earlier steps: when that file exists, point the logger at ``<experiment>.2.jsonl`` (``.3``, ...)
+    instead; an explicit VERL_FILE_LOGGER_PATH is left alone. Returns the new path, if any (the report joins them)."""
     default = file_log_path(config)
-    directory, name = default.parent, default.name[: -len(".jsonl")]
-    if not default.exists():
+    if not _logs_to_file(config) or os.environ.get("VERL_FILE_LOGGER_PATH") or not default.exists():
         return None
-    attempt = 2
-    while (directory / f"{name}.{attempt}.jsonl").exists():
-        attempt += 1
-    path = directory / f"{name}.{attempt}.jsonl"
+    attempts = (default.with_suffix(f".{i}.jsonl") for i in itertools.count(2))
+    path = next(p for p in attempts if not p.exists())
     os.environ[TOKEN_LOG_ENV] = str(token_log_path(config))  # before the metrics log moves: the first attempt's
     os.environ["VERL_FILE_LOGGER_PATH"] = str(path)
     return path

@@ -1,16 +1,13 @@
-"""``trainer.v1.trainer_mode=cwgrpo``: verl's synchronous trainer (``PPOTrainerSync``) with a few stages overridden.
+"""``trainer.v1.trainer_mode=cwgrpo``: verl's synchronous trainer (``PPOTrainerSync``) with a few stages overridden
+(how prompt groups stay whole and exact: docs/method.md).
 
-- ``_balance_batch``: verl's load balancing over whole prompt groups instead of rows, for every method, so every
-  rank, mini-batch and micro-batch holds whole groups on any number of GPUs: where the groups do not split evenly
-  over the ranks each mini-batch is filled up with padding groups (verl's own padding rows), and a group that misses
-  responses (a failed rollout session) is dropped (``cwgrpo_verl.groups.plan_layout``). The actor workers get a
-  loss function that normalises by the real rows and hands each micro-batch's groups to ``cw_grpo``.
-- ``_compute_advantage``: after verl's advantages, the observe-only covariance statistics of every method
-  (``cov/*``), the extreme-token log every ``cwgrpo.token_log_every`` steps (``cwgrpo_verl.tokens``), and the
-  weights of ``cwgrpo.scope=batch`` (the actor then runs verl's ``vanilla`` loss on them).
-- ``_compute_old_log_prob``, ``_compute_ref_log_prob``, ``_update_actor``: at ``cwgrpo.logprob_temperature``
-  (the authors: 1.0, raw logits) instead of the sampling temperature, when it is set.
-- ``_init_dataloader``: ``cwgrpo.stop_at_step`` ends the run early without changing the learning-rate schedule.
+- ``_balance_batch``: verl's load balancing over whole prompt groups instead of rows, for every method; padding
+  groups fill up ranks where the groups do not split evenly, and a group missing responses is dropped. The actor's
+  loss function normalises by the real rows and hands each micro-batch's groups to ``cw_grpo``.
+- ``_compute_advantage``: after verl's advantages, the covariance statistics of every method (``cov/*``), the
+  extreme-token log, and the weights of ``cwgrpo.scope=batch`` (the actor then runs verl's ``vanilla`` loss on them).
+- the log-prob stages and ``_update_actor`` at ``cwgrpo.logprob_temperature``; ``_init_dataloader``: the early end
+  of ``cwgrpo.stop_at_step``.
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ import torch
 import transfer_queue as tq
 from tensordict import TensorDict
 from transfer_queue import KVBatchMeta
-from verl import DataProto
 from verl.trainer.ppo.padding_utils import SYNTHETIC_PADDING_SEQ_LEN, construct_minimal_padding_template
 from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
@@ -42,16 +38,10 @@ from cwgrpo_verl.loss import UPDATE_ROWS_KEY, recipe_ppo_loss
 from cwgrpo_verl.metrics import mean_over_micro_batches_with_tokens
 from cwgrpo_verl.scope import batch_scope_weights, covariance_metrics, group_covariance
 from recipe.cwgrpo.batching import rank_rows_multiple
-from recipe.cwgrpo.options import RecipeOptions
+from recipe.cwgrpo.checks import TRAINER_MODE, RecipeOptions
 from recipe.cwgrpo.preflight import token_log_path
 
-TRAINER_NAME = "cwgrpo"
 logger = logging.getLogger(__name__)
-
-
-def _uid(key: str) -> str:
-    """verl's sample keys are ``{uid}_{session}_{index}`` (uids are uuid4 strings, without underscores)."""
-    return key.split("_", 1)[0]
 
 
 @contextlib.contextmanager
@@ -81,12 +71,8 @@ class CWGRPOTrainer(PPOTrainerSync):
 
     @trainer_mode.setter
     def trainer_mode(self, name: str) -> None:
-        if name != TRAINER_NAME:
-            raise ValueError(f"CWGRPOTrainer runs as trainer.v1.trainer_mode={TRAINER_NAME}, got {name!r}")
-
-    @property
-    def _policy_loss(self):
-        return self.config.actor_rollout_ref.actor.policy_loss
+        if name != TRAINER_MODE:
+            raise ValueError(f"CWGRPOTrainer runs as trainer.v1.trainer_mode={TRAINER_MODE}, got {name!r}")
 
     @property
     def _options(self) -> RecipeOptions:
@@ -95,7 +81,15 @@ class CWGRPOTrainer(PPOTrainerSync):
     @property
     def _cw_scope(self):
         """The scope of the CW weights, or None when the loss does not weight (the baselines)."""
-        return self._options.scope if self._policy_loss.get("loss_mode") == LOSS_NAME else None
+        loss_mode = self.config.actor_rollout_ref.actor.policy_loss.get("loss_mode")
+        return self._options.scope if loss_mode == LOSS_NAME else None
+
+    @property
+    def _cw_kwargs(self) -> dict:
+        """The loss's options of the weights, as ``cw_weights`` takes them."""
+        loss = self.config.actor_rollout_ref.actor.policy_loss
+        return dict(logp_center=loss.get("cw_logp_center", "sequence"), normalizer=loss.get("cw_normalizer", "padded"),
+                    bandwidth_scale=float(loss.get("cw_bandwidth_scale", 1.0)))
 
     @property
     def _group_size(self) -> int:
@@ -129,18 +123,17 @@ class CWGRPOTrainer(PPOTrainerSync):
         """verl's balancing over whole prompt groups: each rank and mini-batch gets whole groups, padding groups
         where they do not split evenly, and the groups that miss responses are dropped."""
         dp_size, n = self._dp_size(), self._group_size
-        seq_lens = [tag["seq_len"] for tag in batch.tags]
-        layout = plan_layout(
-            [_uid(k) for k in batch.keys], calculate_workload(torch.tensor(seq_lens)).tolist(), n, dp_size,
+        layout = self._layout = plan_layout(
+            [k.split("_", 1)[0] for k in batch.keys],  # verl's keys: {uid}_{session}_{index}, uuid4 uids
+            calculate_workload(torch.tensor([tag["seq_len"] for tag in batch.tags])).tolist(), n, dp_size,
             self.config.actor_rollout_ref.actor.ppo_mini_batch_size,
             partial(get_seqlen_balanced_partitions, equal_size=True),
             padding_workload=int(calculate_workload(torch.tensor([SYNTHETIC_PADDING_SEQ_LEN]))[0]),
             rank_rows_multiple=rank_rows_multiple(self.config, self.use_reference_policy),
         )
         batch = self._apply_layout(batch, layout)
-        self._layout = layout
-        metrics["groups/padding"] = float(layout.padding_groups)
-        metrics["groups/dropped_incomplete"] = float(len(layout.dropped))
+        metrics.update({"groups/padding": float(layout.padding_groups),
+                        "groups/dropped_incomplete": float(len(layout.dropped))})
         if layout.dropped:
             logger.warning("step %s: dropped %s prompt group(s) missing responses (failed rollout sessions): %s",
                            self.global_steps, len(layout.dropped),
@@ -151,24 +144,21 @@ class CWGRPOTrainer(PPOTrainerSync):
                 "the prompt groups do not split evenly over %s data-parallel ranks: mini-batches are filled up with "
                 "padding groups of %s rows that contribute nothing (%s this step; logged as groups/padding)",
                 dp_size, n, layout.padding_groups)
-        rows_per_rank = len(batch) // dp_size
-        partitions = [list(range(r * rows_per_rank, (r + 1) * rows_per_rank)) for r in range(dp_size)]
-        metrics.update(log_seqlen_unbalance(seqlen_list=[tag["seq_len"] for tag in batch.tags],
-                                            partitions=partitions, prefix=logging_prefix))
+        rows = len(batch) // dp_size  # per rank: the dispatch hands each rank its consecutive slice
+        metrics.update(log_seqlen_unbalance(seqlen_list=[tag["seq_len"] for tag in batch.tags], prefix=logging_prefix,
+                                            partitions=[list(range(r * rows, (r + 1) * rows)) for r in range(dp_size)]))
         return batch
 
     def _apply_layout(self, batch, layout: Layout):
         """The batch in the layout's order: the dropped groups' rows cleared, and verl's own padding rows
         (``is_padding``, no valid response token, zero reward) written for each padding group under a fresh uid."""
-        n = self._group_size
-        kept = [row for row in layout.order if row is not None]
+        n, kept = self._group_size, [row for row in layout.order if row is not None]
+        if dropped := sorted(set(range(len(batch))) - set(kept)):
+            tq.kv_clear(keys=[batch.keys[row] for row in dropped], partition_id=batch.partition_id)
         if layout.padding_groups:  # verl's template: the fields of a real row, emptied
-            source = tq.kv_batch_get(keys=[batch.keys[kept[0]]], partition_id=batch.partition_id)[0]
-            template, template_tag = construct_minimal_padding_template(source, batch.tags[kept[0]],
-                                                                        self.tokenizer.eos_token_id)
-        dropped = [key for row, key in enumerate(batch.keys) if row not in set(kept)]
-        if dropped:
-            tq.kv_clear(keys=dropped, partition_id=batch.partition_id)
+            template, template_tag = construct_minimal_padding_template(
+                tq.kv_batch_get(keys=[batch.keys[kept[0]]], partition_id=batch.partition_id)[0], batch.tags[kept[0]],
+                self.tokenizer.eos_token_id)
         keys, tags, padding = [], [], []
         for start in range(0, len(layout.order), n):
             rows = layout.order[start : start + n]
@@ -178,17 +168,16 @@ class CWGRPOTrainer(PPOTrainerSync):
                 continue
             uid = f"pad{uuid.uuid4().hex}"  # verl's padding uid form, one per group: a group of its own
             for session in range(n):
-                sample = copy.deepcopy(template)
-                sample["uid"] = uid
+                sample = copy.deepcopy(template) | {"uid": uid}
                 if "session_id" in sample:
                     sample["session_id"] = session
-                keys.append(f"{uid}_{session}_0")
-                tags.append(copy.deepcopy(template_tag))
-                padding.append((keys[-1], tags[-1], sample))
+                padding.append((f"{uid}_{session}_0", copy.deepcopy(template_tag), sample))
+                keys.append(padding[-1][0])
+                tags.append(padding[-1][1])
         if padding:
-            pad_keys, pad_tags, pad_samples = zip(*padding)
-            tq.kv_batch_put(keys=list(pad_keys), partition_id=batch.partition_id,
-                            fields=list_of_dict_to_tensordict(list(pad_samples)), tags=list(pad_tags))
+            pad_keys, pad_tags, pad_samples = map(list, zip(*padding))
+            tq.kv_batch_put(keys=pad_keys, partition_id=batch.partition_id,
+                            fields=list_of_dict_to_tensordict(pad_samples), tags=pad_tags)
         return KVBatchMeta(keys=keys, tags=tags, partition_id=batch.partition_id, fields=batch.fields,
                            extra_info=batch.extra_info)
 
@@ -196,11 +185,11 @@ class CWGRPOTrainer(PPOTrainerSync):
         """One mini-batch is the layout's whole groups of every rank (padding included); the loss normalises by its
         real rows (``UPDATE_ROWS_KEY``), so padding changes neither the loss nor the gradient."""
         layout, actor = self._layout, self.config.actor_rollout_ref.actor
-        if actor.use_dynamic_bsz:
-            # verl's dynamic micro-batching keeps runs of this many consecutive rows together: whole groups
+        if actor.use_dynamic_bsz:  # verl's dynamic micro-batching keeps runs of this many consecutive rows together
             batch.extra_info["force_group_size"] = self._group_size
         batch.extra_info[UPDATE_ROWS_KEY] = max(layout.real_rows)
-        with self._logprob_temperature(), _override(actor, "ppo_mini_batch_size", layout.groups_per_rank * self._dp_size()):
+        mini_batch = layout.groups_per_rank * self._dp_size()
+        with self._logprob_temperature(), _override(actor, "ppo_mini_batch_size", mini_batch):
             batch = super()._update_actor(batch, metrics)
         mean_over_micro_batches_with_tokens(metrics, prefix="actor/cw/")
         return batch
@@ -208,48 +197,34 @@ class CWGRPOTrainer(PPOTrainerSync):
     # ---- covariance statistics of every method; cwgrpo.scope=batch --------------------------------------------
     def _compute_advantage(self, batch, metrics: dict):
         batch = super()._compute_advantage(batch, metrics)
-        fields = ["uid", "response_mask", "old_log_probs", "advantages"]
-        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
-        response_mask = data["response_mask"]
-        proto = DataProto(batch=data.to_padded_tensor())
-        uids = proto.batch.pop("uid").tolist()
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
+                               select_fields=["uid", "response_mask", "old_log_probs", "advantages"])
+        response_mask, padded = data["response_mask"], data.to_padded_tensor()
+        adv, old, mask = padded["advantages"], padded["old_log_probs"], padded["response_mask"]
         real = torch.tensor([not tag.get("is_padding", False) for tag in batch.tags])
-        adv, old, mask = proto.batch["advantages"], proto.batch["old_log_probs"], proto.batch["response_mask"]
-        options = self._policy_loss
-        real_uids = [u for u, r in zip(uids, real) if r]
-        cov = group_covariance(old[real], adv[real], mask[real], real_uids,
-                               logp_center=options.get("cw_logp_center", "sequence"))
+        real_uids = [u for u, r in zip(padded.get("uid").tolist(), real) if r]
+        cov = group_covariance(old[real], adv[real], mask[real], real_uids, logp_center=self._cw_kwargs["logp_center"])
         metrics.update(covariance_metrics(cov, mask[real]))
         if tokens.due(self.global_steps, self._options.token_log_every, first=not self._logged_tokens):
             self._log_tokens(batch, real, real_uids, old[real], adv[real], mask[real], cov)
             self._logged_tokens = True
         if self._cw_scope != "batch":
             return batch
-        weighted, weight_metrics = batch_scope_weights(
-            adv, old, mask.bool() & real.unsqueeze(-1), logp_center=options.get("cw_logp_center", "sequence"),
-            normalizer=options.get("cw_normalizer", "padded"),
-            bandwidth_scale=float(options.get("cw_bandwidth_scale", 1.0)),
-        )
+        weighted, weight_metrics = batch_scope_weights(adv, old, mask.bool() & real.unsqueeze(-1), **self._cw_kwargs)
         metrics.update(weight_metrics)
         output = TensorDict({"advantages": response_to_nested(weighted, response_mask)}, batch_size=len(batch))
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=output)
 
     def _log_tokens(self, batch, real, uids, old, adv, mask, cov):
-        """The step's extreme tokens, appended to ``<experiment>.tokens.jsonl`` beside the metrics log. ``w`` is the
-        weight CW-GRPO gives the token with the run's options, per prompt group (over the batch for
-        ``cwgrpo.scope=batch``); for the other methods it is observe-only, and only CW-GRPO logs its most
-        down-weighted tokens. One fetch of the step's token ids and rewards, on logged steps only."""
-        options = self._policy_loss
-        scope = self._cw_scope
-        segments = {}
+        """The step's extreme tokens, appended to ``<experiment>.tokens.jsonl``. ``w`` is the weight CW-GRPO gives the
+        token with the run's options (observe-only for the other methods, which do not log the most down-weighted
+        tokens). One fetch of the step's token ids and rewards, on logged steps only."""
+        scope, segments = self._cw_scope, {}
         if scope != "batch":
             groups = group_ids(uids, device=adv.device)
             segments = dict(segment_ids=groups.ids, num_segments=groups.count)
         with torch.no_grad():
-            weights = cw_weights(old, adv, mask, logp_center=options.get("cw_logp_center", "sequence"),
-                                 normalizer=options.get("cw_normalizer", "padded"),
-                                 bandwidth_scale=float(options.get("cw_bandwidth_scale", 1.0)), detach=True,
-                                 **segments).weights
+            weights = cw_weights(old, adv, mask, detach=True, **self._cw_kwargs, **segments).weights
         picks = tokens.extreme_positions(cov, mask, self._options.token_log_top_k,
                                          weights if scope is not None else None)
         keys = [key for key, r in zip(batch.keys, real.tolist()) if r]
@@ -281,5 +256,5 @@ class CWGRPOTrainer(PPOTrainerSync):
             return super()._compute_ref_log_prob(batch, metrics)
 
 
-if TRAINER_REGISTRY.get(TRAINER_NAME) is None:
-    register_trainer(TRAINER_NAME)(CWGRPOTrainer)
+if TRAINER_REGISTRY.get(TRAINER_MODE) is None:
+    register_trainer(TRAINER_MODE)(CWGRPOTrainer)
