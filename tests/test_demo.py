@@ -17,12 +17,12 @@ import pytest
 import torch
 
 from tools.demo import main
-from tools.demo.plot import read_fingerprint
 from tools.demo.report import (
     BLOCK_END,
     BLOCK_START,
     SMOKE,
     fingerprint,
+    read_fingerprint,
     readme_block,
     render_markdown,
     results_block,

@@ -1,7 +1,5 @@
 """``python -m tools.demo [--quick] [--seeds 0,1,2] [--methods vanilla,cw_grpo] [--out DIR] [--docs DIR]``."""
 
-import sys
-
 from tools.demo.cli import main
 
-sys.exit(main())
+raise SystemExit(main())

@@ -1,9 +1,5 @@
-"""Command line of the demo; ``main(argv)`` is also what the tests call (``__main__`` just runs it).
-
-Every argument is checked before any work starts: a bad value is a usage error (exit 2) naming the flag,
-not a traceback or a failure after minutes of training. ``--docs DIR`` also writes the published copy
-(``DIR/demo.md``, ``DIR/demo_curves.png``, ``DIR/demo.json``) and therefore takes only the default settings;
-``--readme FILE`` then replaces the results block between the demo markers of FILE with the same numbers.
+"""Command line of the demo; ``main(argv)`` is also what the tests call. Every argument is checked before any work
+starts: a bad value is a usage error (exit 2) naming the flag, not a failure after minutes of training.
 """
 
 from __future__ import annotations
@@ -19,21 +15,11 @@ import torch
 
 from cwgrpo_verl import argtypes
 from cwgrpo_verl.plugin import check_registered
-from tools.demo.report import (
-    BLOCK_END,
-    BLOCK_START,
-    SMOKE,
-    readme_block,
-    update_readme,
-    write_docs,
-    write_report,
-)
-from tools.demo.run import DemoConfig, run_experiment
-from tools.demo.train import METHODS, RLSettings
+from tools.demo.report import BLOCK_END, BLOCK_START, SMOKE, readme_block, update_readme, write_docs, write_report
+from tools.demo.run import METHODS, DemoConfig, RLSettings, run_experiment
 
-# flags that change the experiment; --docs publishes the default experiment only
-EXPERIMENT_FLAGS = ("quick", "steps", "group_size", "prompts_per_step", "methods", "seed", "seeds", "lr",
-                    "format_weight")
+RL_FLAGS = ("steps", "group_size", "prompts_per_step", "lr", "format_weight")
+EXPERIMENT_FLAGS = ("quick", "methods", "seed", "seeds", *RL_FLAGS)  # --docs publishes the default experiment only
 
 
 def _folder(text: str) -> Path:
@@ -41,9 +27,7 @@ def _folder(text: str) -> Path:
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
-    parent = path
-    while not parent.exists():
-        parent = parent.parent
+    parent = next(p for p in (path, *path.parents) if p.exists())
     if not parent.is_dir():
         raise argparse.ArgumentTypeError(f"cannot create {text}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -80,8 +64,8 @@ def parse_args(argv: list[str] | None) -> tuple[DemoConfig, argparse.Namespace]:
     ap.add_argument("--methods", type=argtypes.names(METHODS), help=f"comma list of {','.join(METHODS)} (default: all)")
     which = ap.add_mutually_exclusive_group()
     which.add_argument("--seed", type=argtypes.integer(0), help="run this one seed")
-    which.add_argument("--seeds", type=argtypes.integers(), help="comma list of seeds (default %s); median and [min, max] "
-                       "over them are reported" % ",".join(map(str, d.seeds)))
+    which.add_argument("--seeds", type=argtypes.integers(), help="comma list of seeds (default %s); median and "
+                       "[min, max] over them are reported" % ",".join(map(str, d.seeds)))
     ap.add_argument("--lr", type=argtypes.real(), help=f"RL learning rate (default {r.lr:g})")
     ap.add_argument("--format-weight", type=argtypes.real(low_open=False),
                     help="weight of the format reward (default 0: accuracy only)")
@@ -111,7 +95,7 @@ def parse_args(argv: list[str] | None) -> tuple[DemoConfig, argparse.Namespace]:
         cfg.rl = RLSettings(steps=4, group_size=4, prompts_per_step=4, eval_every=2)
     cfg.seeds = [a.seed] if a.seed is not None else a.seeds or cfg.seeds
     cfg.methods = a.methods or cfg.methods
-    for name in ("steps", "group_size", "prompts_per_step", "lr", "format_weight"):
+    for name in RL_FLAGS:
         if getattr(a, name) is not None:
             setattr(cfg.rl, name, getattr(a, name))
     cfg.rl.eval_every = min(cfg.rl.eval_every, cfg.rl.steps)
@@ -124,15 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     check_registered()
     if cfg.quick:
         print(SMOKE, flush=True)
-    argv_text = shlex.join(argv) if argv is not None else shlex.join(sys.argv[1:])
+    command = "python -m tools.demo " + shlex.join(sys.argv[1:] if argv is None else argv)
     start = time.monotonic()
     result = run_experiment(cfg, show_progress=not args.no_progress)
     elapsed = time.monotonic() - start
-    metrics = {"command": f"python -m tools.demo {argv_text}".strip(), **result, "elapsed_s": elapsed}
+    metrics = {"command": command.strip(), **result, "elapsed_s": elapsed}
     write_report(metrics, args.out)
     print((args.out / "summary.md").read_text())
-    files = "summary.md, curves.png, metrics.json, steps.csv, evals.csv, tokens.html, tokens/"
-    print(f"report: {args.out}/ ({files}); {elapsed:.0f} s")
+    print(f"report: {args.out}/ (summary.md, curves.png, metrics.json, steps.csv, evals.csv, tokens.html, tokens/); "
+          f"{elapsed:.0f} s")
     if args.docs is not None:
         view = write_docs(metrics, args.docs)
         print(f"docs: {args.docs}/ (demo.md, demo_curves.png, demo.json, demo_tokens.html)")

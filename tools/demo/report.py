@@ -1,9 +1,12 @@
-"""Turn a run's metrics into files: the report folder, and the published docs page docs/results.md quotes.
+"""A run's metrics as files: the report folder, and the published docs page docs/results.md quotes.
 
-Every sentence with a number in it is computed here from the metrics, never written by hand, so the docs
-cannot claim what the run did not show. A run is reduced per (seed, method) by ``run_summary``; across seeds
-a statistic is the median with the [min, max] spread. ``render_markdown(metrics)`` and ``results_block(metrics)``
-work on a loaded ``metrics.json`` or ``docs/demo.json`` alike, so a test can re-render the committed page.
+Every sentence with a number in it is computed here from the metrics, so the docs cannot claim what the run did
+not show. Across seeds a statistic is the median with the [min, max] spread. ``render_markdown`` and
+``results_block`` work on a loaded ``metrics.json`` or ``docs/demo.json`` alike (a test re-renders the page).
+
+The figure tells methods apart by colour (Okabe-Ito, colour-blind safe), line style and marker, so they stay apart
+in grey print too, and draws the spread over seeds as min-max bars at the marked steps, shifted sideways per method
+(three overlapping shaded bands read as one grey blur). The PNG's metadata carries the run's fingerprint.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import numpy as np
 from cwgrpo_verl.metrics import TAIL_FRACTIONS
 from cwgrpo_verl.report import tokens as tokens_page
 from cwgrpo_verl.tokens import append
-from tools.demo.plot import label, plot
 
 TAIL = list(TAIL_FRACTIONS)
 PCT_DIGITS = 2  # at the defaults accuracies are multiples of 0.25%: two decimals make every difference add up
@@ -31,16 +33,25 @@ BLOCK_START, BLOCK_END = "<!-- demo-results:start -->", "<!-- demo-results:end -
 SMOKE = ("SMOKE RUN (--quick): a smaller model, an unfinished warm start and a few RL steps. The numbers mean "
          "nothing; the run only shows that the pipeline works end to end. Run without --quick for the comparison.")
 
+STYLES = {  # label, colour, line style, marker
+    "vanilla": ("GRPO (vanilla)", "#0072B2", "-", "o"),
+    "clip_cov": ("Clip-Cov", "#D55E00", "--", "s"),
+    "cw_grpo": ("CW-GRPO", "#009E73", "-.", "^"),
+}
+SMOOTH = 5  # entropy is plotted as a trailing 5-step mean (the raw per-step values are in steps.csv)
+FINGERPRINT_KEY = "cwgrpo-demo-run"  # PNG text chunk holding the run's fingerprint
 
-def run_summary(run: dict, last: int = LAST) -> dict:
+
+def label(method: str) -> str:
+    return STYLES[method][0]
+
+
+def run_summary(run: dict) -> dict:
     """One run reduced to numbers: held-out accuracy at start/end, entropy early/late, covariance and weights."""
-    steps, evals = run["steps"], run["evals"]
-    tail = steps[-last:]
+    steps, evals, tail = run["steps"], run["evals"], run["steps"][-LAST:]
     out = {
-        "sample_acc_start": evals[0]["sample_acc"],
-        "sample_acc_end": evals[-1]["sample_acc"],
-        "greedy_acc_start": evals[0]["greedy_acc"],
-        "greedy_acc_end": evals[-1]["greedy_acc"],
+        "sample_acc_start": evals[0]["sample_acc"], "sample_acc_end": evals[-1]["sample_acc"],
+        "greedy_acc_start": evals[0]["greedy_acc"], "greedy_acc_end": evals[-1]["greedy_acc"],
         "entropy_first": float(np.mean([s["entropy"] for s in steps[:5]])),
         "entropy_last": float(np.mean([s["entropy"] for s in tail])),
         "train_acc_last": float(np.mean([s["acc"] for s in tail])),
@@ -67,8 +78,7 @@ def docs_view(metrics: dict) -> dict:
 
 def fingerprint(metrics: dict) -> str:
     """Short hash of the docs view of a run; the page and the figure both carry it."""
-    text = json.dumps(docs_view(metrics), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(docs_view(metrics), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def per_seed(metrics: dict, method: str, key: str) -> list[float]:
@@ -78,12 +88,10 @@ def per_seed(metrics: dict, method: str, key: str) -> list[float]:
 
 def _fmt(values: list[float], pct: bool = False, digits: int = 3, sign: bool = False) -> str:
     """median [min, max] (just the value when they agree); % values scaled by 100 with two decimals."""
-    stat = {"median": float(np.median(values)), "min": min(values), "max": max(values)}
     scale, digits = (100, PCT_DIGITS) if pct else (1, digits)
     f = lambda v: f"{round(scale * v, digits) + 0.0:{'+' if sign else ''}.{digits}f}"  # noqa: E731  (+ 0.0: no -0.0)
-    if f(stat["min"]) == f(stat["max"]):
-        return f(stat["median"])
-    return f"{f(stat['median'])} [{f(stat['min'])}, {f(stat['max'])}]"
+    median, low, high = f(float(np.median(values))), f(min(values)), f(max(values))
+    return median if low == high else f"{median} [{low}, {high}]"
 
 
 def _row(cells: list[str]) -> str:
@@ -94,14 +102,14 @@ def _n(count: int, word: str, plural: str = "") -> str:
     return f"{count} {word if count == 1 else plural or word + 's'}"
 
 
+def _diff(metrics: dict, a: str, b: str, key: str, b_key: str | None = None) -> list[float]:
+    """Per seed, ``key`` of method ``a`` minus ``b_key`` (default ``key``) of method ``b``."""
+    return [x - y for x, y in zip(per_seed(metrics, a, key), per_seed(metrics, b, b_key or key))]
+
+
 def _change(metrics: dict, method: str) -> list[float]:
     """Per seed, final minus initial sampled held-out accuracy."""
-    start, end = per_seed(metrics, method, "sample_acc_start"), per_seed(metrics, method, "sample_acc_end")
-    return [e - s for s, e in zip(start, end)]
-
-
-def _diff(metrics: dict, a: str, b: str, key: str) -> list[float]:
-    return [x - y for x, y in zip(per_seed(metrics, a, key), per_seed(metrics, b, key))]
+    return _diff(metrics, method, method, "sample_acc_end", "sample_acc_start")
 
 
 def _rounded(diffs: list[float], pct: bool) -> list[float]:
@@ -114,10 +122,7 @@ def sign_test(diffs: list[float]) -> float:
     of a split at least this uneven."""
     up, down = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
     n = up + down
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(up, down) + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    return min(1.0, 2 * sum(math.comb(n, k) for k in range(min(up, down) + 1)) / 2**n) if n else 1.0
 
 
 def _paired(diffs: list[float], pct: bool) -> str:
@@ -145,12 +150,10 @@ def results_block(metrics: dict) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for m in methods:
-        start, end = per_seed(metrics, m, "sample_acc_start"), per_seed(metrics, m, "sample_acc_end")
-        lines.append(_row([
-            label(m), f"{_fmt(start, pct=True)} → {_fmt(end, pct=True)}",
-            _fmt(_change(metrics, m), pct=True, sign=True),
-            _fmt(per_seed(metrics, m, "greedy_acc_end"), pct=True), _fmt(per_seed(metrics, m, "entropy_last")),
-        ]))
+        start, end = (_fmt(per_seed(metrics, m, f"sample_acc_{k}"), pct=True) for k in ("start", "end"))
+        lines.append(_row([label(m), f"{start} → {end}", _fmt(_change(metrics, m), pct=True, sign=True),
+                           _fmt(per_seed(metrics, m, "greedy_acc_end"), pct=True),
+                           _fmt(per_seed(metrics, m, "entropy_last"))]))
     others = [m for m in methods if m != "vanilla"] if "vanilla" in methods else []
     columns = ["seed", "start", *(f"{label(m)} end" for m in methods),
                *(f"{label(m)} − GRPO (points)" for m in others)]
@@ -190,13 +193,12 @@ def _reading(metrics: dict) -> list[str]:
 
 def render_markdown(metrics: dict, figure: str = "curves.png") -> str:
     """The whole page: setup, provenance, results block, covariance tail, weights, figure."""
-    cfg, methods, rl = metrics["config"], metrics["config"]["methods"], metrics["config"]["rl"]
-    env, seeds = metrics.get("environment", {}), cfg["seeds"]
-    warm = metrics["warm_start"]
-    lines = ["# CW-GRPO demo: a miniature GRPO vs Clip-Cov vs CW-GRPO run on CPU", ""]
-    if cfg.get("quick"):
-        lines += [f"> **{SMOKE}**", ""]
-    lines += [
+    cfg, env, warm = metrics["config"], metrics.get("environment", {}), metrics["warm_start"]
+    methods, rl, seeds = cfg["methods"], cfg["rl"], cfg["seeds"]
+    lines = [
+        "# CW-GRPO demo: a miniature GRPO vs Clip-Cov vs CW-GRPO run on CPU",
+        "",
+        *([f"> **{SMOKE}**", ""] if cfg.get("quick") else []),
         "A small-scale simulation of the mechanism, **not** the paper's experiment or result: a "
         f"{cfg['layers']}-layer, {cfg['hidden']}-wide Qwen2 (random init) learns two-digit addition "
         "(`ab+cd=`, answer in `\\boxed{}`), first by a supervised warm start to a sampled accuracy of "
@@ -216,9 +218,8 @@ def render_markdown(metrics: dict, figure: str = "curves.png") -> str:
     if env:
         lines += ["", "Environment: " + "; ".join(f"{k} {v}" for k, v in env.items())
                   + f". Run fingerprint `{fingerprint(metrics)}` (also in the figure's metadata)."]
-    lines += ["", "## Results", "", results_block(metrics), "",
-              f"![entropy and held-out accuracy per RL step]({figure})"]
     lines += [
+        "", "## Results", "", results_block(metrics), "", f"![entropy and held-out accuracy per RL step]({figure})",
         "",
         "## Covariance tail (the paper's Table 1 statistic)",
         "",
@@ -245,50 +246,46 @@ def render_markdown(metrics: dict, figure: str = "curves.png") -> str:
 
 
 def write_report(metrics: dict, out: Path) -> None:
-    """metrics.json, steps.csv, evals.csv, curves.png and summary.md in ``out``, and the token logs."""
+    """metrics.json, steps.csv, evals.csv, curves.png and summary.md in ``out``, and the token logs: each run's
+    records in ``tokens/<method>_seed<seed>.tokens.jsonl``, the first seed's as tokens.html and tokens.md."""
     metrics = with_summaries(metrics)
     out.mkdir(parents=True, exist_ok=True)
-    write_token_logs(metrics, out)
+    shutil.rmtree(out / "tokens", ignore_errors=True)  # an earlier run's logs: appending would mix two runs
+    _token_page(metrics, out / "tokens.html", out / "tokens.md")
+    for run in metrics["runs"]:
+        if run.get("tokens"):
+            append(out / "tokens" / f"{run['method']}_seed{run['seed']}.tokens.jsonl", run.pop("tokens"))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    _write_csv(out / "steps.csv", [{"seed": r["seed"], "method": r["method"], **s} for r in metrics["runs"]
-                                   for s in r["steps"]])
-    _write_csv(out / "evals.csv", [{"seed": r["seed"], "method": r["method"], **e} for r in metrics["runs"]
-                                   for e in r["evals"]])
+    for part in ("steps", "evals"):
+        rows = [{"seed": r["seed"], "method": r["method"], **s} for r in metrics["runs"] for s in r[part]]
+        with (out / f"{part}.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
+            writer.writeheader()
+            writer.writerows(rows)
     plot(metrics, out / "curves.png", fingerprint(metrics))
     (out / "summary.md").write_text(render_markdown(metrics))
 
 
-def first_seed_tokens(metrics: dict) -> dict[str, list[dict]]:
-    """The first seed's token records per method label: the page ``make demo`` shows (methods side by side)."""
+def _token_page(metrics: dict, html: Path, md: Path | None = None) -> None:
+    """The first seed's token records, methods side by side, as the report's --tokens renders them."""
     first = metrics["config"]["seeds"][0]
-    return {label(r["method"]): r["tokens"] for r in metrics["runs"] if r["seed"] == first and r.get("tokens")}
-
-
-def write_token_logs(metrics: dict, out: Path) -> None:
-    """Moves each run's token records out of ``metrics`` into ``out/tokens/<method>_seed<seed>.tokens.jsonl``, and
-    renders the first seed's as ``tokens.html`` and ``tokens.md`` (as the report's --tokens does)."""
-    shutil.rmtree(out / "tokens", ignore_errors=True)  # an earlier run's logs: appending would mix two runs
-    shown = first_seed_tokens(metrics)
+    shown = {label(r["method"]): r["tokens"] for r in metrics["runs"] if r["seed"] == first and r.get("tokens")}
     if shown:
-        (out / "tokens.html").write_text(tokens_page.render_html(shown), encoding="utf-8")
-        (out / "tokens.md").write_text(tokens_page.render_markdown(shown), encoding="utf-8")
-    for run in metrics["runs"]:
-        if run.get("tokens"):
-            append(out / "tokens" / f"{run['method']}_seed{run['seed']}.tokens.jsonl", run.pop("tokens"))
+        html.write_text(tokens_page.render_html(shown), encoding="utf-8")
+        if md is not None:
+            md.write_text(tokens_page.render_markdown(shown), encoding="utf-8")
 
 
 def write_docs(metrics: dict, docs: Path) -> dict:
-    """The published copy: docs/demo.json (the run, less unused per-step records), demo.md, demo_curves.png and
-    demo_tokens.html (the first seed's extreme tokens)."""
+    """The published copy, returned: demo.json (the run less unused per-step records), demo.md, demo_curves.png and
+    demo_tokens.html (the README's picture of the token page is shot from it: make tokens-screenshot)."""
     view = docs_view(with_summaries(metrics))
     docs.mkdir(parents=True, exist_ok=True)
-    shown = first_seed_tokens(metrics)
-    if shown:  # the README's picture of the token page is shot from this file (make tokens-screenshot)
-        (docs / "demo_tokens.html").write_text(tokens_page.render_html(shown), encoding="utf-8")
+    _token_page(metrics, docs / "demo_tokens.html")
     (docs / "demo.json").write_text(json.dumps(view, indent=1) + "\n")
     plot(view, docs / "demo_curves.png", fingerprint(view))
     (docs / "demo.md").write_text(render_markdown(view, figure="demo_curves.png"))
-    return view  # what demo.json holds
+    return view
 
 
 def readme_block(readme_text: str) -> str | None:
@@ -306,9 +303,61 @@ def update_readme(path: Path, metrics: dict) -> None:
     path.write_text(f"{head}{BLOCK_START}\n{results_block(metrics)}\n{BLOCK_END}{tail}", encoding="utf-8")
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
+def plot(metrics: dict, path: Path, fingerprint: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    methods, n_seeds = metrics["config"]["methods"], len(metrics["config"]["seeds"])
+    eval_every = metrics["config"]["rl"]["eval_every"]
+    panels = [
+        ("steps", "entropy", 1.0, f"Token entropy ({SMOOTH}-step mean)", "entropy of sampled tokens (nats)"),
+        ("evals", "sample_acc", 100.0, "Held-out accuracy, sampled at T = 1", "accuracy (%)"),
+        ("evals", "greedy_acc", 100.0, "Held-out accuracy, greedy", "accuracy (%)"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    for ax, (part, key, scale, title, ylabel) in zip(axes, panels):
+        for i, m in enumerate(methods):
+            _, colour, line, marker = STYLES[m]
+            runs = [r for r in metrics["runs"] if r["method"] == m]
+            x = np.array([s["step"] for s in runs[0][part]])
+            y = np.array([[s[key] for s in r[part]] for r in runs], dtype=float)
+            dense = part == "steps"  # a per-step curve stays on its steps; one point per evaluation: all shifted
+            if dense:  # trailing mean per run
+                csum = np.cumsum(np.pad(y, ((0, 0), (1, 0))), axis=1)
+                width = np.minimum(np.arange(1, y.shape[1] + 1), SMOOTH)
+                y = (csum[:, 1:] - csum[:, np.arange(y.shape[1]) + 1 - width]) / width
+            y = scale * y
+            med = np.median(y, 0)
+            # markers (and min-max bars) at the evaluation steps, shifted sideways per method so none hide another
+            marks = np.flatnonzero(x % eval_every == 0) if dense else np.arange(len(x))
+            dx = (i - (len(methods) - 1) / 2) * 0.1 * eval_every
+            ax.plot(x if dense else x + dx, med, color=colour, linestyle=line, lw=1.6 if dense else 1.8)
+            err = [med[marks] - y.min(0)[marks], y.max(0)[marks] - med[marks]] if n_seeds > 1 else None
+            ax.errorbar(x[marks] + dx, med[marks], yerr=err, fmt=marker, color=colour, ms=6, elinewidth=1.2,
+                        capsize=3)
+        ax.set_title(title, fontsize=11)
+        ax.set_xlabel("RL step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=c, linestyle=ls, marker=mk, lw=1.8, ms=6)
+               for _, c, ls, mk in map(STYLES.get, methods)]
+    spread = f"median over {n_seeds} seeds; bars: min to max over seeds" if n_seeds > 1 else "one seed"
+    title = f"Miniature GRPO vs Clip-Cov vs CW-GRPO on CPU ({spread})"
+    if metrics["config"].get("quick"):
+        title = "SMOKE RUN (--quick): these curves mean nothing. " + title
+    fig.suptitle(title, fontsize=12)
+    fig.legend(handles, [label(m) for m in methods], loc="lower center", ncol=len(methods), frameon=False, fontsize=11)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=100, metadata={FINGERPRINT_KEY: fingerprint} if fingerprint else None)
+    plt.close(fig)
+
+
+def read_fingerprint(path: Path) -> str | None:
+    """The fingerprint a PNG written by ``plot`` carries (None if it carries none)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.info.get(FINGERPRINT_KEY)
