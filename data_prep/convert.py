@@ -132,8 +132,9 @@ def convert(set_name: str, source: str | os.PathLike, out_dir: str | os.PathLike
             if rejected and not skip_invalid:
                 continue  # the run fails anyway: keep validating, stop writing
             chunk.append(sr.row)
-            chars += sum(len(m["content"]) for m in sr.row["prompt"]) + len(sr.row["reward_model"]["ground_truth"]) \
-                + len(sr.row["extra_info"]["problem"])
+            texts = [*(m["content"] for m in sr.row["prompt"]), sr.row["reward_model"]["ground_truth"],
+                     sr.row["extra_info"]["problem"]]
+            chars += sum(map(len, texts))
             if len(chunk) >= CHUNK_ROWS or chars >= CHUNK_CHARS:
                 parquet.write_table(pa.Table.from_pylist(chunk, schema=PARQUET_SCHEMA))
                 chunk, chars = [], 0
@@ -144,8 +145,9 @@ def convert(set_name: str, source: str | os.PathLike, out_dir: str | os.PathLike
                                 f"re-run with --skip-invalid to write the valid rows and list the others in "
                                 f"{rejects_path}", listed)
         if valid == screened_out:
-            why = f"; the {screened_out} valid row(s) all overlap evaluation problems (--drop-contaminated)" \
-                if screened_out else ""
+            why = ""
+            if screened_out:
+                why = f"; the {screened_out} valid row(s) all overlap evaluation problems (--drop-contaminated)"
             why += f"; {rejected} invalid, the first: {listed[0]}" if rejected else ""
             raise DataPrepError(f"{name}: no valid rows in {label} (of {total}){why}")
         outputs.commit()

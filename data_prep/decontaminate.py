@@ -258,7 +258,8 @@ def decontaminate(args: argparse.Namespace) -> None:
     eval_files = expand_paths(args.eval, exclude=[train], flag="--eval")
     with Outputs([("--train", train), *(("--eval", p) for p in eval_files)]) as outputs:
         # every output is checked against every input and the other outputs before the evaluation sets are read
-        report_rows, kept, dropped_rows = outputs.open(report, "--report", header=REPORT_HEADER), None, None
+        report_rows = outputs.open(report, "--report", header=REPORT_HEADER)
+        kept = dropped_rows = None
         if out is not None:
             kept, dropped_rows = outputs.open(out, "--out"), outputs.open(dropped, "--out", optional=True)
         evals = load_eval_texts(args.eval, flag="--eval", paths=eval_files)

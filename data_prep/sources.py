@@ -185,17 +185,12 @@ def _hub_rows(repo_id: str, split: str, hint: str) -> Any:
 def iter_source_rows(source: str | os.PathLike, split: str | None = None, hint: str = "--source") -> Iterator[SourceRow]:
     """Rows of ``source`` in order.  ``split`` picks a hub/DatasetDict split; ``hint`` is the flag that named
     the source (messages tell the user which flag to change)."""
-    p, s = Path(source), str(source)
-    if not (p.is_file() or p.is_dir()):
-        if s.startswith((".", "/", "~")) or s.endswith((".jsonl", ".json", ".parquet")) or s.count("/") > 1 \
-                or not s.strip():
-            raise DataPrepError(f"{hint} {s}: no such file or folder (and not a hub dataset id such as owner/name)")
-        yield from _numbered(_hub_rows(s, split or "train", hint))
-        return
-    suffix = p.suffix.lower()
-    try:
+    p, s, suffix, local = Path(source), str(source), Path(source).suffix.lower(), True
+    try:  # inside: is_file() itself raises for a name too long or a folder that cannot be searched
         if p.is_dir():
             yield from _numbered(_saved_rows(p, split, hint))
+        elif not p.is_file():
+            local = False  # a hub id, below
         elif suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _looks_like_jsonl(p)):
             yield from _iter_jsonl(p)
         elif suffix == ".json":
@@ -208,6 +203,11 @@ def iter_source_rows(source: str | os.PathLike, split: str | None = None, hint: 
     except OSError as e:  # pyarrow reports a corrupt file as an OSError without strerror
         reason = e.strerror or (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise DataPrepError(f"{hint} {p}: cannot read ({reason})") from None
+    if local:
+        return
+    if s.startswith((".", "/", "~")) or s.endswith((".jsonl", ".json", ".parquet")) or s.count("/") > 1 or not s.strip():
+        raise DataPrepError(f"{hint} {s}: no such file or folder (and not a hub dataset id such as owner/name)")
+    yield from _numbered(_hub_rows(s, split or "train", hint))
 
 
 def _looks_like_jsonl(path: Path) -> bool:

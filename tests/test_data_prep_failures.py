@@ -242,6 +242,10 @@ def test_whole_file_failures_are_one_line(tmp_path, capsys):
     rc, err = _cli(open_rs.main, ["--out", tmp_path / "out", "--source", tmp_path / "missing.jsonl"], capsys)
     assert rc == 1 and err == [f"error: --source {tmp_path / 'missing.jsonl'}: no such file or folder "
                                "(and not a hub dataset id such as owner/name)"]
+    # a path the OS refuses to look up (a name too long): still one line naming the flag
+    too_long = tmp_path / ("x" * 300 + ".jsonl")
+    rc, err = _cli(open_rs.main, ["--out", tmp_path / "out", "--source", too_long], capsys)
+    assert rc == 1 and err == [f"error: --source {too_long}: cannot read (File name too long)"]
     # a parquet file whose footer reads but whose pages are damaged: pyarrow's reason, not a bare "OSError"
     damaged = tmp_path / "damaged.parquet"
     pd.DataFrame({"problem": [f"problem {i} " * 5 for i in range(2000)], "answer": [str(i) for i in range(2000)]}

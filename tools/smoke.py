@@ -124,8 +124,10 @@ def run(method: str = "cwgrpo", *, preset: str = "r1_distill_1.5b", scope: str =
 
     work = Path(work or tempfile.mkdtemp(prefix="cwgrpo-smoke-"))
     work.mkdir(parents=True, exist_ok=True)
-    if model is None and not ((model := work / "model") / "config.json").exists():
-        tiny.build_model(model)
+    if model is None:
+        model = work / "model"
+        if not (model / "config.json").exists():
+            tiny.build_model(model)
     data = work / "data"
     if not (data / "open_rs.parquet").exists():
         tiny.write_data(data)

@@ -143,8 +143,9 @@ def keep_earlier_file_log(config: DictConfig) -> Optional[Path]:
     """verl's file logger truncates its default ``<experiment>.jsonl`` when a run starts, which would erase a resumed
     experiment's earlier steps: when that file exists, point the logger at ``<experiment>.2.jsonl`` (``.3``, ...)
     instead; an explicit VERL_FILE_LOGGER_PATH is left alone. Returns the new path, if any (the report joins them)."""
-    default = file_log_path(config)
-    if not _logs_to_file(config) or os.environ.get("VERL_FILE_LOGGER_PATH") or not default.exists():
+    if not _logs_to_file(config) or os.environ.get("VERL_FILE_LOGGER_PATH"):
+        return None
+    if not (default := file_log_path(config)).exists():
         return None
     attempts = (default.with_suffix(f".{i}.jsonl") for i in itertools.count(2))
     path = next(p for p in attempts if not p.exists())

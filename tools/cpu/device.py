@@ -61,11 +61,14 @@ class PlatformCPU(PlatformBase):
     device_module = property(_returns(DEVICE_MODULE))
     set_device = synchronize = set_allocator_settings = empty_cache = profiler_start = profiler_stop = cudart = _none
     manual_seed = manual_seed_all = staticmethod(torch.manual_seed)
-    is_available, is_platform_available, device_count = _returns(True), _returns(False), _returns(1)
+    is_available = _returns(True)
+    is_platform_available = _returns(False)  # auto-detection must never pick the CPU for a GPU machine
+    device_count = _returns(1)
     # verl hands get_device_id() to .to()/device=; an int would mean an accelerator index
     current_device = _returns(torch.device(NAME))
     get_device_capability = _returns((None, None))
-    communication_backend_name, ray_resource_name = _returns("gloo"), _returns("GPU")
+    communication_backend_name = _returns("gloo")
+    ray_resource_name = _returns("GPU")
     visible_devices_envvar = _returns("CUDA_VISIBLE_DEVICES")
     ray_noset_envvars = _returns(["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"])
     is_ipc_supported = _returns(False)
