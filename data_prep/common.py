@@ -103,6 +103,14 @@ def _answer(v: Any, empty: str = "empty string") -> str:
     return v.strip()
 
 
+def _without_dollars(text: str) -> str:
+    """A final answer without its math delimiters, nor a full stop after them ("$x$." -> "x")."""
+    text = text.strip()
+    if text.endswith("$."):
+        text = text[:-1]
+    return text.replace("$", "").strip()
+
+
 def problem_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str]:
     """(problem text, field name): the set's field, else the other of problem/question (schema variants)."""
     first = data_sets.get(set_name).problem_field
@@ -151,14 +159,14 @@ def ground_truth_for(set_name: str, row: Mapping[str, Any]) -> tuple[str, str, s
             if row.get("answer") is None:
                 raise RowError("final_answer", "missing (and no 'answer' column)")
             ans = _text("answer", row["answer"])
-            return ans, ans.replace("$", "").strip(), "answer"
+            return ans, _without_dollars(ans), "answer"
         fa = [fa] if isinstance(fa, str) else fa
         if not isinstance(fa, (list, tuple)):
             raise RowError("final_answer", f"expected a list of strings, got {type(fa).__name__}")
         if not fa:
             raise RowError("final_answer", "empty list")
         first = _text("final_answer", fa[0], "element 0: ")
-        return first, first.replace("$", "").strip(), "final_answer[0]"
+        return first, _without_dollars(first), "final_answer[0]"
     raise ValueError(f"unknown set {set_name!r}")
 
 
