@@ -4,6 +4,7 @@ the command lines report a failure."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
@@ -41,7 +42,8 @@ PROMPT_STYLES = ("paper", "none")
 
 
 def train_messages(problem: str, system_prompt: bool = True) -> list[dict[str, str]]:
-    return ([{"role": "system", "content": SYSTEM_PROMPT}] if system_prompt else []) + [{"role": "user", "content": problem}]
+    system = [{"role": "system", "content": SYSTEM_PROMPT}] if system_prompt else []
+    return [*system, {"role": "user", "content": problem}]
 
 
 def eval_messages(problem: str, style: str = "paper") -> list[dict[str, str]]:
@@ -50,11 +52,9 @@ def eval_messages(problem: str, style: str = "paper") -> list[dict[str, str]]:
     return [{"role": "user", "content": f"{EVAL_INSTRUCTION}\n\n{problem}" if style == "paper" else problem}]
 
 
-def format_number(value: float | int) -> str:
+def format_number(value: float) -> str:
     """27.0 -> "27", 0.5 -> "0.5" (callers rule out bools and non-finite numbers)."""
-    if isinstance(value, int):
-        return str(value)
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return str(int(value)) if isinstance(value, int) or value.is_integer() else repr(float(value))
 
 
 class DataPrepError(RuntimeError):
@@ -74,11 +74,12 @@ class RowError(Exception):
 
 
 def check_text(fieldname: str, text: str) -> str:
-    """``text`` unchanged if parquet can store it; a JSON ``"\\ud800"`` escape gives a lone surrogate, which it cannot."""
+    """``text`` if parquet can store it: a JSON ``"\\ud800"`` escape gives a lone surrogate, which it cannot."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise RowError(fieldname, f"not valid Unicode (lone surrogate {text[e.start]!r} at character {e.start})") from None
+        problem = f"not valid Unicode (lone surrogate {text[e.start]!r} at character {e.start})"
+        raise RowError(fieldname, problem) from None
     return text
 
 
@@ -213,9 +214,13 @@ def build_row(set_name: str, row: Mapping[str, Any], index: int, split: str,
             "reward_model": {"style": "rule", "ground_truth": gt}, "extra_info": extra}
 
 
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+def parse_args(ap: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``ap``'s arguments plus ``-v``, with logging to stderr (DEBUG with ``-v``, else INFO)."""
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return args
 
 
 def run(fn: Callable[..., Any], *args: Any) -> int:

@@ -92,7 +92,7 @@ def convert(set_name: str, source: str | os.PathLike, out_dir: str | os.PathLike
     listed: list[str] = []
     chunk: list[dict[str, Any]] = []
     with Outputs([(hint, source)] + (screen.inputs if screen is not None else [])) as outputs:
-        parquet = outputs.open(path, "--out", schema=PARQUET_SCHEMA)
+        parquet = outputs.open(path, "--out")
         rejects = outputs.open(rejects_path, "--out", optional=True)
         dups = outputs.open(dups_path, "--out", optional=True)
         # unscreened, these stay empty: an earlier screened run's report and list would describe other data
@@ -126,7 +126,7 @@ def convert(set_name: str, source: str | os.PathLike, out_dir: str | os.PathLike
                     listed.append(message)
                 continue
             valid += 1
-            if screen is not None and not screen.keep(valid - 1, sr.row):
+            if screen is not None and not screen.keep(sr.row):
                 screened_out += 1
                 continue
             if rejected and not skip_invalid:

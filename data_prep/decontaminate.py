@@ -20,8 +20,8 @@ import argparse
 import logging
 import re
 import sys
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cwgrpo_verl import argtypes, data_sets
-from data_prep.common import DataPrepError, run, setup_logging
+from data_prep.common import DataPrepError, parse_args, run
 from data_prep.output import CONTAMINATED_SUFFIX, SIDE_FILE_SUFFIXES, Outputs, output_file
 from data_prep.sources import iter_source_rows, parquet_file
 
@@ -38,10 +38,12 @@ logger = logging.getLogger("data_prep.decontaminate")
 
 DEFAULT_N = 13
 DEFAULT_THRESHOLD = 0.5
+SCORE = argtypes.real(high=1, low_open=False)  #: a score on the command line: a number in [0, 1]
 REPORT_HEADER = ["train_position", "train_index", "eval_set", "eval_index", "score", "shared_ngrams", "train_ngrams",
                  "eval_ngrams", "contaminated", "train_problem", "eval_problem"]
 
-_LATEX_DROP = re.compile(r"\\(left|right|big|Big|bigg|Bigg|quad|qquad|displaystyle|textstyle|mathrm|text|mbox)\b|\\[,;:! ]")
+_LATEX_DROP = re.compile(
+    r"\\(left|right|big|Big|bigg|Bigg|quad|qquad|displaystyle|textstyle|mathrm|text|mbox)\b|\\[,;:! ]")
 _LATEX_RENAME = ((re.compile(r"\\[dt]frac\b"), " frac "), (re.compile(r"\\dbinom\b"), " binom "))
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -101,8 +103,11 @@ def _row_text(row: dict[str, Any], position: int, source: str, where: str, datas
     return Text(dataset or str(ei.get("dataset") or Path(source).stem), index, position, text, source)
 
 
-def training_set_reason(path: Path) -> str | None:
-    """Why ``path`` holds training rows rather than evaluation rows, or None (judged from its first row group)."""
+def training_set_reason(path: Path, own: Collection[Path] = ()) -> str | None:
+    """Why ``path`` holds training rows rather than evaluation rows, or None: it is one of ``own`` (this run's
+    input and outputs, resolved), or its first row group says so."""
+    if path.resolve() in own:
+        return "this run's own input or output"
     if path.suffix.lower() != ".parquet":
         return None
     try:
@@ -120,11 +125,7 @@ def training_set_reason(path: Path) -> str | None:
 
 def expand_paths(items: Iterable[str | Path], exclude: Iterable[str | Path] = (), flag: str = "--eval") -> list[Path]:
     """The evaluation files named by ``items`` (files or folders), without training data (see the module docstring)."""
-    own = {Path(e).resolve() for e in exclude if e}
-
-    def training(f: Path) -> str | None:
-        return "this run's own input or output" if f.resolve() in own else training_set_reason(f)
-
+    own = {Path(e).resolve() for e in exclude}
     paths: list[Path] = []
     for item in items:
         p = Path(item)
@@ -133,13 +134,13 @@ def expand_paths(items: Iterable[str | Path], exclude: Iterable[str | Path] = ()
                 if f.name.startswith(".") or f.suffix not in (".parquet", ".jsonl", ".json") \
                         or f.name.endswith(SIDE_FILE_SUFFIXES):
                     continue
-                if reason := training(f):
+                if reason := training_set_reason(f, own):
                     logger.info("decontamination: skipping %s (%s: not evaluation data)", f, reason)
                 else:
                     paths.append(f)
         elif not p.exists():
             raise DataPrepError(f"{flag} {p}: no such file or folder")
-        elif reason := training(p):
+        elif reason := training_set_reason(p, own):
             raise DataPrepError(f"{flag} {p}: holds training rows ({reason}), not evaluation rows")
         else:
             paths.append(p)
@@ -178,15 +179,13 @@ class EvalIndex:
     def overlaps(self, train: Text, min_score: float = 0.0) -> list[Overlap]:
         """Pairs of ``train`` with every evaluation text sharing an n-gram and scoring >= min_score, in eval order."""
         grams = ngram_set(normalise(train.text), self.n)
-        counts: dict[int, int] = defaultdict(int)
-        for g in grams:
-            for j in self._index.get(g, ()):
-                counts[j] += 1
+        counts = Counter(j for g in grams for j in self._index.get(g, ()))
         pairs = (Overlap(train, self.evals[j], counts[j], len(grams), self._sizes[j]) for j in sorted(counts))
         return [o for o in pairs if o.score >= min_score]
 
 
-def find_overlaps(train: Sequence[Text], evals: Sequence[Text], n: int = DEFAULT_N, min_score: float = 0.0) -> list[Overlap]:
+def find_overlaps(train: Sequence[Text], evals: Sequence[Text], n: int = DEFAULT_N,
+                  min_score: float = 0.0) -> list[Overlap]:
     """All (train, eval) pairs sharing at least one n-gram with score >= min_score, by train then eval order."""
     index = EvalIndex(evals, n)
     return [o for t in train for o in index.overlaps(t, min_score)]
@@ -209,7 +208,7 @@ def _snippet(s: str, k: int = 160) -> str:
 class Screen:
     """Checks training rows against an :class:`EvalIndex` as they stream: :meth:`keep` is False for a row that
     overlaps an evaluation problem when ``drop`` is set.  Writes each pair to ``report_rows`` and each dropped row
-    to ``dropped_rows`` (output targets, set by the caller)."""
+    to ``dropped_rows`` (output targets, set by the caller).  A row's position is the number of rows before it."""
 
     def __init__(self, index: EvalIndex, threshold: float = DEFAULT_THRESHOLD, drop: bool = False,
                  min_score: float = 0.0, label: str = "train", eval_flag: str = "--eval"):
@@ -219,15 +218,17 @@ class Screen:
         #: the evaluation files read, as ``(flag, path)``: no output may overwrite them
         self.inputs = [(eval_flag, Path(p)) for p in dict.fromkeys(e.source for e in index.evals)]
 
-    def keep(self, position: int, row: dict[str, Any]) -> bool:
+    def keep(self, row: dict[str, Any]) -> bool:
+        position = self.rows
         train = _row_text(row, position, self.label, f"{self.label}:row {position + 1}", "train")
         self.rows += 1
         overlaps = self.index.overlaps(train, self.min_score)
         self.pairs += len(overlaps)
         for o in overlaps:
-            self.report_rows.write_csv([o.train.position, o.train.index, o.eval.dataset, o.eval.index, f"{o.score:.4f}",
-                                        o.shared, o.train_ngrams, o.eval_ngrams, str(o.score >= self.threshold).lower(),
-                                        _snippet(o.train.text), _snippet(o.eval.text)])
+            self.report_rows.write_csv([o.train.position, o.train.index, o.eval.dataset, o.eval.index,
+                                        f"{o.score:.4f}", o.shared, o.train_ngrams, o.eval_ngrams,
+                                        str(o.score >= self.threshold).lower(), _snippet(o.train.text),
+                                        _snippet(o.eval.text)])
         best = contaminated_positions(overlaps, self.threshold).get(position)
         self.flagged += best is not None
         if best is None or not self.drop:
@@ -252,42 +253,42 @@ def decontaminate(args: argparse.Namespace) -> None:
         out = output_file(args.out, "--out")
         kind = train.suffix.lower()
         if kind not in (".parquet", ".jsonl") or out.suffix.lower() != kind:
-            raise DataPrepError(f"--out {out}: must be a file of the same type as --train ({train.name}: .parquet or .jsonl)")
+            raise DataPrepError(f"--out {out}: must be a file of the same type as --train ({train.name}: .parquet "
+                                "or .jsonl)")
         dropped = out.with_name(out.stem + CONTAMINATED_SUFFIX)
     report = output_file(args.report, "--report")
-    eval_files = expand_paths(args.eval, exclude=[train], flag="--eval")
+    eval_files = expand_paths(args.eval, exclude=[train])
     with Outputs([("--train", train), *(("--eval", p) for p in eval_files)]) as outputs:
         # every output is checked against every input and the other outputs before the evaluation sets are read
         report_rows = outputs.open(report, "--report", header=REPORT_HEADER)
         kept = dropped_rows = None
         if out is not None:
             kept, dropped_rows = outputs.open(out, "--out"), outputs.open(dropped, "--out", optional=True)
-        evals = load_eval_texts(args.eval, flag="--eval", paths=eval_files)
+        evals = load_eval_texts(args.eval, paths=eval_files)
         screen = Screen(EvalIndex(evals, args.n), args.threshold, args.drop_contaminated, args.min_score, str(train))
         screen.report_rows, screen.dropped_rows = report_rows, dropped_rows
         if kept is not None and train.suffix.lower() == ".parquet":  # parquet -> parquet, batch by batch
             pf = parquet_file(train, "--train")
             kept.write_table(pf.schema_arrow.empty_table())
-            position = 0
             for batch in pf.iter_batches(batch_size=1024):
-                mask = [screen.keep(position + i, r) for i, r in enumerate(batch.to_pylist())]
-                position += batch.num_rows
+                mask = [screen.keep(r) for r in batch.to_pylist()]
                 kept.write_table(pa.Table.from_batches([batch]).filter(pa.array(mask, pa.bool_())))
         else:  # a jsonl file's kept lines are copied byte for byte
             for sr in iter_source_rows(train, hint="--train"):
                 if sr.data is None:
                     raise DataPrepError(f"{train}:row {sr.rownum}: {sr.error}")
-                if screen.keep(sr.position, sr.data) and kept is not None:
+                if screen.keep(sr.data) and kept is not None:
                     kept.write_raw(sr.raw)
         if out is not None and screen.rows and screen.dropped == screen.rows:
-            raise DataPrepError(
-                f"--out {out}: all {screen.rows} training rows overlap evaluation problems (score >= {args.threshold}); "
-                "nothing written (without --drop-contaminated only the --report is written)")
+            raise DataPrepError(f"--out {out}: all {screen.rows} training rows overlap evaluation problems (score >= "
+                                f"{args.threshold}); nothing written (without --drop-contaminated only the --report "
+                                "is written)")
         outputs.commit()
     print(screen.summary())
     print(f"report: {report}")
     if out is not None:
-        print(f"dropped {screen.dropped} row(s) (listed in {dropped}); wrote {screen.rows - screen.dropped} rows to {out}")
+        print(f"dropped {screen.dropped} row(s) (listed in {dropped}); wrote {screen.rows - screen.dropped} rows to "
+              f"{out}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,13 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval", required=True, nargs="+", help="evaluation parquet/jsonl files or folders")
     ap.add_argument("--report", required=True, help="CSV report of overlapping pairs")
     ap.add_argument("--n", type=argtypes.integer(), default=DEFAULT_N, help="word n-gram size (default 13)")
-    ap.add_argument("--threshold", type=argtypes.real(high=1, low_open=False), default=DEFAULT_THRESHOLD, help="score >= this is contaminated")
-    ap.add_argument("--min-score", type=argtypes.real(high=1, low_open=False), default=0.0, help="only report pairs with score >= this")
-    ap.add_argument("--drop-contaminated", action="store_true", help="write the training rows without contaminated ones")
+    ap.add_argument("--threshold", type=SCORE, default=DEFAULT_THRESHOLD, help="score >= this is contaminated")
+    ap.add_argument("--min-score", type=SCORE, default=0.0, help="only report pairs with score >= this")
+    ap.add_argument("--drop-contaminated", action="store_true",
+                    help="write the training rows without contaminated ones")
     ap.add_argument("--out", default=None, help="cleaned file, same type as --train (with --drop-contaminated)")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args(argv)
-    setup_logging(args.verbose)
+    args = parse_args(ap, argv)
     if args.drop_contaminated and not args.out:
         ap.error("--drop-contaminated needs --out CLEAN.parquet")
     if args.out and not args.drop_contaminated:

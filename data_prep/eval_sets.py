@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from cwgrpo_verl import argtypes, data_sets
-from data_prep.common import PROMPT_STYLES, DataPrepError, eval_messages, run, setup_logging
+from data_prep.common import PROMPT_STYLES, DataPrepError, eval_messages, parse_args, run
 from data_prep.convert import DUPLICATE_POLICIES, convert
 from data_prep.output import output_dir
 
@@ -42,10 +42,12 @@ def _source_dir(d: str | Path) -> Path:
     return Path(d)
 
 
-def prepare_eval_set(set_name: str, out_dir: str | Path, source: str, hub_split: str | None = None, prompt: str = "paper",
-                     skip_invalid: bool = False, duplicates: str = "error", hint: str = "--source") -> Path:
-    return convert(set_name, source, out_dir, split_label="test", messages_fn=functools.partial(eval_messages, style=prompt),
-                   hub_split=hub_split, hint=hint, skip_invalid=skip_invalid, duplicates=duplicates)
+def prepare_eval_set(set_name: str, out_dir: str | Path, source: str, hub_split: str | None = None,
+                     prompt: str = "paper", skip_invalid: bool = False, duplicates: str = "error",
+                     hint: str = "--source") -> Path:
+    return convert(set_name, source, out_dir, split_label="test", hub_split=hub_split, hint=hint,
+                   messages_fn=functools.partial(eval_messages, style=prompt), skip_invalid=skip_invalid,
+                   duplicates=duplicates)
 
 
 def parse_sets(text: str) -> list[str]:
@@ -56,16 +58,18 @@ def parse_sets(text: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m data_prep.eval_sets", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--sets", type=parse_sets, default=list(data_sets.evaluation_keys()), help="comma-separated (default: all)")
+    ap.add_argument("--sets", type=parse_sets, default=list(data_sets.evaluation_keys()),
+                    help="comma-separated (default: all)")
     ap.add_argument("--source-dir", default=None, help="folder with aime24.jsonl, math500.jsonl, ... (default: hub)")
-    ap.add_argument("--source", action="append", default=[], metavar="NAME=PATH_OR_HUB_ID", help="per-set source override")
-    ap.add_argument("--prompt", choices=PROMPT_STYLES, default="paper", help="paper: lighteval query; none: bare problem")
-    ap.add_argument("--skip-invalid", action="store_true", help="write valid rows, rejects to <out>/<set>.rejects.jsonl")
+    ap.add_argument("--source", action="append", default=[], metavar="NAME=PATH_OR_HUB_ID",
+                    help="per-set source override")
+    ap.add_argument("--prompt", choices=PROMPT_STYLES, default="paper",
+                    help="paper: lighteval query; none: bare problem")
+    ap.add_argument("--skip-invalid", action="store_true",
+                    help="write valid rows, rejects to <out>/<set>.rejects.jsonl")
     ap.add_argument("--duplicates", choices=DUPLICATE_POLICIES, default="error",
                     help="repeated problems: error (default: a row error), drop (keep the first) or keep (listed)")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args(argv)
-    setup_logging(args.verbose)
+    args = parse_args(ap, argv)
 
     overrides = {}
     for item in args.source:

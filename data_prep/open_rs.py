@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 from cwgrpo_verl import argtypes, data_sets
-from data_prep.common import run, setup_logging, train_messages
+from data_prep.common import parse_args, run, train_messages
 from data_prep.convert import DUPLICATE_POLICIES, convert
-from data_prep.decontaminate import DEFAULT_N, DEFAULT_THRESHOLD, EvalIndex, Screen, load_eval_texts
+from data_prep.decontaminate import DEFAULT_N, DEFAULT_THRESHOLD, SCORE, EvalIndex, Screen, load_eval_texts
 from data_prep.output import CONTAMINATED_SUFFIX, REPORT_SUFFIX, output_dir
 
 logger = logging.getLogger("data_prep.open_rs")
@@ -41,34 +41,36 @@ def prepare_open_rs(out_dir: str | Path, source: str | None = None, system_promp
         flag = "--decontaminate-against"
         evals = load_eval_texts(decontaminate_against, exclude=[out / f"{NAME}.parquet", src], flag=flag)
         screen = Screen(EvalIndex(evals, n), threshold, drop_contaminated, label=str(src), eval_flag=flag)
-    path = convert(NAME, src, out, split_label="train", messages_fn=functools.partial(train_messages, system_prompt=system_prompt),
-                   hub_split=data_sets.TRAINING.hub_split, skip_invalid=skip_invalid, duplicates=duplicates, screen=screen)
+    path = convert(NAME, src, out, split_label="train", hub_split=data_sets.TRAINING.hub_split,
+                   messages_fn=functools.partial(train_messages, system_prompt=system_prompt),
+                   skip_invalid=skip_invalid, duplicates=duplicates, screen=screen)
     if screen is not None:
         logger.info("decontamination: %s", screen.summary())
         if screen.flagged and drop_contaminated:
             logger.warning("%s: dropped %d contaminated row(s) (score >= %.2f); listed in %s",
                            NAME, screen.dropped, threshold, out / f"{NAME}{CONTAMINATED_SUFFIX}")
         elif screen.flagged:
-            logger.warning("%s: %d row(s) overlap evaluation problems (score >= %.2f); kept (use --drop-contaminated); see %s",
-                           NAME, screen.flagged, threshold, out / f"{NAME}{REPORT_SUFFIX}")
+            logger.warning("%s: %d row(s) overlap evaluation problems (score >= %.2f); kept (use "
+                           "--drop-contaminated); see %s", NAME, screen.flagged, threshold,
+                           out / f"{NAME}{REPORT_SUFFIX}")
     return path
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m data_prep.open_rs", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output folder (writes open_rs.parquet)")
-    ap.add_argument("--source", default=None, help=f"hub id or local jsonl/parquet/save_to_disk folder (default {data_sets.TRAINING.hub_id})")
+    ap.add_argument("--source", default=None, help="hub id or local jsonl/parquet/save_to_disk folder (default "
+                    f"{data_sets.TRAINING.hub_id})")
     ap.add_argument("--no-system-prompt", action="store_true", help="user message only, no system prompt")
-    ap.add_argument("--skip-invalid", action="store_true", help="write valid rows, rejects to <out>/open_rs.rejects.jsonl")
+    ap.add_argument("--skip-invalid", action="store_true",
+                    help="write valid rows, rejects to <out>/open_rs.rejects.jsonl")
     ap.add_argument("--duplicates", choices=DUPLICATE_POLICIES, default="keep",
                     help="repeated problems: keep (default, as published; listed), drop (keep the first) or error")
     ap.add_argument("--decontaminate-against", nargs="+", default=None, metavar="PARQUET_OR_DIR")
     ap.add_argument("--drop-contaminated", action="store_true")
     ap.add_argument("--decontam-n", type=argtypes.integer(), default=DEFAULT_N, help="word n-gram size (default 13)")
-    ap.add_argument("--decontam-threshold", type=argtypes.real(high=1, low_open=False), default=DEFAULT_THRESHOLD, help="score >= this is contaminated")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args(argv)
-    setup_logging(args.verbose)
+    ap.add_argument("--decontam-threshold", type=SCORE, default=DEFAULT_THRESHOLD, help="score >= this is contaminated")
+    args = parse_args(ap, argv)
     if args.drop_contaminated and not args.decontaminate_against:
         ap.error("--drop-contaminated needs --decontaminate-against")
     return run(lambda: print(f"{NAME}:", prepare_open_rs(

@@ -37,7 +37,7 @@ SIDE_FILE_SUFFIXES = (REJECTS_SUFFIX, DUPLICATES_SUFFIX, CONTAMINATED_SUFFIX)
 REPORT_SUFFIX = ".contamination.csv"
 #: a temporary file older than this is stale even if its process still seems alive (pid reuse, another host)
 STALE_AFTER_S = 3600.0
-PARQUET_OPTIONS = dict(compression="snappy", use_dictionary=True, write_statistics=True)  # fixed: deterministic bytes
+PARQUET_OPTIONS = {"compression": "snappy", "use_dictionary": True, "write_statistics": True}  # deterministic bytes
 _HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
 _TMP_MIDDLE = re.compile(r"(?P<host>.+)-(?P<pid>\d+)-[A-Za-z0-9_]+")
 
@@ -144,13 +144,13 @@ class Outputs:
     discards them all.  An ``optional`` target that received no records is not written and an old file at its path is
     removed: an earlier run's list must not outlive the data it described."""
 
-    def __init__(self, inputs: Iterable[tuple[str, str | os.PathLike | None]] = ()) -> None:
-        self._inputs = [(flag, Path(p)) for flag, p in inputs if p is not None]
+    def __init__(self, inputs: Iterable[tuple[str, str | os.PathLike]] = ()) -> None:
+        self._inputs = [(flag, Path(p)) for flag, p in inputs]
         self._targets: list[_Target] = []
 
-    def open(self, path: str | os.PathLike, flag: str, *, optional: bool = False, schema: pa.Schema | None = None,
+    def open(self, path: str | os.PathLike, flag: str, *, optional: bool = False,
              header: list[str] | None = None) -> _Target:
-        """A new target: parquet with ``schema``, csv with ``header``, else jsonl."""
+        """A new target; ``header``: a csv file's first row."""
         p = output_file(path, flag)
         for other_flag, other in self._inputs:
             if same_file(p, other):
@@ -162,8 +162,6 @@ class Outputs:
                                     "give another path")
         t = _Target(p, flag, optional)
         self._targets.append(t)
-        if schema is not None:
-            t.write_table(schema.empty_table())
         if header is not None:
             t.write_csv(header)
         return t
@@ -195,6 +193,6 @@ class Outputs:
     def __enter__(self) -> Outputs:
         return self
 
-    def __exit__(self, *exc: Any) -> None:  # after a commit, nothing is left to discard
+    def __exit__(self, *_exc: object) -> None:  # after a commit, nothing is left to discard
         for t in self._targets:
             t.discard()

@@ -55,31 +55,26 @@ def _source_row(rownum: int, position: int, obj: Any, raw: bytes | None = None) 
     return SourceRow(rownum, position, None, RowError("*", f"row is not an object (got {type(obj).__name__})"), raw)
 
 
-def _jsonl_row(rownum: int, position: int, line: bytes) -> SourceRow:
-    text = (line.removeprefix(_BOM) if rownum == 1 else line).rstrip(b"\r\n")
-    try:
-        obj = json.loads(text.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        obj = RowError("*", f"invalid UTF-8 (byte 0x{text[e.start]:02x} at byte {e.start + 1} of the line)")
-    except json.JSONDecodeError as e:
-        obj = RowError("*", f"invalid JSON ({e.msg} at column {e.colno})")
-    except RecursionError:
-        obj = RowError("*", "invalid JSON (nested too deeply to parse)")
-    except ValueError as e:  # e.g. an integer longer than Python converts (sys.get_int_max_str_digits)
-        obj = RowError("*", f"invalid JSON ({str(e).splitlines()[0]})")
-    return _source_row(rownum, position, obj, line)
-
-
 def _iter_jsonl(path: Path) -> Iterator[SourceRow]:
     with path.open("rb") as f:
         lines = ((rownum, line) for rownum, line in enumerate(f, 1) if line.strip())
         for position, (rownum, line) in enumerate(lines):
-            yield _jsonl_row(rownum, position, line)
+            text = (line.removeprefix(_BOM) if rownum == 1 else line).rstrip(b"\r\n")
+            try:
+                obj = json.loads(text.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                obj = RowError("*", f"invalid UTF-8 (byte 0x{text[e.start]:02x} at byte {e.start + 1} of the line)")
+            except json.JSONDecodeError as e:
+                obj = RowError("*", f"invalid JSON ({e.msg} at column {e.colno})")
+            except RecursionError:
+                obj = RowError("*", "invalid JSON (nested too deeply to parse)")
+            except ValueError as e:  # e.g. an integer longer than Python converts (sys.get_int_max_str_digits)
+                obj = RowError("*", f"invalid JSON ({str(e).splitlines()[0]})")
+            yield _source_row(rownum, position, obj, line)
 
 
 def _numbered(rows: Iterable[Any]) -> Iterator[SourceRow]:
-    for i, r in enumerate(rows):
-        yield _source_row(i + 1, i, r)
+    return (_source_row(i + 1, i, r) for i, r in enumerate(rows))
 
 
 def _json_error(path: Path, text: str, pos: int, what: str) -> DataPrepError:
@@ -160,7 +155,8 @@ def _unreachable(url: str, timeout: float) -> str | None:
 def _hub_rows(repo_id: str, split: str, hint: str) -> Any:
     advice = f"pass {hint} with a local copy (jsonl, parquet or a save_to_disk folder)"
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    if any(os.environ.get(v, "").upper() in {"1", "ON", "YES", "TRUE"} for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+    offline = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    if any(os.environ.get(v, "").upper() in {"1", "ON", "YES", "TRUE"} for v in offline):
         where = "the Hugging Face cache (HF_HUB_OFFLINE=1)"
     else:
         where = f"the Hugging Face hub at {endpoint}"
@@ -182,7 +178,8 @@ def _hub_rows(repo_id: str, split: str, hint: str) -> Any:
                             f"{advice}") from None
 
 
-def iter_source_rows(source: str | os.PathLike, split: str | None = None, hint: str = "--source") -> Iterator[SourceRow]:
+def iter_source_rows(source: str | os.PathLike, split: str | None = None,
+                     hint: str = "--source") -> Iterator[SourceRow]:
     """Rows of ``source`` in order.  ``split`` picks a hub/DatasetDict split; ``hint`` is the flag that named
     the source (messages tell the user which flag to change)."""
     p, s, suffix, local = Path(source), str(source), Path(source).suffix.lower(), True
@@ -205,7 +202,8 @@ def iter_source_rows(source: str | os.PathLike, split: str | None = None, hint: 
         raise DataPrepError(f"{hint} {p}: cannot read ({reason})") from None
     if local:
         return
-    if s.startswith((".", "/", "~")) or s.endswith((".jsonl", ".json", ".parquet")) or s.count("/") > 1 or not s.strip():
+    path_like = s.startswith((".", "/", "~")) or s.endswith((".jsonl", ".json", ".parquet"))
+    if path_like or s.count("/") > 1 or not s.strip():
         raise DataPrepError(f"{hint} {s}: no such file or folder (and not a hub dataset id such as owner/name)")
     yield from _numbered(_hub_rows(s, split or "train", hint))
 
