@@ -106,9 +106,6 @@ def _checked(name: str, value: Any, what: str, convert: Callable[[Any], Any], ok
     return result
 
 
-#: Distinct unknown data sources warned about per process; past this many, one last warning says so.
-_MAX_WARNED_SOURCES = 100
-
 logger = logging.getLogger(__name__)
 _POOL: Pool | None = None
 _POOL_LOCK = threading.Lock()
@@ -182,6 +179,8 @@ def _gold_text(x: Any) -> str | None:
     return _text(x).strip() or None
 
 
+#: Distinct unknown data sources warned about per process; past this many, one last warning says so.
+_MAX_WARNED_SOURCES = 100
 _WARNED_SOURCES: set[str] = set()
 _WARNED_LOCK = threading.Lock()
 

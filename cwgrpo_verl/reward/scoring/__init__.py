@@ -75,13 +75,6 @@ def train_prediction(text: str) -> list:
     return _train_extract(text, TRAIN_PRED_TARGETS, fixes=False)
 
 
-def _pred_string(preds: list) -> str:
-    try:
-        return str(preds[0])[:PRED_MAX_CHARS]
-    except Exception:  # noqa: BLE001 - str() of odd sympy objects can fail
-        return ""
-
-
 def check_answer(mode: str, gold_kind: str, gold: str, text: str) -> dict:
     """Score one sample. ``mode``: "train" or "eval"; ``gold_kind`` (eval): "expr" or "latex"."""
     if mode == "train":
@@ -94,4 +87,9 @@ def check_answer(mode: str, gold_kind: str, gold: str, text: str) -> dict:
         preds = eval_prediction(text)
     if not preds:
         return {"acc": False, "pred": "", "reason": "no_pred"}
-    return {"acc": any_equal(golds, preds, precision), "pred": _pred_string(preds), "reason": "ok"}
+    acc = any_equal(golds, preds, precision)
+    try:
+        pred = str(preds[0])[:PRED_MAX_CHARS]
+    except Exception:  # noqa: BLE001 - str() of odd sympy objects can fail
+        pred = ""
+    return {"acc": acc, "pred": pred, "reason": "ok"}

@@ -39,18 +39,14 @@ _AFTER = r"(?:\*\*)?(?:\.|,|:|\s|\)|\$|$)"
 _EXPR_ANCHORED = rf"(?:{_BEFORE}{_EXPR}{_AFTER})"
 _NUMBER_ANCHORED = rf"(?:{_BEFORE}[{_CURRENCY}]?{_NUMBER})"
 _EXPR_OR_NUMBER = rf"(?:{_EXPR_ANCHORED}|{_NUMBER_ANCHORED})"
-
-
-def _expr_patterns(without_anchor: bool = True) -> list[tuple[int, str]]:
-    pats = [
-        (0, rf"(?i:final answer is)\:?\s*{_EXPR_OR_NUMBER}\.?\s?I hope"),
-        (50, rf"(?i:final answer.{{0,100}}?)\s+is\:?{_EXPR_OR_NUMBER}"),
-        (100, rf"(?i:answer)\:(?:.{{0,100}}=\s*|.{{0,50}}?){_EXPR_OR_NUMBER}(?!\s*=)"),
-        (200, rf"(?i:answer)(?:.{{0,100}}=\s*|.{{0,50}}?){_EXPR_OR_NUMBER}(?!\s*=)"),
-    ]
-    if without_anchor:
-        pats += [(300, _EXPR_ANCHORED), (300, _NUMBER_ANCHORED)]
-    return pats
+_EXPR_PATTERNS = [
+    (0, rf"(?i:final answer is)\:?\s*{_EXPR_OR_NUMBER}\.?\s?I hope"),
+    (50, rf"(?i:final answer.{{0,100}}?)\s+is\:?{_EXPR_OR_NUMBER}"),
+    (100, rf"(?i:answer)\:(?:.{{0,100}}=\s*|.{{0,50}}?){_EXPR_OR_NUMBER}(?!\s*=)"),
+    (200, rf"(?i:answer)(?:.{{0,100}}=\s*|.{{0,50}}?){_EXPR_OR_NUMBER}(?!\s*=)"),
+    (300, _EXPR_ANCHORED),
+    (300, _NUMBER_ANCHORED),
+]
 
 
 # ---------------------------------------------------------------------------------------------- LaTeX
@@ -87,20 +83,16 @@ def _envs(boxed: bool) -> str:
     return _env("first_", boxed) + rest
 
 
+_ENVS = _envs(False)
+_BOXED_ENVS = _envs(True)
 _BOXED = r"(?P<first_latexBoxed>\\boxed{.+})"
-
-
-def _latex_patterns(boxed_priority: int, without_anchor: bool = True) -> list[tuple[int, str]]:
-    envs = _envs(False)
-    pats = [
-        (0, rf"(?i:final answer is)\:?\s*{envs}\.?\s?I hope"),
-        (50, rf"(?i:final answer.{{0,100}}?)\s+is\:?\s*{envs}"),
-        (100, rf"(?i:answer)\:.{{0,50}}?{envs}"),
-        (200, rf"(?i:answer).{{0,50}}?{envs}"),
-    ]
-    if without_anchor:
-        pats.append((300, envs))
-    return pats + [(boxed_priority, _envs(True)), (boxed_priority, _BOXED)]
+_LATEX_PATTERNS = [
+    (0, rf"(?i:final answer is)\:?\s*{_ENVS}\.?\s?I hope"),
+    (50, rf"(?i:final answer.{{0,100}}?)\s+is\:?\s*{_ENVS}"),
+    (100, rf"(?i:answer)\:.{{0,50}}?{_ENVS}"),
+    (200, rf"(?i:answer).{{0,50}}?{_ENVS}"),
+    (300, _ENVS),
+]
 
 
 # ---------------------------------------------------------------------------------------------- targets
@@ -122,11 +114,12 @@ def compile_targets(kinds: tuple[str, ...], boxed_priority: int = 55, without_an
     ``without_anchor=False`` leaves out the plain environments and numbers (priority 300)."""
     out: list[Pattern] = []
     if "latex" in kinds:
-        boxed_env = _envs(True)
-        out += [Pattern(prio, "latex", re.compile(src, re.DOTALL), boxed_env=src == boxed_env,
-                        ends_with_brace=src == _BOXED) for prio, src in _latex_patterns(boxed_priority, without_anchor)]
+        latex = [(prio, src) for prio, src in _LATEX_PATTERNS if without_anchor or prio < 300]
+        out += [Pattern(prio, "latex", re.compile(src, re.DOTALL), boxed_env=src == _BOXED_ENVS,
+                        ends_with_brace=src == _BOXED)
+                for prio, src in latex + [(boxed_priority, _BOXED_ENVS), (boxed_priority, _BOXED)]]
     if "expr" in kinds:
-        out += [Pattern(prio, "expr", re.compile(src)) for prio, src in _expr_patterns(without_anchor)]
+        out += [Pattern(prio, "expr", re.compile(src)) for prio, src in _EXPR_PATTERNS if without_anchor or prio < 300]
     out.sort(key=lambda p: p.priority)  # stable: latex before expr, list order within a kind
     return out
 

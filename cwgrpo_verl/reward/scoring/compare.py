@@ -7,6 +7,7 @@ comparisons) at lighteval ed084813: https://github.com/huggingface/lighteval/blo
 
 from __future__ import annotations
 
+from contextlib import suppress
 from itertools import product
 
 from latex2sympy2_extended.latex2sympy2 import is_expr_of_only_symbols
@@ -59,10 +60,8 @@ def _numeric_equal(a, b, precision: int) -> bool:
         else:
             return _doit(a) == _doit(b)
     else:
-        try:
+        with suppress(Exception):
             return (a - b).evalf(chop=True) == 0
-        except Exception:  # noqa: BLE001
-            pass
     return False
 
 
@@ -89,11 +88,6 @@ def _str_equal(a, b) -> bool:
         return a == b or str(a).strip() == str(b).strip()
     except Exception:  # noqa: BLE001
         return False
-
-
-def _interval_equal(a: Interval, b: Interval, precision: int) -> bool:
-    return (a.left_open == b.left_open and a.right_open == b.right_open
-            and expr_equal(a.start, b.start, precision) and expr_equal(a.end, b.end, precision))
 
 
 def _sort_key(x):
@@ -125,7 +119,8 @@ def _sets_equal(gold, pred, precision: int) -> bool:
     a = gold if isinstance(gold, (Set, Tuple)) else FiniteSet(gold)
     b = pred if isinstance(pred, (Set, Tuple)) else FiniteSet(pred)
     if isinstance(a, Interval) and isinstance(b, Interval):
-        return _interval_equal(a, b, precision)
+        return (a.left_open == b.left_open and a.right_open == b.right_open
+                and expr_equal(a.start, b.start, precision) and expr_equal(a.end, b.end, precision))
     if a == b:
         return True
     if isinstance(a, Set) and isinstance(b, Set) and a.symmetric_difference(b).is_empty:
@@ -142,15 +137,13 @@ def _sets_equal(gold, pred, precision: int) -> bool:
 
 def _symbols_equal(gold, pred) -> bool:
     """A symbol against E, or against a product of symbols spelling it (``\\text{yes}`` vs ``y e s``)."""
-    if (isinstance(gold, Symbol) and gold.name.lower() == "e" and pred == E) or (
-        isinstance(pred, Symbol) and pred.name.lower() == "e" and gold == E
-    ):
-        return True
-    for one, many in ((gold, pred), (pred, gold)):
-        if isinstance(one, Symbol) and isinstance(many, Mul) and all(
-            a == E or isinstance(a, Symbol) for a in many.args
-        ):
-            spelled = "".join(a.name if isinstance(a, Symbol) else "e" for a in many.args)
+    for one, other in ((gold, pred), (pred, gold)):
+        if not isinstance(one, Symbol):
+            continue
+        if one.name.lower() == "e" and other == E:
+            return True
+        if isinstance(other, Mul) and all(a == E or isinstance(a, Symbol) for a in other.args):
+            spelled = "".join(a.name if isinstance(a, Symbol) else "e" for a in other.args)
             return one.name.lower() == spelled.lower()
     return gold == pred
 
@@ -158,11 +151,9 @@ def _symbols_equal(gold, pred) -> bool:
 def _relations_equal(gold, pred, precision: int) -> bool:
     if isinstance(gold, And):
         return all(_relations_equal(g, p, precision) for g, p in zip(gold.args, pred.args))
-    try:
+    with suppress(Exception):
         if type(gold) == type(pred) and expr_equal(gold.lhs - gold.rhs, pred.lhs - pred.rhs, precision):  # noqa: E721
             return True
-    except Exception:  # noqa: BLE001
-        pass
     if any(isinstance(gold, g) and isinstance(pred, p) for g, p in _FLIPPED):
         try:
             return bool(expr_equal(gold.lhs - gold.rhs, pred.rhs - pred.lhs, precision))
@@ -178,10 +169,8 @@ def expr_equal(gold, pred, precision: int):
     if _is_equation(pred) and not _is_equation(gold):
         pred = _last_relation(pred).rhs
     if _is_relation(gold) and isinstance(pred, Set):
-        try:
+        with suppress(Exception):
             gold = _unwrap_functions(gold).as_set()
-        except Exception:  # noqa: BLE001
-            pass
     if _str_equal(gold, pred):
         return True
     if _is_relation(gold) and _is_relation(pred):

@@ -11,6 +11,7 @@ latex2sympy2_extended 1.0.6's ``normalize_latex`` where lighteval called it.
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from functools import lru_cache
 
 import sympy
@@ -129,10 +130,8 @@ def _expr_value(text: str, match: re.Match):
         return (percent_of(number) if get("percent") else number), number_str
     expr = get("expr")
     if expr:
-        try:
+        with suppress(Exception):
             return _parse_expr(expr.replace("\n", " ").replace("^", "**")), expr
-        except Exception:  # noqa: BLE001
-            pass
     return None, expr
 
 

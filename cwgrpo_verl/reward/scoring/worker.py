@@ -34,13 +34,6 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
-def _limit_memory() -> None:
-    """Address-space limit of the scoring processes (``CWGRPO_REWARD_MEM_MB``, default 4096; 0 = none)."""
-    mb = int(os.environ.get("CWGRPO_REWARD_MEM_MB", "4096") or 0)
-    if mb > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (mb << 20, mb << 20))
-
-
 def _serve(check_answer, fd: int) -> None:
     """Worker loop: one request in, one answer out, until the caller closes its end."""
     conn = Connection(fd)
@@ -75,7 +68,9 @@ def zygote(sock_fd: int, parent_pid: int, check_answer) -> None:
     try:
         die_with_parent(parent_pid)
         logging.disable(logging.WARNING)  # parsers log every failed parse; keep the caller's stderr quiet
-        _limit_memory()
+        mb = int(os.environ.get("CWGRPO_REWARD_MEM_MB", "4096") or 0)  # address-space limit of scoring; 0 = none
+        if mb > 0:
+            resource.setrlimit(resource.RLIMIT_AS, (mb << 20, mb << 20))
         _warm_up(check_answer)
     except BaseException as exc:  # noqa: BLE001
         sock.sendall(json.dumps({"ready": False, "error": repr(exc)}).encode())
