@@ -77,8 +77,8 @@ def evaluate(args) -> dict:
 
     problems = load_problems(args.data, args.sets)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    prompts = [tokenizer.apply_chat_template(p["prompt"], add_generation_prompt=True, tokenize=True) for p in problems]
-    prompts = [list(ids["input_ids"] if hasattr(ids, "keys") else ids) for ids in prompts]  # a BatchEncoding, too
+    prompts = [tokenizer.apply_chat_template(p["prompt"], add_generation_prompt=True, tokenize=True, return_dict=False)
+               for p in problems]
     eos = [tokenizer.eos_token_id] + ([tokenizer.pad_token_id] if tokenizer.pad_token_id is not None else [])
     completions = (_generate_vllm if args.backend == "vllm" else _generate_hf)(args, prompts, eos)
     texts = [[tokenizer.decode(c, skip_special_tokens=True) for c in row] for row in completions]
@@ -108,8 +108,7 @@ def _write_atomically(path: Path, records: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     with open(partial, "w", encoding="utf-8") as out:
-        for record in records:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     os.replace(partial, path)
 
 

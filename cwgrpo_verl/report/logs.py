@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import math
@@ -36,10 +37,6 @@ class Segment:
     first_line: int
     steps: Steps = field(default_factory=dict)
     last_line: int = 0
-
-    def span(self) -> str:
-        steps = sorted(self.steps)
-        return f"steps {steps[0]}-{steps[-1]} (lines {self.first_line}-{self.last_line})"
 
 
 class _Builder:
@@ -131,14 +128,6 @@ def _read_jsonl(path: Path, build: _Builder) -> None:
         build.add(lineno, step, {k: build.value(lineno, k, v, null_is_nonfinite) for k, v in data.items()})
 
 
-def _console_value(text: str) -> float | str:
-    text = _NP_SCALAR.sub(r"\1", text.strip())
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
 def _read_console(path: Path, build: _Builder) -> None:
     for lineno, text, undecodable in _lines(path):
         match = _CONSOLE.search(_ANSI.sub("", text))
@@ -153,7 +142,10 @@ def _read_console(path: Path, build: _Builder) -> None:
             if not sep or not key:
                 build.bad(lineno, f"cannot parse console metric {item[:120]!r} (expected key:value)")
                 continue
-            values[key] = build.value(lineno, key, _console_value(value), null_is_nonfinite=True)
+            value = _NP_SCALAR.sub(r"\1", value.strip())
+            with contextlib.suppress(ValueError):
+                value = float(value)
+            values[key] = build.value(lineno, key, value, null_is_nonfinite=True)
         build.add(lineno, int(match.group(1)), values)
 
 
@@ -225,7 +217,8 @@ def split_selector(text: str) -> tuple[Path, str | None]:
 def select(segments: list[Segment], selector: str | None, path: Path) -> tuple[Steps, str | None]:
     """The steps the selector asks for, and a note when the file held several runs."""
     n = len(segments)
-    spans = "; ".join(f"#{i} {s.span()}" for i, s in enumerate(segments, 1))
+    spans = "; ".join(f"#{i} steps {min(s.steps)}-{max(s.steps)} (lines {s.first_line}-{s.last_line})"
+                      for i, s in enumerate(segments, 1))
     if selector is None:
         if n == 1:
             return segments[0].steps, None
@@ -256,22 +249,6 @@ def load_run(spec: str | Path, strict: bool = True, used: Used | None = None, na
     return steps
 
 
-def _evaluation_files(spec: str) -> list[Path]:
-    path = Path(spec)
-    if glob.has_magic(spec):
-        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
-        if not files:
-            raise LogError(f"{spec}: no file matches")
-    elif path.is_dir():
-        files = sorted(p for p in path.glob("[!.]*.jsonl") if not p.name.endswith(".generations.jsonl"))
-        if not files:
-            raise LogError(f"{path}: no evaluation log (*.jsonl) in this folder: write them with "
-                           "examples/evaluate_checkpoints.sh or examples/evaluate.sh")
-    else:
-        files = [path]
-    return files
-
-
 def load_evaluations(spec: str, strict: bool = True, used: Used | None = None,
                      name: str | None = None) -> tuple[Steps, dict[int, dict | None]]:
     """A run's evaluations (a log, a folder of logs or a glob): ``({step: metrics}, {step: settings or None})``.
@@ -279,7 +256,18 @@ def load_evaluations(spec: str, strict: bool = True, used: Used | None = None,
     steps: Steps = {}
     settings: dict[int, dict | None] = {}
     origin: dict[int, Path] = {}
-    for path in _evaluation_files(spec):
+    given = Path(spec)
+    files = [given]
+    if glob.has_magic(spec):
+        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+        if not files:
+            raise LogError(f"{spec}: no file matches")
+    elif given.is_dir():
+        files = sorted(p for p in given.glob("[!.]*.jsonl") if not p.name.endswith(".generations.jsonl"))
+        if not files:
+            raise LogError(f"{given}: no evaluation log (*.jsonl) in this folder: write them with "
+                           "examples/evaluate_checkpoints.sh or examples/evaluate.sh")
+    for path in files:
         recorded = (_first_record(path) or {}).get("evaluation") if path.is_file() else None  # cwgrpo's evaluate
         recorded = recorded if isinstance(recorded, dict) else None  # None: a log without them (verl's own)
         for step, row in load_run(path, strict, used, name).items():

@@ -24,28 +24,27 @@ TAIL_LABELS = {name: f"top {q * 100:g}%" for name, q in TAIL_FRACTIONS.items()}
 
 @dataclass(frozen=True)
 class CovSource:
-    """Where a run's covariance statistics are logged, and what they are."""
+    """Where a run's covariance statistics are logged (their keys' prefix), and what they are."""
 
     prefix: str
-    stem: str
     describes: str
 
     def key(self, sign: str, frac: str) -> str:
-        return f"{self.prefix}{self.stem}{sign}_top_{frac}"
+        return f"{self.prefix}{sign}_top_{frac}"
 
 
 #: In order of preference: the trainer's observe-only statistics (every method), then older cw_grpo-only keys.
 COV_SOURCES = (
-    CovSource("cov/", "", "cov/*: per prompt group, from the old log-probs, before the update"),
-    CovSource("cw/", "cov_", "cw/cov_*: cw_grpo's trainer-side statistics (older log)"),
-    CovSource("actor/cw/", "cov_", "actor/cw/cov_*: the cw_grpo loss's, per micro-batch (older log)"),
+    CovSource("cov/", "cov/*: per prompt group, from the old log-probs, before the update"),
+    CovSource("cw/cov_", "cw/cov_*: cw_grpo's trainer-side statistics (older log)"),
+    CovSource("actor/cw/cov_", "actor/cw/cov_*: the cw_grpo loss's, per micro-batch (older log)"),
 )
 
 
 def reads(val_pattern: str = VAL_PATTERN) -> Callable[[str], bool]:
     """Which metrics the tables and the figure read (these must be finite numbers in a log)."""
     regex = re.compile(val_pattern)
-    prefixes = tuple(s.prefix + s.stem for s in COV_SOURCES)
+    prefixes = tuple(s.prefix for s in COV_SOURCES)
     return lambda key: key == ENTROPY_KEY or key.startswith(prefixes) or bool(regex.match(key))
 
 
@@ -210,8 +209,7 @@ def table1(runs: dict, base: str | None = None, tail_steps: int | None = None):
             notes.append(f"run {name!r} logs no covariance statistics (cov/*, or cw/cov_* / actor/cw/cov_* of older "
                          "logs): its Table 1 column shows —")
         elif not column.steps:
-            notes.append(f"run {name!r} has no {column.source.prefix}{column.source.stem}* values in {window}: "
-                         "its Table 1 column shows —")
+            notes.append(f"run {name!r} has no {column.source.prefix}* values in {window}: its Table 1 column shows —")
         elif column.source is not COV_SOURCES[0]:
             notes.append(f"run {name!r} has no cov/* statistics (an older log): Table 1 uses its "
                          f"{column.source.describes}")

@@ -21,12 +21,8 @@ _TEMP_PREFIX = ".report-"
 
 
 class OutputSet:
-    """This run's files, written into a temporary folder inside ``out`` and moved into place by :meth:`commit`.
-
-    ``commit`` moves each file written over the earlier one (each move is atomic) and removes the files of
-    :data:`OUTPUT_NAMES` that this run did not write; leaving the ``with`` block without it changes nothing in
-    ``out``. A killed run's temporary folder (``.report-<pid>-*``) is removed by the next run in ``out``.
-    """
+    """This run's files, written into a temporary folder inside ``out``: leaving the ``with`` block without
+    :meth:`commit` changes nothing in ``out`` (docs/report.md)."""
 
     def __init__(self, out: Path):
         self.out = out
@@ -78,10 +74,12 @@ def _save(header, body, caption: str, settings: str, rows, order, out: Path, ste
     import pandas as pd
 
     text = markdown(header, body) + f"\n{caption}.\n" + (f"Settings: {settings}.\n" if settings else "")
-    text += _range_note(rows)
+    if any(r["out_of_range"] for r in rows):
+        text += (f"{OUT_OF_RANGE} logged outside [0, 1], where verl logs accuracy as a fraction: shown as logged "
+                 "x 100, not rescaled.\n")
     (out / f"{stem}.md").write_text(text, encoding="utf-8")
-    frame = pd.DataFrame(rows).rename(columns=dict(zip(order, _names(order))))
-    frame = frame.rename(columns={f"Δ {ds}": f"Δ {n}" for ds, n in zip(order, _names(order))})
+    titles = dict(zip(order, _names(order)))
+    frame = pd.DataFrame(rows).rename(columns={**titles, **{f"Δ {ds}": f"Δ {n}" for ds, n in titles.items()}})
     frame["out_of_range"] = [";".join(_names(r["out_of_range"])) for r in rows]
     frame.to_csv(out / f"{stem}.csv", index=False, float_format="%.4f")
     return text
@@ -91,11 +89,6 @@ def _accuracy(row, column, signed=False) -> str:
     """The cell's value, marked when a logged value it comes from is outside [0, 1]."""
     flagged = row["out_of_range"] if column in ("Avg", "Δ Avg") else [column] if column in row["out_of_range"] else []
     return fmt(row[column], signed=signed) + (OUT_OF_RANGE if flagged and row[column] is not None else "")
-
-
-def _range_note(rows) -> str:
-    return (f"{OUT_OF_RANGE} logged outside [0, 1], where verl logs accuracy as a fraction: shown as logged x 100, "
-            "not rescaled.\n") if any(r["out_of_range"] for r in rows) else ""
 
 
 EVALUATED = "pass@1 accuracy (%) of the evaluations (python -m cwgrpo_verl.evaluate)"
@@ -145,7 +138,7 @@ def write_table1(columns: list[TailColumn], tail_steps, base: str | None, out: P
                 "positive": c.cells[frac][0], "negative": c.cells[frac][1],
                 "entropy_mean": c.entropy, "first_step": c.steps[0] if c.steps else None,
                 "last_step": c.steps[-1] if c.steps else None, "num_steps": len(c.steps),
-                "source": c.source.prefix + c.source.stem + "*" if c.source else None}
+                "source": c.source.prefix + "*" if c.source else None}
                for c in columns for frac, label in TAIL_LABELS.items()]
     pd.DataFrame(records).to_csv(out / "table1.csv", index=False, float_format="%.6g")
     return text
