@@ -108,11 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     check_registered()
     if cfg.quick:
         print(SMOKE, flush=True)
-    command = "python -m tools.demo " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "-m", "tools.demo", *(sys.argv[1:] if argv is None else argv)])
     start = time.monotonic()
     result = run_experiment(cfg, show_progress=not args.no_progress)
     elapsed = time.monotonic() - start
-    metrics = {"command": command.strip(), **result, "elapsed_s": elapsed}
+    metrics = {"command": command, **result, "elapsed_s": elapsed}
     write_report(metrics, args.out)
     print((args.out / "summary.md").read_text())
     print(f"report: {args.out}/ (summary.md, curves.png, metrics.json, steps.csv, evals.csv, tokens.html, tokens/); "

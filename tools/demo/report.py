@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import shutil
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -86,9 +87,9 @@ def per_seed(metrics: dict, method: str, key: str) -> list[float]:
             if r["method"] == method and r["seed"] == s]
 
 
-def _fmt(values: list[float], pct: bool = False, digits: int = 3, sign: bool = False) -> str:
+def _fmt(values: list[float], pct: bool = False, sign: bool = False) -> str:
     """median [min, max] (just the value when they agree); % values scaled by 100 with two decimals."""
-    scale, digits = (100, PCT_DIGITS) if pct else (1, digits)
+    scale, digits = (100, PCT_DIGITS) if pct else (1, 3)
     f = lambda v: f"{round(scale * v, digits) + 0.0:{'+' if sign else ''}.{digits}f}"  # noqa: E731  (+ 0.0: no -0.0)
     median, low, high = f(float(np.median(values))), f(min(values)), f(max(values))
     return median if low == high else f"{median} [{low}, {high}]"
@@ -167,12 +168,6 @@ def results_block(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def _pairs(methods: list[str]) -> list[tuple[str, str]]:
-    """Every pair of methods, each against GRPO first: (method, baseline)."""
-    ordered = (["vanilla"] if "vanilla" in methods else []) + [m for m in methods if m != "vanilla"]
-    return [(b, a) for i, a in enumerate(ordered) for b in ordered[i + 1:]]
-
-
 def _reading(metrics: dict) -> list[str]:
     methods, n = metrics["config"]["methods"], len(metrics["config"]["seeds"])
     out = []
@@ -181,7 +176,7 @@ def _reading(metrics: dict) -> list[str]:
         rose = sum(v > 0 for v in _rounded(change, pct=True))
         out.append(f"- {label(m)}: sampled accuracy rose in {rose} of {_n(n, 'seed')} "
                    f"(change {_fmt(change, pct=True, sign=True)} points).")
-    for m, base in _pairs(methods):
+    for base, m in combinations(sorted(methods, key=lambda name: name != "vanilla"), 2):  # each against GRPO first
         out.append(f"- {label(m)} vs {label(base)}, paired by seed: final sampled accuracy "
                    f"{_paired(_diff(metrics, m, base, 'sample_acc_end'), pct=True)}; final entropy "
                    f"{_paired(_diff(metrics, m, base, 'entropy_last'), pct=False)}.")
@@ -262,7 +257,7 @@ def write_report(metrics: dict, out: Path) -> None:
             writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
             writer.writeheader()
             writer.writerows(rows)
-    plot(metrics, out / "curves.png", fingerprint(metrics))
+    plot(metrics, out / "curves.png")
     (out / "summary.md").write_text(render_markdown(metrics))
 
 
@@ -283,7 +278,7 @@ def write_docs(metrics: dict, docs: Path) -> dict:
     docs.mkdir(parents=True, exist_ok=True)
     _token_page(metrics, docs / "demo_tokens.html")
     (docs / "demo.json").write_text(json.dumps(view, indent=1) + "\n")
-    plot(view, docs / "demo_curves.png", fingerprint(view))
+    plot(view, docs / "demo_curves.png")
     (docs / "demo.md").write_text(render_markdown(view, figure="demo_curves.png"))
     return view
 
@@ -303,7 +298,7 @@ def update_readme(path: Path, metrics: dict) -> None:
     path.write_text(f"{head}{BLOCK_START}\n{results_block(metrics)}\n{BLOCK_END}{tail}", encoding="utf-8")
 
 
-def plot(metrics: dict, path: Path, fingerprint: str = "") -> None:
+def plot(metrics: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -351,7 +346,7 @@ def plot(metrics: dict, path: Path, fingerprint: str = "") -> None:
     fig.suptitle(title, fontsize=12)
     fig.legend(handles, [label(m) for m in methods], loc="lower center", ncol=len(methods), frameon=False, fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=100, metadata={FINGERPRINT_KEY: fingerprint} if fingerprint else None)
+    fig.savefig(path, dpi=100, metadata={FINGERPRINT_KEY: fingerprint(metrics)})
     plt.close(fig)
 
 

@@ -1,14 +1,11 @@
 """The experiment: for each seed one warm-start checkpoint, then every method from that same checkpoint.
 
-One RL step (per method, identical data and seeds): sample ``group_size`` responses (temperature 1) to each of
-``prompts_per_step`` problems; score them with ``cwgrpo_verl.reward.compute_score`` (training mode); advantages
-from verl's estimator registry (default our ``cw_grpo`` for every method, so only the loss differs); one on-policy
-update with the policy loss from verl's registry, a verl ``ActorConfig`` and the whole step as one micro-batch, so
-the covariance statistics cover every group (old log-prob = detached log-prob: ratio 1, as the authors' update).
+One RL step: advantages from verl's estimator registry (default our ``cw_grpo`` for every method, so only the loss
+differs), then one on-policy update with verl's policy loss and the whole step as one micro-batch, so the covariance
+statistics cover every group (old log-prob = detached log-prob: ratio 1, as the authors' update).
 
-Jobs run in ``workers`` forked processes, one torch thread each: a second intra-op thread buys nothing at this
-size and, on a busy 2-core machine, OpenMP spinning made steps up to 10x slower. A seed's RL jobs are queued as
-soon as its warm start is done. Children report progress through a queue (one tqdm bar).
+Jobs run in ``workers`` forked processes, one torch thread each: on a busy 2-core machine, OpenMP spinning made
+steps up to 10x slower. A seed's RL jobs are queued as soon as its warm start is done.
 """
 
 from __future__ import annotations
@@ -36,7 +33,6 @@ from cwgrpo_verl.metrics import to_host, weight_stats
 from cwgrpo_verl.reward import compute_score
 from cwgrpo_verl.tokens import due, extreme_positions, token_records
 from tools.demo import task
-from tools.demo.task import build_model, response_logprobs, sample
 
 METHODS = ("vanilla", "clip_cov", "cw_grpo")
 LOSS_AGG_MODE = "seq-mean-token-mean"
@@ -75,10 +71,9 @@ class DemoConfig:
 
 
 def environment() -> dict:
-    """What a run's numbers depend on besides the code and config: library versions and the CPU. A run is bitwise
-    reproducible on one machine (1 or 2 processes or threads), but other CPU kernels round differently and the
-    sampled trajectories part (``ATEN_CPU_CAPABILITY=default`` instead of AVX2 changed seed 0 from its warm start).
-    """
+    """What the numbers depend on besides code and config. Bitwise reproducible on one machine (1 or 2 processes or
+    threads), but other CPU kernels round differently and the sampled trajectories part (``ATEN_CPU_CAPABILITY=default``
+    instead of AVX2 changed seed 0 from its warm start)."""
     def ver(dist: str) -> str:
         try:
             return version(dist)
@@ -159,7 +154,7 @@ def warm_start_job(cfg: DemoConfig, seed: int, check_every: int = 25, probe_size
     rule). Returns (seed, state_dict, info); the checkpoint's held-out accuracy is each RL run's step-0 evaluation.
     """
     tokenizer = task.build_tokenizer()
-    model = build_model(tokenizer, seed, cfg.hidden, cfg.layers)
+    model = task.build_model(tokenizer, seed, cfg.hidden, cfg.layers)
     gen = torch.Generator().manual_seed(seed)
     probe = task.sample_problems(probe_size, torch.Generator().manual_seed(50_000 + seed))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.warm_lr, weight_decay=0.0)
@@ -176,33 +171,35 @@ def warm_start_job(cfg: DemoConfig, seed: int, check_every: int = 25, probe_size
             loss.backward()
             opt.step()
             step += 1
-        gen_probe = torch.Generator().manual_seed(seed)
-        acc = _mean(score(tokenizer, *sample(model, tokenizer, task.encode_prompts(tokenizer, probe), gen_probe),
-                          probe, 0.0), "acc")
+        *_, scores = rollout(model, tokenizer, probe, 1, torch.Generator().manual_seed(seed), 0.0)
+        acc = _mean(scores, "acc")
         if acc >= cfg.warm_target:
             break
     _tick(_warm_units(cfg))
     return seed, model.state_dict(), {"warm_start_steps": step, "warm_start_probe_acc": acc}
 
 
-def score(tokenizer, responses: torch.Tensor, mask: torch.Tensor, problems: list, format_weight: float) -> list[dict]:
-    """The reward of each response's text without eos/padding (what a verl rollout hands the reward function)."""
-    return [compute_score(task.DATA_SOURCE, tokenizer.decode(r[m].tolist(), skip_special_tokens=True), p.answer,
-                          mode="train", format_weight=format_weight) for r, m, p in zip(responses, mask, problems)]
+def rollout(model, tokenizer, problems: list, n: int, generator: torch.Generator | None, format_weight: float,
+            greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[dict]]:
+    """``n`` responses to each problem (prompts, responses, mask) and their rewards, scored on each response's text
+    without eos/padding (what a verl rollout hands the reward function)."""
+    prompts = task.encode_prompts(tokenizer, problems).repeat_interleave(n, 0)
+    responses, mask = task.sample(model, tokenizer, prompts, generator, greedy)
+    answers = [p.answer for p in problems for _ in range(n)]
+    scores = [compute_score(task.DATA_SOURCE, tokenizer.decode(r[m].tolist(), skip_special_tokens=True), answer,
+                            mode="train", format_weight=format_weight)
+              for r, m, answer in zip(responses, mask, answers)]
+    return prompts, responses, mask, scores
 
 
 def _mean(scores: list[dict], key: str) -> float:
     return float(np.mean([s[key] for s in scores]))
 
 
-@torch.no_grad()
 def evaluate(model, tokenizer, problems: list, samples: int, seed: int) -> dict:
     """Greedy accuracy and temperature-1 accuracy (``samples`` per problem) on a fixed held-out set."""
-    prompts = task.encode_prompts(tokenizer, problems)
-    greedy = score(tokenizer, *sample(model, tokenizer, prompts, None, greedy=True), problems, 0.0)
-    gen = torch.Generator().manual_seed(seed)
-    resp, mask = sample(model, tokenizer, prompts.repeat_interleave(samples, 0), gen)
-    sampled = score(tokenizer, resp, mask, [p for p in problems for _ in range(samples)], 1.0)
+    *_, greedy = rollout(model, tokenizer, problems, 1, None, 0.0, greedy=True)
+    *_, sampled = rollout(model, tokenizer, problems, samples, torch.Generator().manual_seed(seed), 1.0)
     return {"greedy_acc": _mean(greedy, "acc"), "sample_acc": _mean(sampled, "acc"),
             "sample_format": _mean(sampled, "format")}
 
@@ -212,7 +209,7 @@ def rl_job(cfg: DemoConfig, seed: int, method: str, state: dict) -> dict:
     Per step: host floats (accuracy, entropy, loss metrics, covariance statistics) and, on the token log's steps,
     its records (with the weights' smallest for CW-GRPO)."""
     tokenizer, settings = task.build_tokenizer(), cfg.rl
-    policy = build_model(tokenizer, seed, cfg.hidden, cfg.layers)
+    policy = task.build_model(tokenizer, seed, cfg.hidden, cfg.layers)
     policy.load_state_dict(state)
     eval_problems = task.sample_problems(cfg.eval_size, torch.Generator().manual_seed(999))  # fixed held-out set
     opt = torch.optim.AdamW(policy.parameters(), lr=settings.lr, weight_decay=0.0)
@@ -233,9 +230,7 @@ def rl_job(cfg: DemoConfig, seed: int, method: str, state: dict) -> dict:
         if step == settings.steps:
             break
         problems = task.sample_problems(settings.prompts_per_step, data_gen)
-        prompts = task.encode_prompts(tokenizer, problems).repeat_interleave(g, 0)
-        responses, mask = sample(policy, tokenizer, prompts, sample_gen)
-        scores = score(tokenizer, responses, mask, [p for p in problems for _ in range(g)], settings.format_weight)
+        prompts, responses, mask, scores = rollout(policy, tokenizer, problems, g, sample_gen, settings.format_weight)
 
         # verl's outcome reward layout: the score sits on the last valid token
         rewards = torch.zeros(mask.shape)
@@ -245,7 +240,7 @@ def rl_job(cfg: DemoConfig, seed: int, method: str, state: dict) -> dict:
         advantages, _ = adv_fn(token_level_rewards=rewards, response_mask=mask, index=index, config=algo_cfg)
 
         policy.train()
-        log_prob, entropy = response_logprobs(policy, prompts, responses)
+        log_prob, entropy = task.response_logprobs(policy, prompts, responses)
         loss, metrics = loss_fn(old_log_prob=log_prob.detach(), log_prob=log_prob, advantages=advantages,
                                 response_mask=mask, loss_agg_mode=LOSS_AGG_MODE, config=actor_cfg)
         opt.zero_grad(set_to_none=True)
