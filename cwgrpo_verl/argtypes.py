@@ -1,12 +1,10 @@
-"""Command-line value types shared by every ``python -m`` tool: one wording for one kind of mistake.
-
-Each function returns a parser for ``argparse``'s ``type=``; a bad value becomes ``argparse.ArgumentTypeError``,
-which argparse reports with the flag's name and exit status 2.
-"""
+"""Command-line value types shared by every ``python -m`` tool: one wording for one kind of mistake. Each returns a
+parser for argparse's ``type=``, whose ArgumentTypeError argparse reports with the flag's name and exit status 2."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 from collections.abc import Callable, Iterable
 
@@ -15,13 +13,10 @@ def integer(low: int = 1) -> Callable[[str], int]:
     """A whole number >= ``low``."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}")
-        return value
+        with contextlib.suppress(ValueError):
+            if (value := int(text)) >= low:
+                return value
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}")
 
     return parse
 
@@ -31,13 +26,11 @@ def real(low: float = 0.0, high: float = math.inf, low_open: bool = True) -> Cal
     interval = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
 
     def parse(text: str) -> float:
-        try:
+        with contextlib.suppress(ValueError):
             value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and (value > low if low_open else value >= low) and value <= high):
-            raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text!r}")
-        return value
+            if math.isfinite(value) and (value > low if low_open else value >= low) and value <= high:
+                return value
+        raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text!r}")
 
     return parse
 

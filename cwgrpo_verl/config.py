@@ -37,8 +37,9 @@ class CWGRPOPolicyLossConfig(PolicyLossConfig):
     cw_bandwidth_scale: float = 1.0
 
     def __post_init__(self):
-        _check_choice("cw_logp_center", self.cw_logp_center, LOGP_CENTERS)
-        _check_choice("cw_normalizer", self.cw_normalizer, NORMALIZERS)
+        for name, allowed in (("cw_logp_center", LOGP_CENTERS), ("cw_normalizer", NORMALIZERS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{KEY}.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         if not isinstance(self.cw_detach_weights, bool):
             raise ValueError(f"{KEY}.cw_detach_weights must be true or false, got {self.cw_detach_weights!r}")
         scale = self.cw_bandwidth_scale
@@ -61,22 +62,14 @@ def check_adv_epsilon(eps, norm_by_std: bool = True) -> None:
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):
         raise ValueError(f"algorithm.cw_adv_epsilon must be a finite float >= 0, got {eps!r}")
     if norm_by_std and eps == 0:
-        raise ValueError(
-            "algorithm.cw_adv_epsilon=0 with algorithm.norm_adv_by_std_in_grpo=true divides 0 by 0 for every group "
-            "whose rewards are all equal (NaN advantages): use a positive epsilon (the authors': 1e-4)"
-        )
-
-
-def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{KEY}.{name} must be one of {list(allowed)}, got {value!r}")
+        raise ValueError("algorithm.cw_adv_epsilon=0 with algorithm.norm_adv_by_std_in_grpo=true divides 0 by 0 for "
+                         "every group whose rewards are all equal (NaN advantages): use a positive epsilon (the "
+                         "authors': 1e-4)")
 
 
 def cw_options(policy_loss_config) -> CWGRPOPolicyLossConfig:
     """The CW options of an actor's ``policy_loss``; a plain ``PolicyLossConfig`` gets the defaults."""
-    if isinstance(policy_loss_config, CWGRPOPolicyLossConfig):
-        return policy_loss_config
-    return _DEFAULTS
+    return policy_loss_config if isinstance(policy_loss_config, CWGRPOPolicyLossConfig) else _DEFAULTS
 
 
 _DEFAULTS = CWGRPOPolicyLossConfig(loss_mode="cw_grpo")

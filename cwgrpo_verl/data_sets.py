@@ -1,11 +1,7 @@
-"""The paper's data sets, in one place: data preparation, the reward, the evaluation, the report, the CPU backend,
-the training scripts and the recipe's YAML all read them from here (the standard library only).
-
-Adding an evaluation set is one :class:`DataSet` in :data:`EVALUATION` (plus the rule of its gold in
-``data_prep.common.ground_truth_for`` if none of the three below fits): ``tests/test_data_sets.py`` shows every
-consumer seeing it. ``python -m cwgrpo_verl.data_sets val-files DIR`` prints the Hydra list of the evaluation files
-that the training scripts pass to verl.
-"""
+"""The paper's data sets, in one place that every consumer reads (the standard library only). Adding an evaluation
+set is one :class:`DataSet` in :data:`EVALUATION` (plus its gold rule in ``data_prep.common.ground_truth_for`` if
+none below fits): ``tests/test_data_sets.py`` shows every consumer seeing it. ``python -m cwgrpo_verl.data_sets
+val-files DIR`` prints the Hydra list of the evaluation files that the training scripts pass to verl."""
 
 from __future__ import annotations
 
@@ -49,14 +45,12 @@ TRAINING = DataSet("open_rs", "Open-RS", "knoveleng/open-rs", "train", "open_rs"
 EVALUATION: tuple[DataSet, ...] = (
     DataSet("aime24", "AIME24", "HuggingFaceH4/aime_2024", "train", "aime24", "problem", "answer", "expr",
             aliases=("huggingfaceh4/aime_2024", "aime_2024", "aime")),
-    DataSet("math500", "MATH-500", "HuggingFaceH4/MATH-500", "test", "math500", "problem",
-            "boxed_solution_or_answer", "latex",
-            aliases=("huggingfaceh4/math-500", "math-500", "math_500")),
+    DataSet("math500", "MATH-500", "HuggingFaceH4/MATH-500", "test", "math500", "problem", "boxed_solution_or_answer",
+            "latex", aliases=("huggingfaceh4/math-500", "math-500", "math_500")),
     DataSet("amc23", "AMC23", "knoveleng/AMC-23", "train", "amc23", "problem", "answer", "expr",
             aliases=("knoveleng/amc-23", "amc")),
     DataSet("minerva", "Minerva", "knoveleng/Minerva-Math", "train", "minerva_math", "problem", "boxed_solution",
-            "latex",
-            aliases=("knoveleng/minerva-math", "minerva_math")),
+            "latex", aliases=("knoveleng/minerva-math", "minerva_math")),
     DataSet("olympiadbench", "OlympiadBench", "knoveleng/OlympiadBench", "train", "olympiadbench", "question",
             "final_answer", "latex", aliases=("knoveleng/olympiadbench",)),
 )
@@ -72,8 +66,7 @@ def evaluation_keys() -> tuple[str, ...]:
 
 def get(key: str) -> DataSet:
     """The set named ``key`` (or one of its aliases); KeyError naming the known sets otherwise."""
-    found = resolve(key)
-    if found is None:
+    if (found := resolve(key)) is None:
         raise KeyError(f"unknown data set {key!r}; known: {', '.join(d.key for d in all_sets())}")
     return found
 
@@ -81,7 +74,7 @@ def get(key: str) -> DataSet:
 def resolve(name) -> DataSet | None:
     """The set a key, an alias or a ``data_source`` names (case-insensitive), or None."""
     text = str(name).strip().lower()
-    text = text[len(PREFIX):] if text.startswith(PREFIX) else text
+    text = text.removeprefix(PREFIX)
     return next((d for d in all_sets() if text == d.key or text in d.aliases), None)
 
 

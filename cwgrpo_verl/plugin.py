@@ -9,11 +9,8 @@ def check_registered() -> None:
     """Raise if ``cw_grpo`` is missing from verl's policy-loss or advantage-estimator registry."""
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, POLICY_LOSS_REGISTRY
 
-    missing = [f"policy loss {LOSS_NAME!r}"] if LOSS_NAME not in POLICY_LOSS_REGISTRY else []
-    if ESTIMATOR_NAME not in ADV_ESTIMATOR_REGISTRY:
-        missing.append(f"advantage estimator {ESTIMATOR_NAME!r}")
-    if missing:
-        raise RuntimeError(
-            f"cwgrpo_verl is imported but verl lacks {', '.join(missing)}: is the package installed in this "
-            "environment (pip install -e .) and verl==0.9.1?"
-        )
+    wanted = {f"policy loss {LOSS_NAME!r}": LOSS_NAME in POLICY_LOSS_REGISTRY,
+              f"advantage estimator {ESTIMATOR_NAME!r}": ESTIMATOR_NAME in ADV_ESTIMATOR_REGISTRY}
+    if missing := [what for what, registered in wanted.items() if not registered]:
+        raise RuntimeError(f"cwgrpo_verl is imported but verl lacks {', '.join(missing)}: is the package installed "
+                           "in this environment (pip install -e .) and verl==0.9.1?")

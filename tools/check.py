@@ -27,8 +27,8 @@ from cwgrpo_verl import argtypes
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 CHECKOUT_RUNTIME_ENV = CHECKOUT / "examples" / "runtime_env.yaml"
-FIX = ("pip install -e . on every node, or ship the repo as working_dir with VERL_USE_EXTERNAL_MODULES=cwgrpo_verl.plugin "
-       "(examples/submit_ray_job.sh does both)")
+FIX = ("pip install -e . on every node, or ship the repo as working_dir with "
+       "VERL_USE_EXTERNAL_MODULES=cwgrpo_verl.plugin (examples/submit_ray_job.sh does both)")
 
 
 class CheckError(RuntimeError):
@@ -223,8 +223,7 @@ def driver_report(process: subprocess.Popen, timeout_s: float) -> dict | None:
 
 
 def job_runtime_env(path: Path | None, working_dir: Path | None) -> dict:
-    """The runtime env read from ``path`` (``--runtime-env``), with ``working_dir`` (if any), as
-    ``examples/submit_ray_job.sh`` ships them."""
+    """The runtime env of ``path`` (``--runtime-env``) plus ``working_dir``, as submit_ray_job.sh ships them."""
     import yaml
 
     env = {}

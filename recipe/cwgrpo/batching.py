@@ -21,7 +21,6 @@ def sequence_parallel_size(config: DictConfig, role: str = "actor") -> int:
 
 
 def data_parallel_size(config: DictConfig) -> int:
-    """Data-parallel ranks of the actor: every GPU of the run, over the sequence-parallel size."""
     return config.trainer.nnodes * config.trainer.n_gpus_per_node // sequence_parallel_size(config)
 
 

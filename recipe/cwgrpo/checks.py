@@ -53,7 +53,7 @@ class RecipeOptions:
                 raise ConfigError(f"cwgrpo.{key} must be {rule}, got {getattr(self, key)!r}")
 
     @classmethod
-    def from_config(cls, config: DictConfig) -> "RecipeOptions":
+    def from_config(cls, config: DictConfig) -> RecipeOptions:
         options, known = dict(config.get("cwgrpo") or {}), [f.name for f in fields(cls)]
         if unknown := sorted(set(options) - set(known)):
             raise ConfigError(f"unknown key(s) cwgrpo.{', cwgrpo.'.join(unknown)}; known: {', '.join(known)}")

@@ -51,12 +51,11 @@ class _CWGRPOTaskRunner(TaskRunnerV1.__ray_actor_class__):
         from verl.plugin.platform import get_platform
         from verl.trainer.ppo.v1 import get_trainer_cls
 
-        from recipe.cwgrpo import trainer  # noqa: F401  (registers trainer_mode=cwgrpo here)
-        from recipe.cwgrpo.preflight import check_paths_on_every_node, keep_earlier_file_log
+        from recipe.cwgrpo import preflight, trainer  # noqa: F401  (trainer: registers trainer_mode=cwgrpo here)
 
         check_registered()
-        check_paths_on_every_node(config, accelerator=get_platform().ray_resource_name())
-        if (log := keep_earlier_file_log(config)) is not None:
+        preflight.check_paths_on_every_node(config, accelerator=get_platform().ray_resource_name())
+        if (log := preflight.keep_earlier_file_log(config)) is not None:
             print(f"[cwgrpo] {log.name.rsplit('.', 2)[0]}.jsonl holds an earlier attempt: this one logs to {log}",
                   flush=True)
         print(f"[cwgrpo] task runner pid {os.getpid()}: cw_grpo registered, trainer "

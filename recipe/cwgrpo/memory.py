@@ -1,8 +1,7 @@
 """An estimate of the GPU memory one rank needs for the actor update, the recipe's memory floor: with
 ``cwgrpo.scope=group`` a micro-batch holds at least one whole prompt group. Its terms, what it leaves out and the table
 are in docs/memory.md (an estimate from shapes, not a measurement); it also leaves out the reference model
-(forward-only, in its own smaller micro-batches). ``python -m recipe.cwgrpo.memory`` prints the table.
-"""
+(forward-only, in its own smaller micro-batches). ``python -m recipe.cwgrpo.memory`` prints the table."""
 
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ class ModelShape:
     tied_embeddings: bool = False
 
     @classmethod
-    def from_config(cls, config) -> "ModelShape":
+    def from_config(cls, config) -> ModelShape:
         """From a transformers ``PretrainedConfig``."""
         heads = config.num_attention_heads
         return cls(layers=config.num_hidden_layers, hidden=config.hidden_size, intermediate=config.intermediate_size,

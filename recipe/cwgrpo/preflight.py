@@ -10,7 +10,6 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Optional
 
 from omegaconf import DictConfig, ListConfig
 
@@ -42,7 +41,7 @@ def run_paths(config: DictConfig) -> dict[str, tuple[str, str]]:
 SHARED_STORAGE_WAIT_S = 65.0
 
 
-def path_problems(paths: dict[str, tuple[str, str]], marker: Optional[str] = None,
+def path_problems(paths: dict[str, tuple[str, str]], marker: str | None = None,
                   wait_s: float = SHARED_STORAGE_WAIT_S) -> list[str]:
     """What this machine cannot see (runs on each node). ``marker``: the name of a file the task runner wrote into
     every writable folder; a folder where it does not appear within ``wait_s`` is not the task runner's disk."""
@@ -71,9 +70,8 @@ def _appears(folder: str, name: str, wait_s: float) -> bool:
     client's cached lookup of the file, close-to-open consistency) and list the folder."""
     deadline = time.monotonic() + wait_s
     while True:
-        with contextlib.suppress(OSError):
-            with open(os.path.join(folder, name), "rb"):
-                return True
+        with contextlib.suppress(OSError), open(os.path.join(folder, name), "rb"):
+            return True
         with contextlib.suppress(OSError):
             if name in os.listdir(folder):
                 return True
@@ -139,7 +137,7 @@ def token_log_path(config: DictConfig) -> Path:
     return Path(os.environ.get(TOKEN_LOG_ENV) or log_path(file_log_path(config)))
 
 
-def keep_earlier_file_log(config: DictConfig) -> Optional[Path]:
+def keep_earlier_file_log(config: DictConfig) -> Path | None:
     """verl's file logger truncates its default ``<experiment>.jsonl`` when a run starts, which would erase a resumed
     experiment's earlier steps: when that file exists, point the logger at ``<experiment>.2.jsonl`` (``.3``, ...)
     instead; an explicit VERL_FILE_LOGGER_PATH is left alone. Returns the new path, if any (the report joins them)."""
