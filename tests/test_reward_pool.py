@@ -22,6 +22,7 @@ from cwgrpo_verl import data_sets
 from cwgrpo_verl import reward as R
 from cwgrpo_verl.processes import alive as process_alive
 from cwgrpo_verl.reward import compute_score
+from cwgrpo_verl.reward.pool import Lost, Pool
 
 MATH = data_sets.get("math500").data_source
 SLOW = "The final answer is $\\boxed{9^{9^{9}}}$"
@@ -195,6 +196,23 @@ def test_worker_killed_during_a_sample_gets_it_once_more(own_pool):
     assert result["acc"] == 1.0 and result["reason"] == "ok"
     assert _still_alive([victim]) == [] and victim not in R.worker_pids()["workers"]
     assert _strays() == []
+
+
+def test_worker_killed_with_the_sample_unread_is_dead():
+    """A worker killed before it read the sample closes its socket with unread data: the caller gets ECONNRESET,
+    not EOF, and must still count the worker dead, so that its pid (someone else's by then) is never signalled."""
+    pool = Pool(1)
+    worker = pool._acquire()
+    lost = None
+    try:
+        os.kill(worker.pid, signal.SIGSTOP)  # alive, but it reads nothing
+        threading.Timer(0.3, os.kill, (worker.pid, signal.SIGKILL)).start()
+        with pytest.raises(Lost) as lost:
+            worker.call(json.dumps({"mode": "eval", "gold": "$1$", "text": _resp("1")}).encode(), timeout=30)
+        assert (lost.value.started, lost.value.dead) == (True, True)
+    finally:
+        pool._release(worker, keep=False, dead=lost is not None)
+        pool.close()
 
 
 @pytest.mark.slow
