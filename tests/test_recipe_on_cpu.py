@@ -166,3 +166,15 @@ def test_a_marker_that_shows_late_on_a_network_file_system_still_counts(tmp_path
                              wait_s=20) == []
     finally:
         late.join()
+
+
+def test_the_trainer_weighs_with_the_losss_options():
+    """The trainer's own weights (cwgrpo.scope=batch, the token log's w) take the loss's options, not defaults."""
+    from recipe.cwgrpo.trainer import CWGRPOTrainer
+
+    trainer = CWGRPOTrainer.__new__(CWGRPOTrainer)  # only the config: the stages are run by test_trainer_e2e
+    loss = "actor_rollout_ref.actor.policy_loss"
+    trainer.config = compose_recipe([f"{loss}.cw_logp_center=batch", f"{loss}.cw_normalizer=valid_tokens",
+                                     f"{loss}.cw_bandwidth_scale=0.5", "cwgrpo.token_log_top_k=7"])
+    assert trainer._cw_kwargs == {"logp_center": "batch", "normalizer": "valid_tokens", "bandwidth_scale": 0.5}
+    assert trainer._options.token_log_top_k == 7

@@ -16,7 +16,7 @@ import contextlib
 import copy
 import logging
 import uuid
-from functools import partial
+from functools import cached_property, partial
 
 import torch
 import transfer_queue as tq
@@ -32,6 +32,7 @@ from verl.workers.utils.padding import response_to_nested
 
 from cwgrpo_verl import LOSS_NAME
 from cwgrpo_verl import tokens
+from cwgrpo_verl.config import cw_options
 from cwgrpo_verl.core import cw_weights
 from cwgrpo_verl.groups import Layout, group_ids, plan_layout
 from cwgrpo_verl.loss import UPDATE_ROWS_KEY, recipe_ppo_loss
@@ -74,8 +75,9 @@ class CWGRPOTrainer(PPOTrainerSync):
         if name != TRAINER_MODE:
             raise ValueError(f"CWGRPOTrainer runs as trainer.v1.trainer_mode={TRAINER_MODE}, got {name!r}")
 
-    @property
+    @cached_property
     def _options(self) -> RecipeOptions:
+        """``cwgrpo.*``, checked in the driver; nothing changes them during a run."""
         return RecipeOptions.from_config(self.config)
 
     @property
@@ -84,12 +86,12 @@ class CWGRPOTrainer(PPOTrainerSync):
         loss_mode = self.config.actor_rollout_ref.actor.policy_loss.get("loss_mode")
         return self._options.scope if loss_mode == LOSS_NAME else None
 
-    @property
+    @cached_property
     def _cw_kwargs(self) -> dict:
         """The loss's options of the weights, as ``cw_weights`` takes them."""
-        loss = self.config.actor_rollout_ref.actor.policy_loss
-        return dict(logp_center=loss.get("cw_logp_center", "sequence"), normalizer=loss.get("cw_normalizer", "padded"),
-                    bandwidth_scale=float(loss.get("cw_bandwidth_scale", 1.0)))
+        loss = cw_options(omega_conf_to_dataclass(self.config.actor_rollout_ref.actor.policy_loss))
+        return dict(logp_center=loss.cw_logp_center, normalizer=loss.cw_normalizer,
+                    bandwidth_scale=loss.cw_bandwidth_scale)
 
     @property
     def _group_size(self) -> int:
@@ -201,12 +203,14 @@ class CWGRPOTrainer(PPOTrainerSync):
                                select_fields=["uid", "response_mask", "old_log_probs", "advantages"])
         response_mask, padded = data["response_mask"], data.to_padded_tensor()
         adv, old, mask = padded["advantages"], padded["old_log_probs"], padded["response_mask"]
-        real = torch.tensor([not tag.get("is_padding", False) for tag in batch.tags])
-        real_uids = [u for u, r in zip(padded.get("uid").tolist(), real) if r]
-        cov = group_covariance(old[real], adv[real], mask[real], real_uids, logp_center=self._cw_kwargs["logp_center"])
-        metrics.update(covariance_metrics(cov, mask[real]))
+        is_real = [not tag.get("is_padding", False) for tag in batch.tags]
+        real = torch.tensor(is_real)
+        real_uids = [u for u, r in zip(padded.get("uid").tolist(), is_real) if r]
+        real_old, real_adv, real_mask = old[real], adv[real], mask[real]
+        cov = group_covariance(real_old, real_adv, real_mask, real_uids, logp_center=self._cw_kwargs["logp_center"])
+        metrics.update(covariance_metrics(cov, real_mask))
         if tokens.due(self.global_steps, self._options.token_log_every, first=not self._logged_tokens):
-            self._log_tokens(batch, real, real_uids, old[real], adv[real], mask[real], cov)
+            self._log_tokens(batch, is_real, real_uids, real_old, real_adv, real_mask, cov)
             self._logged_tokens = True
         if self._cw_scope != "batch":
             return batch
@@ -215,7 +219,7 @@ class CWGRPOTrainer(PPOTrainerSync):
         output = TensorDict({"advantages": response_to_nested(weighted, response_mask)}, batch_size=len(batch))
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=output)
 
-    def _log_tokens(self, batch, real, uids, old, adv, mask, cov):
+    def _log_tokens(self, batch, is_real, uids, old, adv, mask, cov):
         """The step's extreme tokens, appended to ``<experiment>.tokens.jsonl``. ``w`` is the weight CW-GRPO gives the
         token with the run's options (observe-only for the other methods, which do not log the most down-weighted
         tokens). One fetch of the step's token ids and rewards, on logged steps only."""
@@ -227,7 +231,7 @@ class CWGRPOTrainer(PPOTrainerSync):
             weights = cw_weights(old, adv, mask, detach=True, **self._cw_kwargs, **segments).weights
         picks = tokens.extreme_positions(cov, mask, self._options.token_log_top_k,
                                          weights if scope is not None else None)
-        keys = [key for key, r in zip(batch.keys, real.tolist()) if r]
+        keys = [key for key, r in zip(batch.keys, is_real) if r]
         data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id,
                                select_fields=["prompts", "responses", "rm_scores"])
         responses = [row.tolist() for row in data["responses"].unbind()]
