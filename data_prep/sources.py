@@ -182,7 +182,9 @@ def iter_source_rows(source: str | os.PathLike, split: str | None = None,
                      hint: str = "--source") -> Iterator[SourceRow]:
     """Rows of ``source`` in order.  ``split`` picks a hub/DatasetDict split; ``hint`` is the flag that named
     the source (messages tell the user which flag to change)."""
-    p, s, suffix, local = Path(source), str(source), Path(source).suffix.lower(), True
+    p, s = Path(source), str(source)
+    suffix = p.suffix.lower()
+    local = True  # False: a hub id
     try:  # inside: is_file() itself raises for a name too long or a folder that cannot be searched
         if p.is_dir():
             yield from _numbered(_saved_rows(p, split, hint))

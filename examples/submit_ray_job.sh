@@ -25,7 +25,8 @@ export RAY_ADDRESS=${RAY_ADDRESS:-http://127.0.0.1:8265}
 FORWARD_ENV=${FORWARD_ENV:-"WANDB_API_KEY WANDB_PROJECT WANDB_ENTITY HF_TOKEN HF_HOME HF_ENDPOINT"}
 die() { echo "submit_ray_job.sh: $*" >&2; exit 2; }
 
-overrides=() script=  # overrides: what $PYTHON checks, the resolved Hydra overrides
+overrides=()  # what $PYTHON checks: the resolved Hydra overrides
+script=
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
     sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p;}' "${BASH_SOURCE[0]}"
     exit 0

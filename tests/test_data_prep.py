@@ -116,6 +116,7 @@ def test_ground_truth_for_each_set():
     assert ground_truth_for("olympiadbench", {"final_answer": ["$(-\\infty, 0) \\cup\\{1\\}$."]})[1] == \
         "(-\\infty, 0) \\cup\\{1\\}"
     assert ground_truth_for("olympiadbench", {"answer": "$2^{1009}$"}) == ("$2^{1009}$", "2^{1009}", "answer")
+    assert ground_truth_for("olympiadbench", {"answer": "$x+1$."})[1] == "x+1"  # the hub's column, too
     assert ground_truth_for("open_rs", {"solution": r"so \boxed{54}", "answer": "54"}) == (r"so \boxed{54}", "54", "solution")
     assert ground_truth_for("open_rs", {"solution": "it is 9", "answer": "9"}) == ("it is 9", "9", "solution")
     assert ground_truth_for("open_rs", {"solution": "", "answer": "9"}) == (r"\boxed{9}", "9", "answer")
