@@ -45,6 +45,8 @@ demo: setup
 tokens-screenshot:
 	chromium --headless --no-sandbox --hide-scrollbars --window-size=1280,1100 \
 		--screenshot=$(CURDIR)/docs/tokens.png file://$(CURDIR)/docs/demo_tokens.html
+	$(PY) -c "from pathlib import Path; from tools.demo.report import stamp_screenshot; \
+		stamp_screenshot(Path('docs/tokens.png'), Path('docs/demo_tokens.html'))"
 
 bench: setup
 	$(PY) benchmarks/bench_loss.py

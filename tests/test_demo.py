@@ -22,8 +22,10 @@ from tools.demo import main
 from tools.demo.report import (
     BLOCK_END,
     BLOCK_START,
+    PAGE_KEY,
     SMOKE,
     fingerprint,
+    page_digest,
     read_fingerprint,
     readme_block,
     render_markdown,
@@ -134,6 +136,12 @@ def test_docs_page_and_figure_are_rendered_from_the_committed_run(published):
         f"docs/demo.md is not what docs/demo.json renders; run `{REGENERATE}`")
     assert read_fingerprint(DOCS / "demo_curves.png") == fingerprint(published), (
         f"docs/demo_curves.png was not drawn from docs/demo.json; run `{REGENERATE}`")
+
+
+@pytest.mark.docs
+def test_the_readme_screenshot_shows_the_published_token_page():
+    assert read_fingerprint(DOCS / "tokens.png", PAGE_KEY) == page_digest(DOCS / "demo_tokens.html"), (
+        "docs/tokens.png is not a picture of docs/demo_tokens.html as it is now; run `make tokens-screenshot`")
 
 
 @pytest.mark.docs

@@ -41,6 +41,7 @@ STYLES = {  # label, colour, line style, marker
 }
 SMOOTH = 5  # entropy is plotted as a trailing 5-step mean (the raw per-step values are in steps.csv)
 FINGERPRINT_KEY = "cwgrpo-demo-run"  # PNG text chunk holding the run's fingerprint
+PAGE_KEY = "cwgrpo-demo-page"  # the README's screenshot: a PNG text chunk holding the digest of the page it shows
 
 
 def label(method: str) -> str:
@@ -350,9 +351,25 @@ def plot(metrics: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def read_fingerprint(path: Path) -> str | None:
-    """The fingerprint a PNG written by ``plot`` carries (None if it carries none)."""
+def read_fingerprint(path: Path, key: str = FINGERPRINT_KEY) -> str | None:
+    """The fingerprint a PNG written by ``plot`` (or stamped by :func:`stamp_screenshot`) carries, or None."""
     from PIL import Image
 
     with Image.open(path) as img:
-        return img.info.get(FINGERPRINT_KEY)
+        return img.info.get(key)
+
+
+def page_digest(page: Path) -> str:
+    return hashlib.sha256(page.read_bytes()).hexdigest()[:16]
+
+
+def stamp_screenshot(png: Path, page: Path) -> None:
+    """Write into a screenshot the digest of the page it shows (``make tokens-screenshot``), so that a test sees
+    when the page changed and the picture did not."""
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(PAGE_KEY, page_digest(page))
+    with Image.open(png) as img:
+        img.load()
+        img.save(png, pnginfo=info, optimize=True)
