@@ -217,8 +217,9 @@ def our_processes(session: Optional[int] = None, marker: Optional[str] = None) -
     return found
 
 
-def stop_leftovers(session: int, marker: str, grace_s: float = 15.0) -> list[int]:
-    """Give our Ray a moment to finish its own shutdown; kill (and report) whatever of ours is still there."""
+def stop_leftovers(session: int, marker: str, grace_s: float = 60.0) -> list[int]:
+    """Give our Ray time to finish its own shutdown; kill (and report) whatever of ours is still there. The wait ends
+    as soon as nothing of ours is left: 15 s was once too short for a training rank's exit on a loaded 2-core CI."""
     deadline = time.monotonic() + grace_s
     while (alive := our_processes(session, marker)) and time.monotonic() < deadline:
         time.sleep(0.5)
