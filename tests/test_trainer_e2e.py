@@ -249,9 +249,10 @@ def test_a_run_resumed_at_step_1_repeats_the_uninterrupted_step_2(runs):
     assert [resumed.metrics[s]["training/global_step"] for s in resumed.steps] == [2, 3]
     # what does not depend on which groups share a micro-batch: the rollout's requests for one prompt arrive in an
     # order that follows the machine's load, so the same responses may sit in other rows (per-micro-batch metrics
-    # such as actor/cw/weight_std then move; the loss, the gradient and the weights do not)
+    # such as actor/cw/weight_std then move; the loss, the gradient and the weights do not, up to float32 sums taken
+    # in another order: 1.5e-6 relative seen on actor/pg_loss; other prompts at step 2 differ by far more)
     for key in ("actor/pg_loss", "actor/grad_norm", "cov/std", "critic/score/mean"):
-        assert resumed.metrics[2][key] == pytest.approx(first.metrics[2][key], rel=1e-6, abs=1e-9), key
+        assert resumed.metrics[2][key] == pytest.approx(first.metrics[2][key], rel=1e-5, abs=1e-9), key
     before, after = _actor_weights(first.work / "checkpoints" / "global_step_2"), _actor_weights(
         first.work / "resumed" / "global_step_2")
     assert before.keys() == after.keys()
