@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from cwgrpo_verl import data_sets
-from data_prep import convert as convert_module
 from data_prep import decontaminate, eval_sets, open_rs, output
 from data_prep.common import DataPrepError
 from data_prep.sources import iter_source_rows
@@ -404,24 +402,31 @@ def _as_json_array(jsonl: Path) -> Path:
     return path
 
 
+TRACEMALLOC_PROBE = """
+import json, sys, tracemalloc
+from data_prep import convert, open_rs
+convert.CHUNK_ROWS = 50
+open_rs.prepare_open_rs(sys.argv[1], source=sys.argv[2])  # warm-up: pyarrow imports pandas on its first array
+tracemalloc.start()  # (decontamination is left to the benchmark below: tracing its n-grams is slow)
+open_rs.prepare_open_rs(sys.argv[3], source=sys.argv[4])
+print(json.dumps(tracemalloc.get_traced_memory()[1]))
+"""
+
+
 @pytest.mark.parametrize("fmt, bound", [("jsonl", 0.5), ("json", 2.5)])
-def test_python_memory_does_not_grow_with_the_input(tmp_path, monkeypatch, fmt, bound):
+def test_python_memory_does_not_grow_with_the_input(tmp_path, fmt, bound):
     """Python-side peak (tracemalloc) for a 1.6 MB input with small row groups: the old all-in-memory pass held
     9x the input in Python objects; streaming holds about one row group (0.2x here). A JSON array's text is held
-    whole (and its bytes while they are decoded), its rows one at a time (the old pass: 3.2x)."""
+    whole (and its bytes while they are decoded), its rows one at a time (the old pass: 3.2x). Measured in a fresh
+    interpreter: tracemalloc counts every thread, and earlier tests leave threads in this one."""
     src = _synthetic_open_rs(tmp_path / "train.jsonl", rows=1000)
     if fmt == "json":
         src = _as_json_array(src)
     size = src.stat().st_size
-    monkeypatch.setattr(convert_module, "CHUNK_ROWS", 50)
-    # warm up first: pyarrow imports pandas on its first array, and those allocations are not data
-    open_rs.prepare_open_rs(tmp_path / "warm", source=str(FIXTURE))
-    tracemalloc.start()  # (decontamination is left to the benchmark below: tracing its n-grams is slow)
-    try:
-        open_rs.prepare_open_rs(tmp_path / "out", source=str(src))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    r = subprocess.run([sys.executable, "-c", TRACEMALLOC_PROBE, str(tmp_path / "warm"), str(FIXTURE),
+                        str(tmp_path / "out"), str(src)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    peak = json.loads(r.stdout.strip().splitlines()[-1])
     assert pq.ParquetFile(tmp_path / "out" / "open_rs.parquet").metadata.num_row_groups == 20
     assert peak < bound * size, (peak, size)
 
