@@ -140,7 +140,8 @@ class Watchdog:
 
     def __init__(self, seconds: float, spent: float = 0.0):
         self.seconds, self.spent, self.stage = seconds, spent, "starting"
-        self.end = time.monotonic() + seconds - spent - min(1.0, 0.2 * seconds)
+        self.allowance = max(0.0, seconds - spent - min(1.0, 0.2 * seconds))  # for calls with a deadline, at start
+        self.end = time.monotonic() + self.allowance
         self._timer = threading.Timer(max(0.0, seconds - spent), self._expire)
         self._timer.daemon = True
 
@@ -296,7 +297,7 @@ def main(argv=None, spent: float = 0.0) -> int:
     with Watchdog(args.timeout, spent) as dog:
         try:
             if kind != "default":
-                reachable(kind, address, min(10.0, dog.left()))
+                reachable(kind, address, min(10.0, dog.allowance))  # the first call: its limit is fixed
             if kind == "job":
                 return check_as_job(address, runtime_env, dog)
             reports = check_cluster(address, runtime_env, dog)
